@@ -1,0 +1,38 @@
+/* error.c - one-line error messages carried back to the caller. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fail_v(pp_error *err, enum pp_status status, const char *suffix,
+		  const char *fmt, va_list args)
+{
+	if (err) {
+		int n = vsnprintf(err->message, sizeof err->message, fmt, args);
+		if (suffix && n >= 0 && (size_t)n < sizeof err->message)
+			snprintf(err->message + n, sizeof err->message - (size_t)n,
+				 ": %s", suffix);
+		err->status = status;
+	}
+	return status;
+}
+
+int pp_fail(pp_error *err, enum pp_status status, const char *fmt, ...)
+{
+	va_list args;
+	va_start(args, fmt);
+	fail_v(err, status, NULL, fmt, args);
+	va_end(args);
+	return status;
+}
+
+int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
+{
+	const char *reason = strerror(errno);
+	va_list args;
+	va_start(args, fmt);
+	fail_v(err, status, reason, fmt, args);
+	va_end(args);
+	return status;
+}

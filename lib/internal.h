@@ -1,0 +1,243 @@
+/*
+ * internal.h - what the pieces of libpartpack share and nothing else does.
+ *
+ * The library is format-blind above one seam: a container (xz.c, gz.c)
+ * describes an archive as a table of blocks, each with its uncompressed
+ * range, its place in the file and its check, and can list the stored
+ * extents of a block and decode a block.  Patching, reading and verifying
+ * (patch.c, archive.c) work on that table alone.  Writing has the mirror
+ * seam: a container encodes one block at a time as a pure function, so the
+ * thread pool (pool.c) can run blocks in any order and still emit the same
+ * bytes.
+ */
+#ifndef PARTPACK_INTERNAL_H
+#define PARTPACK_INTERNAL_H
+
+#include "partpack.h"
+
+#include <stdarg.h>
+#include <sys/types.h>
+
+#define PP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- errors (error.c) ------------------------------------------------- */
+
+/* Sets *err (if not NULL) and returns status, for `return pp_fail(...)`. */
+int pp_fail(pp_error *err, enum pp_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* As pp_fail, with ": strerror(errno)" appended. */
+int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- whole-buffer I/O (io.c) ------------------------------------------ */
+
+/* Read or write exactly len bytes; -1 with errno set otherwise (EIO at EOF). */
+int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset);
+int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
+int pp_write_full(int fd, const void *buf, size_t len);
+/* Reads up to len bytes, stopping early only at end of input. */
+ssize_t pp_read_upto(int fd, void *buf, size_t len);
+
+static inline void pp_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t pp_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline void pp_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t pp_get_le64(const uint8_t *p)
+{
+	return (uint64_t)pp_get_le32(p) | (uint64_t)pp_get_le32(p + 4) << 32;
+}
+
+/* ---- CRC arithmetic (crc.c) ------------------------------------------- */
+
+uint32_t pp_crc32(uint32_t crc, const void *buf, size_t len);
+uint64_t pp_crc64(uint64_t crc, const void *buf, size_t len);
+/* crc0 (zero init, no final xor) multiplied by x^(8 * zeros) mod P: the
+ * change in a CRC when `zeros` bytes follow the changed bytes. */
+uint32_t pp_crc32_shift(uint32_t crc0, uint64_t zeros);
+uint64_t pp_crc64_shift(uint64_t crc0, uint64_t zeros);
+
+/* ---- SHA-256 (sha256.c) ----------------------------------------------- */
+
+typedef struct pp_sha256 {
+	uint32_t state[8];
+	uint64_t length;
+	uint8_t block[64];
+	size_t fill;
+} pp_sha256;
+
+void pp_sha256_init(pp_sha256 *ctx);
+void pp_sha256_update(pp_sha256 *ctx, const void *data, size_t len);
+void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32]);
+
+/* Size in bytes of a check field. */
+size_t pp_check_size(enum pp_check check);
+
+/* ---- layout planning (plan.c) ----------------------------------------- */
+
+/* Kept ranges sorted and merged, plus the block size: enough to say where
+ * each block ends without knowing the image size (stdin works). */
+typedef struct pp_plan {
+	pp_range *stored;
+	size_t stored_count;
+	uint64_t block_size;
+} pp_plan;
+
+int pp_plan_init(pp_plan *plan, const pp_range *keep, size_t count,
+		 uint64_t block_size, pp_error *err);
+void pp_plan_free(pp_plan *plan);
+/* The block that starts at pos: its length and whether it is stored. */
+void pp_plan_block(const pp_plan *plan, uint64_t pos, uint64_t *length,
+		   bool *stored);
+/* The end of the last kept range, for checking it against the image. */
+uint64_t pp_plan_end(const pp_plan *plan);
+
+/* ---- partition tables (ptable.c) -------------------------------------- */
+
+typedef struct pp_partition {
+	unsigned number;        /* 1-based, as in /dev/sda1 */
+	uint64_t offset;        /* bytes */
+	uint64_t length;
+	char name[72];          /* GPT partition name in UTF-8, "" for MBR */
+} pp_partition;
+
+/* Reads the GPT (or, failing that, the MBR) of an image.  *parts is
+ * malloc'd; entries are in partition-number order, empty slots skipped. */
+int pp_read_partitions(pp_read_fn read_at, void *opaque, uint64_t image_size,
+		       const char *image_name, pp_partition **parts,
+		       size_t *count, pp_error *err);
+
+/* ---- the write side of a container ------------------------------------ */
+
+/* What one encoded block tells the container's index. */
+typedef struct pp_block_record {
+	uint64_t usize;         /* uncompressed bytes */
+	uint64_t fsize;         /* bytes written to the file */
+	uint64_t index_size;    /* format's own size (xz: unpadded size) */
+	bool stored;
+} pp_block_record;
+
+typedef struct pp_writer_ops {
+	const char *name;
+	/* Upper bound of an encoded block of usize bytes. */
+	size_t (*block_bound)(const pp_pack_options *options, size_t usize);
+	/* Encodes one block; pure and thread-safe. */
+	int (*encode_block)(const pp_pack_options *options, const uint8_t *in,
+			    size_t usize, bool stored, uint8_t *out,
+			    size_t *out_len, pp_block_record *record,
+			    pp_error *err);
+	/* Writes what precedes the first block and what follows the last. */
+	int (*write_header)(const pp_pack_options *options, int fd,
+			    const char *name, pp_error *err);
+	int (*write_trailer)(const pp_pack_options *options,
+			     const pp_block_record *records, size_t count,
+			     int fd, const char *name, pp_error *err);
+} pp_writer_ops;
+
+extern const pp_writer_ops pp_xz_writer;
+extern const pp_writer_ops pp_gz_writer;
+
+/* ---- the read side of a container ------------------------------------- */
+
+/* One independently decodable unit with its own check. */
+typedef struct pp_block {
+	uint64_t uoffset;       /* in the uncompressed image */
+	uint64_t usize;
+	uint64_t foffset;       /* of the block's first byte in the file */
+	uint64_t fsize;         /* all of its bytes, padding included */
+	uint64_t check_offset;  /* file offset of its check field */
+	enum pp_check check;
+	bool stored_known;      /* the index says: wholly stored (or not) */
+	bool stored;
+} pp_block;
+
+/* Uncompressed bytes [uoffset, uoffset + length) lie verbatim at foffset. */
+typedef struct pp_extent {
+	uint64_t uoffset;
+	uint64_t length;
+	uint64_t foffset;
+} pp_extent;
+
+typedef struct pp_extent_list {
+	pp_extent *items;
+	size_t count;
+	size_t capacity;
+} pp_extent_list;
+
+int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
+		     uint64_t foffset, pp_error *err);
+void pp_extent_list_free(pp_extent_list *list);
+
+/* Receives decoded data in order; returns 0 or a pp_status. */
+typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
+			  pp_error *err);
+
+typedef struct pp_container_ops {
+	enum pp_format format;
+	/* Whether the first bytes of a file look like this format. */
+	bool (*probe)(const uint8_t *head, size_t len);
+	/* Parses the index and fills archive->blocks. */
+	int (*open)(pp_archive *archive, pp_error *err);
+	/* Appends the stored extents of one block, in order, to list. */
+	int (*stored_extents)(pp_archive *archive, size_t block,
+			      pp_extent_list *list, pp_error *err);
+	/* Decodes one block from its start, feeding sink; stops early
+	 * (returning 0) once `limit` bytes were fed.  Checks the stored
+	 * check only if it decoded the whole block. */
+	int (*decode)(pp_archive *archive, size_t block, uint64_t limit,
+		      pp_sink_fn sink, void *opaque, pp_error *err);
+	/* Container-private state, freed at close. */
+	void (*release)(pp_archive *archive);
+} pp_container_ops;
+
+extern const pp_container_ops pp_xz_container;
+extern const pp_container_ops pp_gz_container;
+
+struct pp_archive {
+	char *path;
+	int fd;
+	int flags;
+	uint64_t file_size;
+	const pp_container_ops *ops;
+	void *container;        /* owned by ops */
+	pp_block *blocks;
+	size_t block_count;
+	size_t block_capacity;
+};
+
+int pp_archive_add_block(pp_archive *archive, const pp_block *block,
+			 pp_error *err);
+/* The index of the block holding uncompressed offset, or block_count. */
+size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
+
+/* ---- threads (pool.c) ------------------------------------------------- */
+
+/*
+ * Runs `count` jobs through `threads` workers, with at most `window` jobs
+ * in flight.  fill() runs on the calling thread in job order and prepares
+ * a job's input; work() runs on a worker; drain() runs on the calling
+ * thread in job order.  `slots` holds `window` job states of slot_size
+ * bytes each.  count may be SIZE_MAX: fill() then returns 1 when there is
+ * no more input.  The first failing callback's status is returned.
+ */
+typedef struct pp_pool_ops {
+	int (*fill)(void *opaque, size_t job, void *slot, pp_error *err);
+	int (*work)(void *opaque, void *slot, pp_error *err);
+	int (*drain)(void *opaque, size_t job, void *slot, pp_error *err);
+} pp_pool_ops;
+
+int pp_pool_run(const pp_pool_ops *ops, void *opaque, unsigned threads,
+		size_t window, void *slots, size_t slot_size, pp_error *err);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * partpack.h - standard .xz and .gz archives of disk images that stay
+ * editable in place.
+ *
+ * An archive written by pp_pack() is an ordinary .xz or .gz file made of
+ * fixed-size, independently decodable blocks.  Byte ranges the caller asks
+ * to keep raw (a /boot partition, say) are written as stored data: LZMA2
+ * uncompressed chunks in .xz, deflate stored blocks in .gz, with block
+ * boundaries on the range edges.  pp_patch() later overwrites bytes of the
+ * uncompressed image inside such a range, in place, and fixes the checks the
+ * format carries (CRC-32, CRC-64 or SHA-256) from the changed bytes alone.
+ *
+ * All functions that can fail return 0 on success and a negative
+ * enum pp_status on failure, with a one-line message in *err (which may be
+ * NULL if the caller does not want it).
+ */
+#ifndef PARTPACK_H
+#define PARTPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PP_VERSION "0.1.0"
+
+enum pp_status {
+	PP_OK = 0,
+	PP_ERR_USAGE = -1,      /* a bad argument from the caller */
+	PP_ERR_IO = -2,         /* a read, write, open or sync failed */
+	PP_ERR_FORMAT = -3,     /* the archive is corrupt or not supported */
+	PP_ERR_NOT_STORED = -4, /* a patch range is not entirely stored data */
+	PP_ERR_NOMEM = -5,
+	PP_ERR_LOCATE = -6,     /* a selector could not be resolved */
+	PP_ERR_CHECK = -7,      /* an integrity check does not match */
+	PP_ERR_BUSY = -8,       /* another process holds the archive's lock */
+};
+
+#define PP_ERROR_MAX 512
+typedef struct pp_error {
+	enum pp_status status;
+	char message[PP_ERROR_MAX];
+} pp_error;
+
+enum pp_format { PP_FORMAT_XZ = 1, PP_FORMAT_GZIP = 2 };
+
+/* Integrity checks.  xz offers all of these; gzip always uses CRC-32. */
+enum pp_check {
+	PP_CHECK_NONE = 0,
+	PP_CHECK_CRC32 = 1,
+	PP_CHECK_CRC64 = 4,
+	PP_CHECK_SHA256 = 10,   /* the values are xz's check IDs */
+};
+
+/* A half-open byte range [offset, offset + length) of the uncompressed image. */
+typedef struct pp_range {
+	uint64_t offset;
+	uint64_t length;
+} pp_range;
+
+/* Called now and then during long work; total is 0 when unknown. */
+typedef void (*pp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* Random access to a disk image, for reading its partition table. */
+typedef int (*pp_read_fn)(void *opaque, void *buf, size_t len, uint64_t offset);
+
+/* ---- selectors: what to keep raw ------------------------------------- */
+
+/*
+ * Resolves selectors to byte ranges of the image:
+ *   START:END, START+LENGTH   byte ranges (decimal, K/M/G/T and KiB.. suffixes)
+ *   partN                     partition N of the image's GPT or MBR
+ *   /MOUNTPOINT, /dev/sdXN, label:L, uuid:U, name:N   found with libguestfs
+ * image_path may be NULL when the image is not a file (a pipe); then only
+ * byte ranges resolve.  read_at reads the image for partN (and may be NULL
+ * for a pipe).  One libguestfs handle serves all selectors, launched only
+ * if some selector needs it.  *ranges (free() it) has one entry per
+ * selector, in order.
+ */
+int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
+			 void *read_opaque, uint64_t image_size,
+			 const char *const *selectors, size_t count,
+			 pp_range **ranges, pp_error *err);
+
+/* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE. */
+int pp_parse_size(const char *text, uint64_t *bytes);
+
+/* ---- writing ---------------------------------------------------------- */
+
+typedef struct pp_pack_options {
+	enum pp_format format;     /* PP_FORMAT_XZ (default) or PP_FORMAT_GZIP */
+	enum pp_check check;       /* xz: CRC32, CRC64 (default), SHA256 */
+	int level;                 /* 0..9, default 6 */
+	bool extreme;              /* xz -e */
+	uint64_t block_size;       /* default 16 MiB */
+	unsigned threads;          /* 0: one per online core */
+	const pp_range *keep;      /* ranges to store uncompressed; any order */
+	size_t keep_count;
+	pp_progress_fn progress;
+	void *progress_opaque;
+} pp_pack_options;
+
+#define PP_DEFAULT_BLOCK_SIZE (16u << 20)
+
+void pp_pack_options_init(pp_pack_options *options);
+
+/*
+ * Reads the image from in_fd to its end and writes the archive to out_fd.
+ * in_name and out_name only label error messages.  The output is the same
+ * bytes for any thread count.
+ */
+int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
+	    const pp_pack_options *options, pp_error *err);
+
+/* ---- reading and patching -------------------------------------------- */
+
+typedef struct pp_archive pp_archive;
+
+enum pp_open_flags {
+	PP_OPEN_READ = 0,
+	PP_OPEN_WRITE = 1,        /* for pp_patch */
+	PP_OPEN_NO_WAIT = 2,      /* fail with PP_ERR_BUSY instead of waiting */
+};
+
+/* Opens an .xz or .gz archive (format found from its content). */
+int pp_open(const char *path, int flags, pp_archive **archive, pp_error *err);
+void pp_close(pp_archive *archive);
+
+typedef struct pp_info {
+	enum pp_format format;
+	enum pp_check check;       /* of the first block; gzip: CRC32 */
+	bool mixed_checks;         /* xz streams with different check types */
+	uint64_t uncompressed_size;
+	uint64_t compressed_size;  /* the archive file's size */
+	uint64_t block_count;
+	uint64_t block_size;       /* the largest block's uncompressed size */
+	pp_range *stored;          /* patchable ranges, merged where adjacent */
+	size_t stored_count;
+} pp_info;
+
+/* Fills *info; free it with pp_info_free(). */
+int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err);
+void pp_info_free(pp_info *info);
+
+const char *pp_format_name(enum pp_format format);
+const char *pp_check_name(enum pp_check check);
+
+/* Decodes every block and compares every check, sizes and the index. */
+int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
+	      pp_error *err);
+
+/* Reads uncompressed bytes, decoding only the blocks that hold them. */
+int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
+	     pp_error *err);
+
+/*
+ * Overwrites [offset, offset + len) of the uncompressed image with data,
+ * in place.  Every byte of the range must be stored data, or nothing is
+ * written and PP_ERR_NOT_STORED is returned.  The checks of the touched
+ * blocks are updated.
+ */
+int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
+	     size_t len, pp_error *err);
+
+/*
+ * The length of the stored run that starts at offset (0 if offset is not
+ * stored), so a caller can bound how much data it accepts.
+ */
+int pp_stored_run(pp_archive *archive, uint64_t offset, uint64_t *length,
+		  pp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
