@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
 		     uint64_t foffset, pp_error *err)
@@ -67,4 +70,265 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 			return mid;
 	}
 	return archive->block_count;
+}
+
+const char *pp_format_name(enum pp_format format)
+{
+	return format == PP_FORMAT_GZIP ? "gzip" :
+	       format == PP_FORMAT_XZ ? "xz" : "unknown";
+}
+
+const char *pp_check_name(enum pp_check check)
+{
+	switch (check) {
+	case PP_CHECK_NONE: return "none";
+	case PP_CHECK_CRC32: return "crc32";
+	case PP_CHECK_CRC64: return "crc64";
+	case PP_CHECK_SHA256: return "sha256";
+	}
+	return "unknown";
+}
+
+static const pp_container_ops *const containers[] = {
+	&pp_xz_container,
+	&pp_gz_container,
+};
+
+static int identify(pp_archive *archive, pp_error *err)
+{
+	uint8_t head[16] = { 0 };
+	size_t len = (size_t)PP_MIN(sizeof head, archive->file_size);
+	if (len == 0)
+		return pp_fail(err, PP_ERR_FORMAT, "%s: file is empty",
+			       archive->path);
+	if (pp_pread_full(archive->fd, head, len, 0))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
+				     archive->path);
+	for (size_t i = 0; i < sizeof containers / sizeof *containers; i++) {
+		if (containers[i]->probe(head, len)) {
+			archive->ops = containers[i];
+			return 0;
+		}
+	}
+	return pp_fail(err, PP_ERR_FORMAT, "%s: not an xz or gzip file",
+		       archive->path);
+}
+
+int pp_open(const char *path, int flags, pp_archive **out, pp_error *err)
+{
+	*out = NULL;
+	pp_archive *archive = calloc(1, sizeof *archive);
+	if (!archive || !(archive->path = strdup(path))) {
+		free(archive);
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	}
+	archive->flags = flags;
+	archive->fd = open(path, ((flags & PP_OPEN_WRITE) ? O_RDWR : O_RDONLY) |
+			   O_CLOEXEC);
+	int status = 0;
+	struct stat st;
+	if (archive->fd < 0)
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
+	else if (fstat(archive->fd, &st))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
+	else if (!S_ISREG(st.st_mode))
+		status = pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
+				 path);
+	if (status == 0) {
+		archive->file_size = (uint64_t)st.st_size;
+		status = identify(archive, err);
+	}
+	if (status == 0)
+		status = archive->ops->open(archive, err);
+	if (status) {
+		pp_close(archive);
+		return status;
+	}
+	*out = archive;
+	return 0;
+}
+
+void pp_close(pp_archive *archive)
+{
+	if (!archive)
+		return;
+	if (archive->ops && archive->ops->release)
+		archive->ops->release(archive);
+	if (archive->fd >= 0)
+		close(archive->fd);
+	free(archive->blocks);
+	free(archive->path);
+	free(archive);
+}
+
+/* Appends the stored extents of blocks [first, end) to list. */
+static int collect_stored(pp_archive *archive, size_t first, size_t end,
+			  pp_extent_list *list, pp_error *err)
+{
+	for (size_t i = first; i < end; i++) {
+		int status = archive->ops->stored_extents(archive, i, list, err);
+		if (status)
+			return status;
+	}
+	return 0;
+}
+
+static int append_range(pp_info *info, uint64_t offset, uint64_t length,
+			size_t *capacity, pp_error *err)
+{
+	if (info->stored_count > 0) {
+		pp_range *last = &info->stored[info->stored_count - 1];
+		if (last->offset + last->length == offset) {
+			last->length += length;
+			return 0;
+		}
+	}
+	if (info->stored_count == *capacity) {
+		*capacity = *capacity ? 2 * *capacity : 16;
+		pp_range *ranges = realloc(info->stored,
+					   *capacity * sizeof *ranges);
+		if (!ranges)
+			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+		info->stored = ranges;
+	}
+	info->stored[info->stored_count++] =
+		(pp_range){ .offset = offset, .length = length };
+	return 0;
+}
+
+int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
+{
+	*info = (pp_info){
+		.format = archive->ops->format,
+		.compressed_size = archive->file_size,
+		.block_count = archive->block_count,
+		.check = archive->block_count ? archive->blocks[0].check :
+			(archive->ops->format == PP_FORMAT_GZIP ?
+			 PP_CHECK_CRC32 : PP_CHECK_NONE),
+	};
+	for (size_t i = 0; i < archive->block_count; i++) {
+		const pp_block *b = &archive->blocks[i];
+		info->uncompressed_size += b->usize;
+		info->block_size = PP_MAX(info->block_size, b->usize);
+		if (b->check != info->check)
+			info->mixed_checks = true;
+	}
+	pp_extent_list extents = { 0 };
+	size_t capacity = 0;
+	int status = collect_stored(archive, 0, archive->block_count, &extents,
+				    err);
+	for (size_t i = 0; status == 0 && i < extents.count; i++)
+		status = append_range(info, extents.items[i].uoffset,
+				      extents.items[i].length, &capacity, err);
+	pp_extent_list_free(&extents);
+	if (status)
+		pp_info_free(info);
+	return status;
+}
+
+void pp_info_free(pp_info *info)
+{
+	free(info->stored);
+	info->stored = NULL;
+	info->stored_count = 0;
+}
+
+static int discard_sink(void *opaque, const uint8_t *data, size_t len,
+			pp_error *err)
+{
+	(void)opaque, (void)data, (void)len, (void)err;
+	return 0;
+}
+
+int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
+	      pp_error *err)
+{
+	uint64_t total = 0, done = 0;
+	for (size_t i = 0; i < archive->block_count; i++)
+		total += archive->blocks[i].usize;
+	for (size_t i = 0; i < archive->block_count; i++) {
+		int status = archive->ops->decode(archive, i, UINT64_MAX,
+						  discard_sink, NULL, err);
+		if (status)
+			return status;
+		done += archive->blocks[i].usize;
+		if (progress)
+			progress(opaque, done, total);
+	}
+	return 0;
+}
+
+/* Copies the decoded bytes that fall in a window of the block. */
+typedef struct window_sink {
+	uint8_t *dest;
+	uint64_t skip;              /* decoded bytes before the window */
+	uint64_t want;              /* window length */
+	uint64_t seen;
+} window_sink;
+
+static int copy_window(void *opaque, const uint8_t *data, size_t len,
+		       pp_error *err)
+{
+	window_sink *w = opaque;
+	(void)err;
+	uint64_t start = w->seen, end = w->seen + len;
+	w->seen = end;
+	uint64_t from = PP_MAX(start, w->skip);
+	uint64_t to = PP_MIN(end, w->skip + w->want);
+	if (from < to)
+		memcpy(w->dest + (from - w->skip), data + (from - start),
+		       (size_t)(to - from));
+	return 0;
+}
+
+int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
+	     pp_error *err)
+{
+	uint8_t *dest = buf;
+	while (len > 0) {
+		size_t i = pp_archive_find_block(archive, offset);
+		if (i == archive->block_count)
+			return pp_fail(err, PP_ERR_USAGE,
+				       "%s: offset %llu is past the end of the "
+				       "image", archive->path,
+				       (unsigned long long)offset);
+		const pp_block *b = &archive->blocks[i];
+		uint64_t skip = offset - b->uoffset;
+		size_t piece = (size_t)PP_MIN(len, b->usize - skip);
+		window_sink w = { .dest = dest, .skip = skip, .want = piece };
+		int status = archive->ops->decode(archive, i, skip + piece,
+						  copy_window, &w, err);
+		if (status)
+			return status;
+		dest += piece;
+		offset += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
+int pp_stored_run(pp_archive *archive, uint64_t offset, uint64_t *length,
+		  pp_error *err)
+{
+	*length = 0;
+	for (size_t i = pp_archive_find_block(archive, offset);
+	     i < archive->block_count; i++) {
+		pp_extent_list extents = { 0 };
+		int status = collect_stored(archive, i, i + 1, &extents, err);
+		uint64_t reached = offset + *length;
+		for (size_t e = 0; status == 0 && e < extents.count; e++) {
+			const pp_extent *x = &extents.items[e];
+			if (x->uoffset <= reached &&
+			    reached < x->uoffset + x->length)
+				reached = x->uoffset + x->length;
+		}
+		pp_extent_list_free(&extents);
+		if (status)
+			return status;
+		*length = reached - offset;
+		const pp_block *b = &archive->blocks[i];
+		if (reached < b->uoffset + b->usize)
+			break;  /* the run stops inside this block */
+	}
+	return 0;
 }

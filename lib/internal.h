@@ -109,7 +109,7 @@ typedef struct pp_partition {
 	unsigned number;        /* 1-based, as in /dev/sda1 */
 	uint64_t offset;        /* bytes */
 	uint64_t length;
-	char name[72];          /* GPT partition name in UTF-8, "" for MBR */
+	char name[112];         /* GPT name in UTF-8 (36 UTF-16 units), "" for MBR */
 } pp_partition;
 
 /* Reads the GPT (or, failing that, the MBR) of an image.  *parts is
@@ -224,12 +224,12 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
 /* ---- threads (pool.c) ------------------------------------------------- */
 
 /*
- * Runs `count` jobs through `threads` workers, with at most `window` jobs
- * in flight.  fill() runs on the calling thread in job order and prepares
- * a job's input; work() runs on a worker; drain() runs on the calling
- * thread in job order.  `slots` holds `window` job states of slot_size
- * bytes each.  count may be SIZE_MAX: fill() then returns 1 when there is
- * no more input.  The first failing callback's status is returned.
+ * Runs jobs through `threads` workers, with at most `window` jobs in
+ * flight.  fill() runs on the calling thread in job order and prepares a
+ * job's input, returning 1 when there is no more input; work() runs on a
+ * worker; drain() runs on the calling thread in job order.  `slots` holds
+ * `window` job states of slot_size bytes each.  The status of the first
+ * failure, in job order, is returned.
  */
 typedef struct pp_pool_ops {
 	int (*fill)(void *opaque, size_t job, void *slot, pp_error *err);

@@ -1,0 +1,201 @@
+/*
+ * pack.c - the partpack pipeline: plan a block, read it, encode it on a
+ * worker, write it in order, then let the container write its index.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void pp_pack_options_init(pp_pack_options *options)
+{
+	*options = (pp_pack_options){
+		.format = PP_FORMAT_XZ,
+		.check = PP_CHECK_CRC64,
+		.level = 6,
+		.block_size = PP_DEFAULT_BLOCK_SIZE,
+	};
+}
+
+/* One block on its way through the pool. */
+typedef struct pack_job {
+	uint8_t *input;
+	uint8_t *output;
+	size_t input_len;
+	size_t output_len;
+	bool stored;
+	pp_block_record record;
+} pack_job;
+
+typedef struct pack_state {
+	const pp_pack_options *options;
+	const pp_writer_ops *writer;
+	pp_plan plan;
+	int in_fd;
+	const char *in_name;
+	int out_fd;
+	const char *out_name;
+	size_t output_capacity;     /* of each job's output buffer */
+	uint64_t read_pos;          /* uncompressed bytes read so far */
+	bool input_ended;
+	pp_block_record *records;
+	size_t record_count;
+	size_t record_capacity;
+} pack_state;
+
+static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
+{
+	pack_state *state = opaque;
+	pack_job *job = slot;
+	(void)job_number;
+	if (state->input_ended)
+		return 1;
+	uint64_t length;
+	pp_plan_block(&state->plan, state->read_pos, &length, &job->stored);
+	ssize_t got = pp_read_upto(state->in_fd, job->input, (size_t)length);
+	if (got < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
+				     state->in_name);
+	if ((uint64_t)got < length)
+		state->input_ended = true;
+	if (got == 0)
+		return 1;
+	job->input_len = (size_t)got;
+	state->read_pos += (uint64_t)got;
+	return 0;
+}
+
+static int encode_job(void *opaque, void *slot, pp_error *err)
+{
+	pack_state *state = opaque;
+	pack_job *job = slot;
+	job->output_len = state->output_capacity;
+	return state->writer->encode_block(state->options, job->input,
+					   job->input_len, job->stored,
+					   job->output, &job->output_len,
+					   &job->record, err);
+}
+
+static int remember_record(pack_state *state, const pp_block_record *record,
+			   pp_error *err)
+{
+	if (state->record_count == state->record_capacity) {
+		size_t capacity = state->record_capacity ?
+			2 * state->record_capacity : 256;
+		pp_block_record *records = realloc(state->records,
+						   capacity * sizeof *records);
+		if (!records)
+			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+		state->records = records;
+		state->record_capacity = capacity;
+	}
+	state->records[state->record_count++] = *record;
+	return 0;
+}
+
+static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
+{
+	pack_state *state = opaque;
+	pack_job *job = slot;
+	(void)job_number;
+	if (pp_write_full(state->out_fd, job->output, job->output_len))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
+				     state->out_name);
+	int status = remember_record(state, &job->record, err);
+	if (status == 0 && state->options->progress)
+		state->options->progress(state->options->progress_opaque,
+					 state->read_pos, 0);
+	return status;
+}
+
+static const pp_pool_ops pack_pool_ops = {
+	.fill = fill_job,
+	.work = encode_job,
+	.drain = drain_job,
+};
+
+static unsigned online_cores(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (unsigned)cores : 1;
+}
+
+static int run_pool(pack_state *state, pp_error *err)
+{
+	const pp_pack_options *options = state->options;
+	unsigned threads = options->threads ? options->threads : online_cores();
+	/* One slot per worker plus one being read or written: about
+	 * threads x 2 x block size of buffers, plus the encoders' own. */
+	size_t window = (size_t)threads + 1;
+	size_t input_size = (size_t)options->block_size;
+	size_t output_size = state->writer->block_bound(options, input_size);
+	state->output_capacity = output_size;
+	pack_job *jobs = calloc(window, sizeof *jobs);
+	int status = jobs ? 0 : pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; status == 0 && i < window; i++) {
+		jobs[i].input = malloc(input_size);
+		jobs[i].output = malloc(output_size);
+		if (!jobs[i].input || !jobs[i].output)
+			status = pp_fail(err, PP_ERR_NOMEM,
+					 "out of memory for %zu blocks of %zu bytes",
+					 window, input_size);
+	}
+	if (status == 0)
+		status = pp_pool_run(&pack_pool_ops, state, threads, window,
+				     jobs, sizeof *jobs, err);
+	for (size_t i = 0; jobs && i < window; i++) {
+		free(jobs[i].input);
+		free(jobs[i].output);
+	}
+	free(jobs);
+	return status;
+}
+
+static int check_options(const pp_pack_options *options, pp_error *err)
+{
+	if (options->format != PP_FORMAT_XZ && options->format != PP_FORMAT_GZIP)
+		return pp_fail(err, PP_ERR_USAGE, "unknown output format");
+	if (options->level < 0 || options->level > 9)
+		return pp_fail(err, PP_ERR_USAGE,
+			       "compression level %d is not in 0..9",
+			       options->level);
+	if (options->block_size == 0 || options->block_size > (1ULL << 30))
+		return pp_fail(err, PP_ERR_USAGE,
+			       "block size must be between 1 byte and 1 GiB");
+	return 0;
+}
+
+int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
+	    const pp_pack_options *options, pp_error *err)
+{
+	int status = check_options(options, err);
+	if (status != 0)
+		return status;
+	pack_state state = {
+		.options = options,
+		.writer = options->format == PP_FORMAT_GZIP ?
+			&pp_gz_writer : &pp_xz_writer,
+		.in_fd = in_fd, .in_name = in_name,
+		.out_fd = out_fd, .out_name = out_name,
+	};
+	status = pp_plan_init(&state.plan, options->keep, options->keep_count,
+			      options->block_size, err);
+	if (status == 0)
+		status = state.writer->write_header(options, out_fd, out_name, err);
+	if (status == 0)
+		status = run_pool(&state, err);
+	if (status == 0 && state.read_pos < pp_plan_end(&state.plan))
+		status = pp_fail(err, PP_ERR_USAGE,
+				 "%s: a kept range ends at byte %llu, past the "
+				 "end of the image (%llu bytes)", in_name,
+				 (unsigned long long)pp_plan_end(&state.plan),
+				 (unsigned long long)state.read_pos);
+	if (status == 0)
+		status = state.writer->write_trailer(options, state.records,
+						     state.record_count, out_fd,
+						     out_name, err);
+	free(state.records);
+	pp_plan_free(&state.plan);
+	return status;
+}

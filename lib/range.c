@@ -1,0 +1,223 @@
+/*
+ * range.c - turning what the user names ("part1", "1MiB+8MiB", "/boot")
+ * into byte ranges of the image.
+ *
+ * Each selector is classified first, so that the expensive resolvers run
+ * at most once per run: the partition table is read once, and libguestfs
+ * (guestfs.c) is launched once, only if some selector needs it.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct size_suffix {
+	const char *name;
+	uint64_t factor;
+} size_suffixes[] = {
+	{ "", 1 },
+	{ "K", 1ULL << 10 }, { "KiB", 1ULL << 10 }, { "k", 1ULL << 10 },
+	{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+	{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+	{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+	{ "kB", 1000ULL }, { "KB", 1000ULL }, { "MB", 1000000ULL },
+	{ "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
+};
+
+/* Parses a size at the start of text; *end points past it. */
+static int parse_size_prefix(const char *text, uint64_t *bytes,
+			     const char **end)
+{
+	if (!isdigit((unsigned char)text[0]))
+		return PP_ERR_USAGE;
+	uint64_t value = 0;
+	const char *p = text;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned digit = (unsigned)(*p - '0');
+		if (value > (UINT64_MAX - digit) / 10)
+			return PP_ERR_USAGE;
+		value = value * 10 + digit;
+	}
+	size_t suffix_len = 0;
+	while (isalpha((unsigned char)p[suffix_len]))
+		suffix_len++;
+	for (size_t i = 0; i < sizeof size_suffixes / sizeof *size_suffixes; i++) {
+		const struct size_suffix *s = &size_suffixes[i];
+		if (strlen(s->name) != suffix_len ||
+		    strncmp(p, s->name, suffix_len) != 0)
+			continue;
+		if (value > UINT64_MAX / s->factor)
+			return PP_ERR_USAGE;
+		*bytes = value * s->factor;
+		*end = p + suffix_len;
+		return 0;
+	}
+	return PP_ERR_USAGE;
+}
+
+int pp_parse_size(const char *text, uint64_t *bytes)
+{
+	const char *end;
+	if (parse_size_prefix(text, bytes, &end) != 0 || *end != '\0')
+		return PP_ERR_USAGE;
+	return 0;
+}
+
+/* START:END or START+LENGTH.  Returns 1 if text is not of that shape. */
+static int parse_byte_range(const char *text, pp_range *range, pp_error *err)
+{
+	uint64_t start, second;
+	const char *p;
+	if (parse_size_prefix(text, &start, &p) != 0 ||
+	    (*p != ':' && *p != '+'))
+		return 1;
+	char separator = *p;
+	const char *end;
+	if (parse_size_prefix(p + 1, &second, &end) != 0 || *end != '\0')
+		return pp_fail(err, PP_ERR_USAGE,
+			       "%s: bad byte range (START:END or START+LENGTH)",
+			       text);
+	if (separator == ':') {
+		if (second < start)
+			return pp_fail(err, PP_ERR_USAGE,
+				       "%s: range ends before it starts", text);
+		second -= start;
+	} else if (second > UINT64_MAX - start) {
+		return pp_fail(err, PP_ERR_USAGE, "%s: range overflows", text);
+	}
+	*range = (pp_range){ .offset = start, .length = second };
+	return 0;
+}
+
+/* The partition-table selectors, resolved without an appliance:
+ * partN, /dev/sdXN (the image is the guest's first disk) and name:NAME. */
+typedef struct table_selector {
+	unsigned number;            /* 0: match by name */
+	const char *name;
+} table_selector;
+
+static bool parse_table_selector(const char *text, table_selector *sel)
+{
+	const char *digits = NULL;
+	if (strncmp(text, "part", 4) == 0)
+		digits = text + 4;
+	else if (strncmp(text, "/dev/", 5) == 0 &&
+		 (text[5] == 's' || text[5] == 'v' || text[5] == 'h') &&
+		 text[6] == 'd' && text[7] == 'a')
+		digits = text + 8;
+	if (digits) {
+		char *end;
+		errno = 0;
+		unsigned long n = strtoul(digits, &end, 10);
+		if (!isdigit((unsigned char)*digits) || *end || errno ||
+		    n == 0 || n > 1024)
+			return false;
+		*sel = (table_selector){ .number = (unsigned)n };
+		return true;
+	}
+	if (strncmp(text, "name:", 5) == 0 && text[5]) {
+		*sel = (table_selector){ .name = text + 5 };
+		return true;
+	}
+	return false;
+}
+
+/* Selectors only libguestfs can resolve. */
+static bool needs_guestfs(const char *text)
+{
+	return text[0] == '/' || strncmp(text, "label:", 6) == 0 ||
+	       strncmp(text, "uuid:", 5) == 0;
+}
+
+/* The partition table, read on first use. */
+typedef struct table_cache {
+	bool loaded;
+	pp_partition *parts;
+	size_t count;
+} table_cache;
+
+static int resolve_table_selector(const char *text, const table_selector *sel,
+				  const char *image_name, pp_read_fn read_at,
+				  void *opaque, uint64_t image_size,
+				  table_cache *table, pp_range *range,
+				  pp_error *err)
+{
+	if (!read_at)
+		return pp_fail(err, PP_ERR_USAGE,
+			       "%s: selector %s needs the partition table, "
+			       "so the image must be a seekable file, not a pipe",
+			       image_name, text);
+	if (!table->loaded) {
+		int status = pp_read_partitions(read_at, opaque, image_size,
+						image_name, &table->parts,
+						&table->count, err);
+		if (status)
+			return status;
+		table->loaded = true;
+	}
+	for (size_t i = 0; i < table->count; i++) {
+		const pp_partition *part = &table->parts[i];
+		if (sel->number ? part->number == sel->number :
+		    strcmp(part->name, sel->name) == 0) {
+			*range = (pp_range){ .offset = part->offset,
+					     .length = part->length };
+			return 0;
+		}
+	}
+	return pp_fail(err, PP_ERR_LOCATE, "%s: no partition matches %s",
+		       image_name, text);
+}
+
+int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
+			 void *read_opaque, uint64_t image_size,
+			 const char *const *selectors, size_t count,
+			 pp_range **ranges, pp_error *err)
+{
+	const char *image_name = image_path ? image_path : "(stdin)";
+	*ranges = calloc(count ? count : 1, sizeof **ranges);
+	if (!*ranges)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	table_cache table = { 0 };
+	int status = 0;
+	for (size_t i = 0; status == 0 && i < count; i++) {
+		const char *text = selectors[i];
+		table_selector sel;
+		status = parse_byte_range(text, &(*ranges)[i], err);
+		if (status != 1)
+			continue;
+		status = 0;
+		if (parse_table_selector(text, &sel))
+			status = resolve_table_selector(text, &sel, image_name,
+							read_at, read_opaque,
+							image_size, &table,
+							&(*ranges)[i], err);
+		else if (needs_guestfs(text))
+			status = pp_fail(err, PP_ERR_LOCATE,
+					 "%s: selector %s needs libguestfs "
+					 "inspection, which this build does "
+					 "not have yet", image_name, text);
+		else
+			status = pp_fail(err, PP_ERR_USAGE,
+					 "%s: unknown selector (try START:END, "
+					 "START+LENGTH, partN, name:NAME)", text);
+	}
+	for (size_t i = 0; status == 0 && image_size && i < count; i++) {
+		const pp_range *r = &(*ranges)[i];
+		if (r->offset > image_size || r->length > image_size - r->offset)
+			status = pp_fail(err, PP_ERR_USAGE,
+					 "%s: %s ends at byte %llu, past the "
+					 "end of the image (%llu bytes)",
+					 image_name, selectors[i],
+					 (unsigned long long)(r->offset + r->length),
+					 (unsigned long long)image_size);
+	}
+	free(table.parts);
+	if (status) {
+		free(*ranges);
+		*ranges = NULL;
+	}
+	return status;
+}

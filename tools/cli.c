@@ -1,0 +1,126 @@
+/* cli.c - messages, exit statuses and the progress line of the tools. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_program = "partpack";
+
+void cli_init(const char *argv0)
+{
+	const char *slash = strrchr(argv0, '/');
+	cli_program = slash ? slash + 1 : argv0;
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list args;
+	fprintf(stderr, "%s: ", cli_program);
+	va_start(args, fmt);
+	vfprintf(stderr, fmt, args);
+	va_end(args);
+	fputc('\n', stderr);
+}
+
+int cli_exit_status(enum pp_status status)
+{
+	switch (status) {
+	case PP_OK: return EXIT_OK;
+	case PP_ERR_USAGE: return EXIT_USAGE;
+	case PP_ERR_NOT_STORED: return EXIT_NOT_STORED;
+	case PP_ERR_CHECK: return EXIT_INTEGRITY;
+	case PP_ERR_BUSY: return EXIT_LOCKED;
+	case PP_ERR_IO:
+	case PP_ERR_FORMAT:
+	case PP_ERR_NOMEM:
+	case PP_ERR_LOCATE:
+		break;
+	}
+	return EXIT_ERROR;
+}
+
+int cli_fail(const pp_error *err)
+{
+	cli_error("%s", err->message);
+	return cli_exit_status(err->status);
+}
+
+uint64_t cli_size_arg(const char *option, const char *text)
+{
+	uint64_t value;
+	if (pp_parse_size(text, &value) != 0) {
+		cli_error("%s: invalid size '%s' (a number with an optional "
+			  "K, M, G, KiB, MiB, GiB suffix)", option, text);
+		exit(EXIT_USAGE);
+	}
+	return value;
+}
+
+void cli_version(void)
+{
+	printf("%s (partpack) %s\n", cli_program, PP_VERSION);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_init(cli_progress *progress, const char *label, bool quiet)
+{
+	*progress = (cli_progress){
+		.enabled = !quiet && isatty(STDERR_FILENO),
+		.label = label,
+		.started = now_seconds(),
+	};
+}
+
+static void format_bytes(char *text, size_t size, double bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int unit = 0;
+	while (bytes >= 1024 && unit < 4) {
+		bytes /= 1024;
+		unit++;
+	}
+	snprintf(text, size, unit ? "%.1f %s" : "%.0f %s", bytes, units[unit]);
+}
+
+void cli_progress_update(void *opaque, uint64_t done, uint64_t total)
+{
+	cli_progress *progress = opaque;
+	double now = now_seconds();
+	if (!progress->enabled || now - progress->last_drawn < 0.25)
+		return;
+	progress->last_drawn = now;
+	double elapsed = now - progress->started;
+	double rate = elapsed > 0 ? (double)done / elapsed : 0;
+	char done_text[32], rate_text[32], eta_text[32] = "";
+	format_bytes(done_text, sizeof done_text, (double)done);
+	format_bytes(rate_text, sizeof rate_text, rate);
+	if (total > done && rate > 0) {
+		unsigned long eta = (unsigned long)((double)(total - done) / rate);
+		snprintf(eta_text, sizeof eta_text, ", ETA %lu:%02lu",
+			 eta / 60, eta % 60);
+	}
+	if (total)
+		fprintf(stderr, "\r%s: %s: %s (%.0f%%), %s/s%s   ", cli_program,
+			progress->label, done_text,
+			100.0 * (double)done / (double)total, rate_text,
+			eta_text);
+	else
+		fprintf(stderr, "\r%s: %s: %s, %s/s   ", cli_program,
+			progress->label, done_text, rate_text);
+}
+
+void cli_progress_end(cli_progress *progress)
+{
+	if (progress->enabled && progress->last_drawn > 0)
+		fputc('\n', stderr);
+}

@@ -1,0 +1,44 @@
+/* cli.h - what the three tools share: messages, exit statuses, progress. */
+#ifndef PARTPACK_CLI_H
+#define PARTPACK_CLI_H
+
+#include "partpack.h"
+
+#include <stdbool.h>
+
+/* Exit statuses, documented in every man page. */
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,         /* I/O, corrupt archive, selector not found */
+	EXIT_USAGE = 2,
+	EXIT_NOT_STORED = 3,    /* patch refused; the archive is unchanged */
+	EXIT_INTEGRITY = 4,     /* --verify found a bad check */
+	EXIT_LOCKED = 5,        /* another partpatch holds the archive */
+};
+
+extern const char *cli_program;
+
+void cli_init(const char *argv0);
+/* "PROGRAM: message" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints err's message and returns the exit status for its status. */
+int cli_fail(const pp_error *err);
+int cli_exit_status(enum pp_status status);
+/* Parses a size option or exits with a usage error. */
+uint64_t cli_size_arg(const char *option, const char *text);
+void cli_version(void);
+
+/* A progress line on stderr, redrawn at most a few times a second, and only
+ * when stderr is a terminal and the user did not ask for quiet. */
+typedef struct cli_progress {
+	bool enabled;
+	const char *label;
+	double started;
+	double last_drawn;
+} cli_progress;
+
+void cli_progress_init(cli_progress *progress, const char *label, bool quiet);
+void cli_progress_update(void *opaque, uint64_t done, uint64_t total);
+void cli_progress_end(cli_progress *progress);
+
+#endif

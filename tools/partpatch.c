@@ -1,0 +1,236 @@
+/* partpatch - overwrite stored bytes of an .xz or .gz archive in place. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTION]... ARCHIVE --offset=N\n"
+	       "Overwrite bytes of the uncompressed image inside ARCHIVE (.xz or .gz)\n"
+	       "in place, starting at image offset N, with data from standard input or\n"
+	       "--input.  Every byte written must lie in stored (uncompressed) data;\n"
+	       "otherwise nothing is written.  The checks of the touched blocks are\n"
+	       "updated, so stock xz and gzip accept the result.\n"
+	       "\n"
+	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... suffixes)\n"
+	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
+	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
+	       "  -q, --quiet           say nothing on success\n"
+	       "  -v, --verbose         say what was written\n"
+	       "  -h, --help            show this help and exit\n"
+	       "  -V, --version         show the version and exit\n"
+	       "\n"
+	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
+	       "(the archive is unchanged).\n",
+	       cli_program);
+}
+
+typedef struct patch_args {
+	const char *archive;
+	const char *input;
+	uint64_t offset;
+	uint64_t length;
+	bool offset_given;
+	bool length_given;
+	bool verbose;
+} patch_args;
+
+static void parse_args(int argc, char **argv, patch_args *args)
+{
+	static const struct option long_options[] = {
+		{ "offset", required_argument, NULL, 'O' },
+		{ "length", required_argument, NULL, 'l' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "O:l:i:qvhV", long_options,
+				NULL)) != -1) {
+		switch (c) {
+		case 'O':
+			args->offset = cli_size_arg("--offset", optarg);
+			args->offset_given = true;
+			break;
+		case 'l':
+			args->length = cli_size_arg("--length", optarg);
+			args->length_given = true;
+			break;
+		case 'i': args->input = optarg; break;
+		case 'q': args->verbose = false; break;
+		case 'v': args->verbose = true; break;
+		case 'h': usage(); exit(EXIT_OK);
+		case 'V': cli_version(); exit(EXIT_OK);
+		default:
+			fprintf(stderr, "Try '%s --help' for more information.\n",
+				cli_program);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind + 1 != argc) {
+		cli_error(optind == argc ? "missing ARCHIVE" :
+			  "too many arguments: only one ARCHIVE");
+		exit(EXIT_USAGE);
+	}
+	args->archive = argv[optind];
+	if (!args->offset_given) {
+		cli_error("missing --offset");
+		exit(EXIT_USAGE);
+	}
+}
+
+/* The bytes to write: a mapping of a regular file, or what a pipe gave. */
+typedef struct patch_data {
+	uint8_t *bytes;
+	size_t len;
+	void *mapping;
+	size_t mapping_len;
+} patch_data;
+
+static void release_data(patch_data *data)
+{
+	if (data->mapping)
+		munmap(data->mapping, data->mapping_len);
+	else
+		free(data->bytes);
+}
+
+static int map_regular_input(int fd, const char *name, const patch_args *args,
+			     const struct stat *st, patch_data *data)
+{
+	off_t pos = lseek(fd, 0, SEEK_CUR);
+	uint64_t available = pos < 0 || pos > st->st_size ? 0 :
+		(uint64_t)(st->st_size - pos);
+	uint64_t want = args->length_given ? args->length : available;
+	if (want > available) {
+		cli_error("%s: input has %llu bytes, shorter than --length %llu",
+			  name, (unsigned long long)available,
+			  (unsigned long long)want);
+		return EXIT_USAGE;
+	}
+	if (want == 0)
+		return 0;
+	if (want > SIZE_MAX - (uint64_t)pos) {
+		cli_error("%s: input too large", name);
+		return EXIT_USAGE;
+	}
+	data->mapping_len = (size_t)pos + (size_t)want;
+	data->mapping = mmap(NULL, data->mapping_len, PROT_READ, MAP_PRIVATE,
+			     fd, 0);
+	if (data->mapping == MAP_FAILED) {
+		data->mapping = NULL;
+		cli_error("%s: %s", name, strerror(errno));
+		return EXIT_ERROR;
+	}
+	data->bytes = (uint8_t *)data->mapping + pos;
+	data->len = (size_t)want;
+	return 0;
+}
+
+/* Reads a pipe to its end (or to --length), but never more than `cap`
+ * bytes: past the stored run the patch is refused anyway. */
+static int read_stream_input(int fd, const char *name, const patch_args *args,
+			     uint64_t cap, patch_data *data)
+{
+	uint64_t want = args->length_given ? args->length : cap;
+	size_t capacity = 0;
+	for (;;) {
+		if (data->len == want)
+			break;
+		if (data->len == capacity) {
+			size_t grown = capacity ? 2 * capacity : 1 << 20;
+			if (grown > want)
+				grown = (size_t)want;
+			uint8_t *bytes = realloc(data->bytes, grown);
+			if (!bytes) {
+				cli_error("%s: out of memory", name);
+				return EXIT_ERROR;
+			}
+			data->bytes = bytes;
+			capacity = grown;
+		}
+		ssize_t n = read(fd, data->bytes + data->len, capacity - data->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cli_error("%s: %s", name, strerror(errno));
+			return EXIT_ERROR;
+		}
+		if (n == 0)
+			break;
+		data->len += (size_t)n;
+	}
+	if (args->length_given && data->len < args->length) {
+		cli_error("%s: input has %zu bytes, shorter than --length %llu",
+			  name, data->len, (unsigned long long)args->length);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int load_data(pp_archive *archive, const patch_args *args,
+		     patch_data *data)
+{
+	const char *name = args->input ? args->input : "(stdin)";
+	int fd = STDIN_FILENO;
+	if (args->input && (fd = open(args->input, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error("%s: %s", args->input, strerror(errno));
+		return EXIT_ERROR;
+	}
+	struct stat st;
+	int status = 0;
+	if (fstat(fd, &st)) {
+		cli_error("%s: %s", name, strerror(errno));
+		status = EXIT_ERROR;
+	} else if (S_ISDIR(st.st_mode)) {
+		cli_error("%s: is a directory", name);
+		status = EXIT_USAGE;
+	} else if (S_ISREG(st.st_mode)) {
+		status = map_regular_input(fd, name, args, &st, data);
+	} else {
+		uint64_t run;
+		pp_error err;
+		if (pp_stored_run(archive, args->offset, &run, &err))
+			status = cli_fail(&err);
+		else
+			status = read_stream_input(fd, name, args, run + 1, data);
+	}
+	if (args->input)
+		close(fd);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	cli_init(argv[0]);
+	patch_args args = { 0 };
+	parse_args(argc, argv, &args);
+
+	pp_archive *archive;
+	pp_error err;
+	if (pp_open(args.archive, PP_OPEN_WRITE, &archive, &err))
+		return cli_fail(&err);
+	patch_data data = { 0 };
+	int status = load_data(archive, &args, &data);
+	if (status == 0 && pp_patch(archive, args.offset, data.bytes, data.len,
+				    &err))
+		status = cli_fail(&err);
+	if (status == 0 && args.verbose)
+		fprintf(stderr, "%s: %s: wrote %zu bytes at offset %llu\n",
+			cli_program, args.archive, data.len,
+			(unsigned long long)args.offset);
+	release_data(&data);
+	pp_close(archive);
+	return status;
+}
