@@ -555,8 +555,9 @@ static int xz_decode(pp_archive *archive, size_t block_index, uint64_t limit,
 				 "match", archive->path, block_index,
 				 (unsigned long long)b->uoffset,
 				 pp_check_name(b->check));
-	else if (status == 0 && ret == LZMA_STREAM_END &&
-		 (produced != b->usize || in_pos != in_end || strm.avail_in))
+	else if (status == 0 && limit >= b->usize &&
+		 (ret != LZMA_STREAM_END || produced != b->usize ||
+		  in_pos != in_end || strm.avail_in))
 		status = pp_fail(err, PP_ERR_FORMAT,
 				 "%s: block %zu: size disagrees with the index",
 				 archive->path, block_index);

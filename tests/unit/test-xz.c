@@ -1,0 +1,271 @@
+/* test-xz.c - the xz container reader on our files, stock xz files with
+ * several streams, padding and filters, and corrupt files. */
+#include "internal.h"
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/partpack-test-xz-XXXXXX";
+
+static char *path_of(const char *name)
+{
+	static char buf[4][256];
+	static int next;
+	char *p = buf[next++ % 4];
+	snprintf(p, 256, "%s/%s", dir, name);
+	return p;
+}
+
+static void write_file(const char *name, const uint8_t *data, size_t len)
+{
+	int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		abort();
+	close(fd);
+}
+
+static uint8_t *read_file(const char *name, size_t *len)
+{
+	FILE *f = fopen(path_of(name), "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	uint8_t *data = malloc(*len + 1);
+	if (fread(data, 1, *len, f) != *len)
+		abort();
+	fclose(f);
+	return data;
+}
+
+static int shell(const char *fmt, const char *a, const char *b)
+{
+	char command[1024];
+	snprintf(command, sizeof command, fmt, a, b);
+	return system(command);
+}
+
+/* Text-like data that compresses, and noise that does not. */
+static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
+{
+	static const char *const words[] = { "block ", "stream ", "index ",
+					     "chunk ", "check ", "\n" };
+	for (size_t i = 0; i < len;) {
+		const char *w = words[unit_random(seed) % 6];
+		for (; *w && i < len; w++)
+			p[i++] = (uint8_t)*w;
+	}
+}
+
+static void make_noise(uint8_t *p, size_t len, unsigned long long *seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)unit_random(seed);
+}
+
+static int pack_file(const char *in, const char *out, const pp_range *keep,
+		     size_t nkeep, enum pp_check check)
+{
+	pp_pack_options options;
+	pp_pack_options_init(&options);
+	options.block_size = 256 << 10;
+	options.keep = keep;
+	options.keep_count = nkeep;
+	options.check = check;
+	options.threads = 2;
+	int in_fd = open(path_of(in), O_RDONLY);
+	int out_fd = open(path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int status = pp_pack(in_fd, in, out_fd, out, &options, NULL);
+	close(in_fd);
+	close(out_fd);
+	return status;
+}
+
+static void test_our_file(const uint8_t *image, size_t size)
+{
+	pp_range keep = { .offset = 300000, .length = 400000 };
+	CHECK(pack_file("image", "ours.xz", &keep, 1, PP_CHECK_CRC64) == 0,
+	      "pack with one kept range");
+	pp_archive *a;
+	pp_info info;
+	CHECK(pp_open(path_of("ours.xz"), PP_OPEN_READ, &a, NULL) == 0,
+	      "open our file");
+	CHECK(pp_get_info(a, &info, NULL) == 0 && info.stored_count == 1 &&
+	      info.stored[0].offset == 300000 &&
+	      info.stored[0].length == 400000 &&
+	      info.uncompressed_size == size,
+	      "stored ranges are exactly the kept range");
+	/* 0-256K | 256K-300000 | 300000-512K S | 512K-700000 S | ... */
+	CHECK(a->blocks[1].uoffset == 262144 && a->blocks[2].uoffset == 300000 &&
+	      a->blocks[4].uoffset == 700000, "block boundaries at range edges");
+	uint8_t *buf = malloc(size);
+	CHECK(pp_pread(a, buf, size, 0, NULL) == 0 &&
+	      memcmp(buf, image, size) == 0, "pread of the whole image");
+	CHECK(pp_pread(a, buf, 1000, 262000, NULL) == 0 &&
+	      memcmp(buf, image + 262000, 1000) == 0,
+	      "pread across a block boundary");
+	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify passes");
+	free(buf);
+	pp_info_free(&info);
+	pp_close(a);
+}
+
+static void test_stock_streams(void)
+{
+	/* Two streams with padding between them and after, one with the
+	 * x86 filter: the reader must number blocks across streams and
+	 * never offer filtered bytes as stored. */
+	CHECK(shell("head -c 100000 %s/image | xz -0 --check=crc32 > %s/a.xz",
+		    dir, dir) == 0, "stock xz stream 1");
+	CHECK(shell("tail -c 50000 %s/image | xz --x86 --lzma2=preset=0 "
+		    "--check=sha256 > %s/b.xz", dir, dir) == 0,
+	      "stock xz stream 2 with the x86 filter");
+	CHECK(shell("cd %s && { cat a.xz; printf '\\0\\0\\0\\0'; cat b.xz; "
+		    "printf '\\0\\0\\0\\0\\0\\0\\0\\0'; } > %s/multi.xz", dir, dir) == 0
+	      && shell("xz -t %s/multi.xz%s", dir, "") == 0,
+	      "two streams with padding pass xz -t");
+	pp_archive *a;
+	pp_info info;
+	CHECK(pp_open(path_of("multi.xz"), PP_OPEN_READ, &a, NULL) == 0,
+	      "open two-stream file");
+	CHECK(a->block_count == 2 && a->blocks[1].uoffset == 100000 &&
+	      a->blocks[0].check == PP_CHECK_CRC32 &&
+	      a->blocks[1].check == PP_CHECK_SHA256,
+	      "blocks numbered across streams, each with its stream's check");
+	CHECK(pp_get_info(a, &info, NULL) == 0 && info.mixed_checks,
+	      "mixed checks reported");
+	bool filtered_offered = false;
+	for (size_t i = 0; i < info.stored_count; i++)
+		filtered_offered |= info.stored[i].offset +
+			info.stored[i].length > 100000;
+	CHECK(!filtered_offered, "x86-filtered block offers no stored bytes");
+	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify two streams");
+	pp_info_free(&info);
+	pp_close(a);
+}
+
+/* Stock xz writes incompressible stretches as uncompressed chunks inside
+ * an LZMA2 stream.  Those followed by LZMA chunks may be copied from, so
+ * only trailing ones are patchable, and patching them keeps xz -t happy. */
+static void test_mixed_chunks(unsigned long long *seed)
+{
+	size_t half = 300000;
+	uint8_t *data = malloc(2 * half);
+	make_noise(data, half, seed);
+	make_text(data + half, half, seed);
+	write_file("noise-text", data, 2 * half);
+	make_text(data, half, seed);
+	make_noise(data + half, half, seed);
+	write_file("text-noise", data, 2 * half);
+	CHECK(shell("xz -k -6 %s/noise-text && xz -k -6 %s/text-noise", dir,
+		    dir) == 0, "stock xz on mixed data");
+	pp_archive *a;
+	pp_info info;
+	CHECK(pp_open(path_of("noise-text.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
+	      pp_get_info(a, &info, NULL) == 0 && info.stored_count == 0,
+	      "uncompressed chunks followed by LZMA chunks are not offered");
+	pp_info_free(&info);
+	pp_close(a);
+
+	CHECK(pp_open(path_of("text-noise.xz"), PP_OPEN_WRITE, &a, NULL) == 0 &&
+	      pp_get_info(a, &info, NULL) == 0 && info.stored_count == 1 &&
+	      info.stored[0].offset + info.stored[0].length == 2 * half &&
+	      info.stored[0].offset <= half + 70000,
+	      "trailing uncompressed chunks are offered");
+	uint8_t patch[5000];
+	make_text(patch, sizeof patch, seed);
+	uint64_t at = 2 * half - 20000;
+	CHECK(pp_patch(a, at, patch, sizeof patch, NULL) == 0,
+	      "patch a stock xz file");
+	memcpy(data + at, patch, sizeof patch);
+	write_file("text-noise.expected", data, 2 * half);
+	CHECK(shell("xz -dc %s/text-noise.xz | cmp -s - %s/text-noise.expected",
+		    dir, dir) == 0, "stock xz decodes the patched bytes");
+	pp_info_free(&info);
+	pp_close(a);
+	free(data);
+}
+
+static int open_status(const char *name)
+{
+	pp_archive *a;
+	pp_error err;
+	int status = pp_open(path_of(name), PP_OPEN_READ, &a, &err);
+	if (status == 0) {
+		status = pp_verify(a, NULL, NULL, &err);
+		pp_close(a);
+	}
+	return status;
+}
+
+static void test_corrupt(void)
+{
+	size_t len = 0;
+	uint8_t *good = read_file("ours.xz", &len);
+	if (!good || len < 1000) {
+		CHECK(false, "our file for corrupting");
+		return;
+	}
+	write_file("empty.xz", good, 0);
+	CHECK(open_status("empty.xz") == PP_ERR_FORMAT, "empty file");
+	write_file("short.xz", good, len - 4);
+	CHECK(open_status("short.xz") == PP_ERR_FORMAT, "truncated file");
+	write_file("head.xz", good, 12);
+	CHECK(open_status("head.xz") == PP_ERR_FORMAT, "stream header only");
+
+	uint8_t *bad = malloc(len);
+	memcpy(bad, good, len);
+	bad[len - 20] ^= 0x10;  /* inside the index */
+	write_file("index.xz", bad, len);
+	CHECK(open_status("index.xz") == PP_ERR_FORMAT, "bit flip in the index");
+
+	memcpy(bad, good, len);
+	bad[len - 2] = 'X';  /* footer magic */
+	write_file("footer.xz", bad, len);
+	CHECK(open_status("footer.xz") == PP_ERR_FORMAT, "bad footer magic");
+
+	memcpy(bad, good, len);
+	bad[400000] ^= 0x01;  /* stored data: only the check can tell */
+	write_file("data.xz", bad, len);
+	CHECK(open_status("data.xz") == PP_ERR_CHECK, "bit flip in stored data");
+
+	unsigned long long seed = 5;
+	make_noise(bad, len, &seed);
+	bad[0] = 0xFD; memcpy(bad + 1, "7zXZ", 5);
+	write_file("noise.xz", bad, len);
+	CHECK(open_status("noise.xz") == PP_ERR_FORMAT, "random bytes after magic");
+
+	/* Every single-byte truncation point of the tail must fail cleanly. */
+	bool clean = true;
+	for (size_t cut = len - 64; cut < len && clean; cut++) {
+		write_file("cut.xz", good, cut);
+		int status = open_status("cut.xz");
+		clean = status == PP_ERR_FORMAT || status == PP_ERR_CHECK;
+	}
+	CHECK(clean, "every truncation in the last 64 bytes is refused");
+	free(bad);
+	free(good);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	unsigned long long seed = 1;
+	size_t size = 1000000;
+	uint8_t *image = malloc(size);
+	make_text(image, size, &seed);
+	make_noise(image + 350000, 100000, &seed);
+	write_file("image", image, size);
+	test_our_file(image, size);
+	test_stock_streams();
+	test_mixed_chunks(&seed);
+	test_corrupt();
+	free(image);
+	shell("rm -rf %s%s", dir, "");
+	return unit_done();
+}
