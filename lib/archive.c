@@ -56,6 +56,14 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 	return 0;
 }
 
+uint64_t pp_archive_image_size(const pp_archive *archive)
+{
+	if (archive->block_count == 0)
+		return 0;
+	const pp_block *last = &archive->blocks[archive->block_count - 1];
+	return last->uoffset + last->usize;
+}
+
 size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 {
 	size_t low = 0, high = archive->block_count;
@@ -206,9 +214,9 @@ int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
 			(archive->ops->format == PP_FORMAT_GZIP ?
 			 PP_CHECK_CRC32 : PP_CHECK_NONE),
 	};
+	info->uncompressed_size = pp_archive_image_size(archive);
 	for (size_t i = 0; i < archive->block_count; i++) {
 		const pp_block *b = &archive->blocks[i];
-		info->uncompressed_size += b->usize;
 		info->block_size = PP_MAX(info->block_size, b->usize);
 		if (b->check != info->check)
 			info->mixed_checks = true;
@@ -243,9 +251,7 @@ static int discard_sink(void *opaque, const uint8_t *data, size_t len,
 int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
 	      pp_error *err)
 {
-	uint64_t total = 0, done = 0;
-	for (size_t i = 0; i < archive->block_count; i++)
-		total += archive->blocks[i].usize;
+	uint64_t total = pp_archive_image_size(archive), done = 0;
 	for (size_t i = 0; i < archive->block_count; i++) {
 		int status = archive->ops->decode(archive, i, UINT64_MAX,
 						  discard_sink, NULL, err);

@@ -36,3 +36,24 @@ int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
 	va_end(args);
 	return status;
 }
+
+static pp_notice_fn notice_handler;
+static void *notice_opaque;
+
+void pp_set_notice_handler(pp_notice_fn handler, void *opaque)
+{
+	notice_handler = handler;
+	notice_opaque = opaque;
+}
+
+void pp_notice(const char *fmt, ...)
+{
+	if (!notice_handler)
+		return;
+	char message[PP_ERROR_MAX];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(message, sizeof message, fmt, args);
+	va_end(args);
+	notice_handler(notice_opaque, message);
+}

@@ -30,6 +30,10 @@ int pp_fail(pp_error *err, enum pp_status status, const char *fmt, ...)
 int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Tells the caller something it should know but that is not an error
+ * (the notice handler set with pp_set_notice_handler). */
+void pp_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- whole-buffer I/O (io.c) ------------------------------------------ */
 
 /* Read or write exactly len bytes; -1 with errno set otherwise (EIO at EOF). */
@@ -117,6 +121,18 @@ typedef struct pp_partition {
 int pp_read_partitions(pp_read_fn read_at, void *opaque, uint64_t image_size,
 		       const char *image_name, pp_partition **parts,
 		       size_t *count, pp_error *err);
+
+/* ---- libguestfs lookups (guestfs.c) ---------------------------------- */
+
+typedef struct pp_guestfs pp_guestfs;
+
+/* Launches the appliance on the image, read-only, falling back to TCG. */
+int pp_guestfs_open(const char *image_path, pp_guestfs **handle,
+		    pp_error *err);
+/* /MOUNTPOINT, /dev/..., label:L or uuid:U to the partition holding it. */
+int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,
+		       pp_range *range, pp_error *err);
+void pp_guestfs_close(pp_guestfs *handle);
 
 /* ---- the write side of a container ------------------------------------ */
 
@@ -218,6 +234,8 @@ struct pp_archive {
 
 int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err);
+/* The size of the uncompressed image. */
+uint64_t pp_archive_image_size(const pp_archive *archive);
 /* The index of the block holding uncompressed offset, or block_count. */
 size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
 

@@ -67,6 +67,11 @@ typedef void (*pp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 /* Random access to a disk image, for reading its partition table. */
 typedef int (*pp_read_fn)(void *opaque, void *buf, size_t len, uint64_t offset);
 
+/* Receives one-line notices (e.g. "retrying with TCG"); by default they
+ * are dropped.  Process-wide; set it before other calls. */
+typedef void (*pp_notice_fn)(void *opaque, const char *message);
+void pp_set_notice_handler(pp_notice_fn handler, void *opaque);
+
 /* ---- selectors: what to keep raw ------------------------------------- */
 
 /*
@@ -164,6 +169,13 @@ int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
  */
 int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
 	     size_t len, pp_error *err);
+
+/*
+ * Finds a partition (partN, /dev/sdaN, name:NAME) in the partition table
+ * of the archive's image, decoding only the blocks that hold the table.
+ */
+int pp_locate_partition(pp_archive *archive, const char *selector,
+			pp_range *range, pp_error *err);
 
 /*
  * The length of the stored run that starts at offset (0 if offset is not

@@ -271,9 +271,7 @@ int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
 	if (!(archive->flags & PP_OPEN_WRITE))
 		return pp_fail(err, PP_ERR_USAGE, "%s: not opened for writing",
 			       archive->path);
-	uint64_t image_size = 0;
-	for (size_t i = 0; i < archive->block_count; i++)
-		image_size += archive->blocks[i].usize;
+	uint64_t image_size = pp_archive_image_size(archive);
 	if (offset > image_size || len > image_size - offset)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "%s: bytes %llu..%llu are past the end of the "

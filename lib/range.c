@@ -171,6 +171,22 @@ static int resolve_table_selector(const char *text, const table_selector *sel,
 		       image_name, text);
 }
 
+static int resolve_guestfs_selector(const char *text, const char *image_path,
+				    pp_guestfs **guestfs, pp_range *range,
+				    pp_error *err)
+{
+	if (!image_path)
+		return pp_fail(err, PP_ERR_USAGE,
+			       "(stdin): selector %s needs libguestfs, so the "
+			       "image must be a file, not a pipe", text);
+	if (!*guestfs) {
+		int status = pp_guestfs_open(image_path, guestfs, err);
+		if (status)
+			return status;
+	}
+	return pp_guestfs_resolve(*guestfs, text, range, err);
+}
+
 int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
 			 void *read_opaque, uint64_t image_size,
 			 const char *const *selectors, size_t count,
@@ -181,6 +197,7 @@ int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
 	if (!*ranges)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	table_cache table = { 0 };
+	pp_guestfs *guestfs = NULL;
 	int status = 0;
 	for (size_t i = 0; status == 0 && i < count; i++) {
 		const char *text = selectors[i];
@@ -195,14 +212,15 @@ int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
 							image_size, &table,
 							&(*ranges)[i], err);
 		else if (needs_guestfs(text))
-			status = pp_fail(err, PP_ERR_LOCATE,
-					 "%s: selector %s needs libguestfs "
-					 "inspection, which this build does "
-					 "not have yet", image_name, text);
+			status = resolve_guestfs_selector(text, image_path,
+							  &guestfs,
+							  &(*ranges)[i], err);
 		else
 			status = pp_fail(err, PP_ERR_USAGE,
 					 "%s: unknown selector (try START:END, "
-					 "START+LENGTH, partN, name:NAME)", text);
+					 "START+LENGTH, partN, /MOUNTPOINT, "
+					 "/dev/sdaN, label:L, uuid:U, name:N)",
+					 text);
 	}
 	for (size_t i = 0; status == 0 && image_size && i < count; i++) {
 		const pp_range *r = &(*ranges)[i];
@@ -215,9 +233,33 @@ int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
 					 (unsigned long long)image_size);
 	}
 	free(table.parts);
+	pp_guestfs_close(guestfs);
 	if (status) {
 		free(*ranges);
 		*ranges = NULL;
 	}
+	return status;
+}
+
+/* pp_read_fn over the archive's uncompressed image. */
+static int read_archive(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	return pp_pread(opaque, buf, len, offset, NULL);
+}
+
+int pp_locate_partition(pp_archive *archive, const char *selector,
+			pp_range *range, pp_error *err)
+{
+	table_selector sel;
+	if (!parse_table_selector(selector, &sel))
+		return pp_fail(err, PP_ERR_USAGE,
+			       "%s: a partition in an archive is named partN, "
+			       "/dev/sdaN or name:NAME", selector);
+	table_cache table = { 0 };
+	int status = resolve_table_selector(selector, &sel, archive->path,
+					    read_archive, archive,
+					    pp_archive_image_size(archive),
+					    &table, range, err);
+	free(table.parts);
 	return status;
 }

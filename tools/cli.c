@@ -10,10 +10,17 @@
 
 const char *cli_program = "partpack";
 
+static void print_notice(void *opaque, const char *message)
+{
+	(void)opaque;
+	fprintf(stderr, "%s: %s\n", cli_program, message);
+}
+
 void cli_init(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 	cli_program = slash ? slash + 1 : argv0;
+	pp_set_notice_handler(print_notice, NULL);
 }
 
 void cli_error(const char *fmt, ...)

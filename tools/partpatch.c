@@ -14,6 +14,7 @@
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... ARCHIVE --offset=N\n"
+	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL\n"
 	       "Overwrite bytes of the uncompressed image inside ARCHIVE (.xz or .gz)\n"
 	       "in place, starting at image offset N, with data from standard input or\n"
 	       "--input.  Every byte written must lie in stored (uncompressed) data;\n"
@@ -21,6 +22,9 @@ static void usage(void)
 	       "updated, so stock xz and gzip accept the result.\n"
 	       "\n"
 	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... suffixes)\n"
+	       "  -p, --partition=SEL   write at the start of partition SEL (partN,\n"
+	       "                        /dev/sdaN, name:NAME), found in the archive's\n"
+	       "                        own partition table; the data must fit in it\n"
 	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
 	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
 	       "  -q, --quiet           say nothing on success\n"
@@ -30,13 +34,15 @@ static void usage(void)
 	       "\n"
 	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
 	       "(the archive is unchanged).\n",
-	       cli_program);
+	       cli_program, cli_program);
 }
 
 typedef struct patch_args {
 	const char *archive;
 	const char *input;
+	const char *partition;
 	uint64_t offset;
+	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
 	bool offset_given;
 	bool length_given;
@@ -48,6 +54,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	static const struct option long_options[] = {
 		{ "offset", required_argument, NULL, 'O' },
 		{ "length", required_argument, NULL, 'l' },
+		{ "partition", required_argument, NULL, 'p' },
 		{ "input", required_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -56,7 +63,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "O:l:i:qvhV", long_options,
+	while ((c = getopt_long(argc, argv, "O:l:p:i:qvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'O':
@@ -67,6 +74,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			args->length = cli_size_arg("--length", optarg);
 			args->length_given = true;
 			break;
+		case 'p': args->partition = optarg; break;
 		case 'i': args->input = optarg; break;
 		case 'q': args->verbose = false; break;
 		case 'v': args->verbose = true; break;
@@ -84,10 +92,11 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		exit(EXIT_USAGE);
 	}
 	args->archive = argv[optind];
-	if (!args->offset_given) {
-		cli_error("missing --offset");
+	if (args->offset_given == (args->partition != NULL)) {
+		cli_error("give exactly one of --offset and --partition");
 		exit(EXIT_USAGE);
 	}
+	args->limit = UINT64_MAX;
 }
 
 /* The bytes to write: a mapping of a regular file, or what a pipe gave. */
@@ -117,6 +126,12 @@ static int map_regular_input(int fd, const char *name, const patch_args *args,
 		cli_error("%s: input has %llu bytes, shorter than --length %llu",
 			  name, (unsigned long long)available,
 			  (unsigned long long)want);
+		return EXIT_USAGE;
+	}
+	if (want > args->limit) {
+		cli_error("%s: %llu bytes do not fit in partition %s (%llu bytes)",
+			  name, (unsigned long long)want, args->partition,
+			  (unsigned long long)args->limit);
 		return EXIT_USAGE;
 	}
 	if (want == 0)
@@ -171,6 +186,11 @@ static int read_stream_input(int fd, const char *name, const patch_args *args,
 			break;
 		data->len += (size_t)n;
 	}
+	if (data->len > args->limit) {
+		cli_error("%s: more than %llu bytes: does not fit in partition %s",
+			  name, (unsigned long long)args->limit, args->partition);
+		return EXIT_USAGE;
+	}
 	if (args->length_given && data->len < args->length) {
 		cli_error("%s: input has %zu bytes, shorter than --length %llu",
 			  name, data->len, (unsigned long long)args->length);
@@ -204,7 +224,9 @@ static int load_data(pp_archive *archive, const patch_args *args,
 		if (pp_stored_run(archive, args->offset, &run, &err))
 			status = cli_fail(&err);
 		else
-			status = read_stream_input(fd, name, args, run + 1, data);
+			status = read_stream_input(fd, name, args,
+						   (run < args->limit ? run :
+						    args->limit) + 1, data);
 	}
 	if (args->input)
 		close(fd);
@@ -222,7 +244,19 @@ int main(int argc, char **argv)
 	if (pp_open(args.archive, PP_OPEN_WRITE, &archive, &err))
 		return cli_fail(&err);
 	patch_data data = { 0 };
-	int status = load_data(archive, &args, &data);
+	int status = 0;
+	if (args.partition) {
+		pp_range partition;
+		if (pp_locate_partition(archive, args.partition, &partition,
+					&err)) {
+			status = cli_fail(&err);
+		} else {
+			args.offset = partition.offset;
+			args.limit = partition.length;
+		}
+	}
+	if (status == 0)
+		status = load_data(archive, &args, &data);
 	if (status == 0 && pp_patch(archive, args.offset, data.bytes, data.len,
 				    &err))
 		status = cli_fail(&err);
