@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,62 @@ static int identify(pp_archive *archive, pp_error *err)
 		       archive->path);
 }
 
+/* One patcher at a time; readers wait for it (see pp_open). */
+static int lock_archive(pp_archive *archive, pp_error *err)
+{
+	int operation = (archive->flags & PP_OPEN_WRITE) ? LOCK_EX : LOCK_SH;
+	if (archive->flags & PP_OPEN_NO_WAIT)
+		operation |= LOCK_NB;
+	while (flock(archive->fd, operation)) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return pp_fail(err, PP_ERR_BUSY, "%s: another partpatch "
+				       "is patching this archive", archive->path);
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot lock",
+				     archive->path);
+	}
+	return 0;
+}
+
+static int open_file(pp_archive *archive, pp_error *err)
+{
+	int write = archive->flags & PP_OPEN_WRITE;
+	archive->fd = open(archive->path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	struct stat st;
+	if (archive->fd < 0 || fstat(archive->fd, &st))
+		return pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
+	if (S_ISDIR(st.st_mode))
+		return pp_fail(err, PP_ERR_USAGE, "%s: is a directory",
+			       archive->path);
+	if (!S_ISREG(st.st_mode))
+		return pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
+			       archive->path);
+	bool recovered;
+	int status = lock_archive(archive, err);
+	if (status == 0)
+		status = pp_journal_recover(archive, write, &recovered, err);
+	/* Recovery may have rewritten bytes, never the size; read it after. */
+	if (status == 0 && fstat(archive->fd, &st))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
+	archive->file_size = (uint64_t)st.st_size;
+	return status;
+}
+
+int pp_recover(const char *path, bool *recovered, pp_error *err)
+{
+	pp_archive archive = { .flags = PP_OPEN_WRITE, .path = (char *)path };
+	*recovered = false;
+	archive.fd = open(path, O_RDWR | O_CLOEXEC);
+	if (archive.fd < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s", path);
+	int status = lock_archive(&archive, err);
+	if (status == 0)
+		status = pp_journal_recover(&archive, true, recovered, err);
+	close(archive.fd);
+	return status;
+}
+
 int pp_open(const char *path, int flags, pp_archive **out, pp_error *err)
 {
 	*out = NULL;
@@ -131,21 +188,9 @@ int pp_open(const char *path, int flags, pp_archive **out, pp_error *err)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	}
 	archive->flags = flags;
-	archive->fd = open(path, ((flags & PP_OPEN_WRITE) ? O_RDWR : O_RDONLY) |
-			   O_CLOEXEC);
-	int status = 0;
-	struct stat st;
-	if (archive->fd < 0)
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
-	else if (fstat(archive->fd, &st))
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
-	else if (!S_ISREG(st.st_mode))
-		status = pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
-				 path);
-	if (status == 0) {
-		archive->file_size = (uint64_t)st.st_size;
+	int status = open_file(archive, err);
+	if (status == 0)
 		status = identify(archive, err);
-	}
 	if (status == 0)
 		status = archive->ops->open(archive, err);
 	if (status) {
@@ -164,6 +209,9 @@ void pp_close(pp_archive *archive)
 		archive->ops->release(archive);
 	if (archive->fd >= 0)
 		close(archive->fd);
+	if (archive->commit_path)  /* a copy never committed */
+		unlink(archive->path);
+	free(archive->commit_path);
 	free(archive->blocks);
 	free(archive->path);
 	free(archive);

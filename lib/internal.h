@@ -40,6 +40,8 @@ void pp_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset);
 int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
 int pp_write_full(int fd, const void *buf, size_t len);
+/* An O_DIRECTORY descriptor of the directory holding path, for fsync. */
+int pp_open_directory_of(const char *path);
 /* Reads up to len bytes, stopping early only at end of input. */
 ssize_t pp_read_upto(int fd, void *buf, size_t len);
 
@@ -224,6 +226,7 @@ struct pp_archive {
 	char *path;
 	int fd;
 	int flags;
+	char *commit_path;          /* pp_open_copy: where pp_commit renames to */
 	uint64_t file_size;
 	const pp_container_ops *ops;
 	void *container;        /* owned by ops */
@@ -238,6 +241,30 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 uint64_t pp_archive_image_size(const pp_archive *archive);
 /* The index of the block holding uncompressed offset, or block_count. */
 size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
+
+/* ---- the undo record (journal.c) ------------------------------------- */
+
+typedef struct pp_journal pp_journal;
+
+/* Stops the process at the k-th I/O point when PARTPACK_FAULT_AFTER=k. */
+void pp_fault_point(void);
+int pp_journal_begin(pp_archive *archive, pp_journal **journal,
+		     pp_error *err);
+/* Saves the old bytes of a range about to be overwritten. */
+int pp_journal_add(pp_journal *journal, uint64_t foffset, const void *old,
+		   size_t len, pp_error *err);
+/* Makes the record complete and durable: writes may begin after this. */
+int pp_journal_commit(pp_journal *journal, pp_error *err);
+/* The writes are durable: drops the record. */
+int pp_journal_finish(pp_journal *journal, pp_error *err);
+/* Drops a record that was never committed. */
+void pp_journal_abort(pp_journal *journal);
+/* Undoes a committed patch that failed half way: restores, drops. */
+int pp_journal_rollback(pp_journal *journal, pp_archive *archive,
+			pp_error *err);
+/* Undoes an interrupted patch found beside the archive, if any. */
+int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
+		       pp_error *err);
 
 /* ---- threads (pool.c) ------------------------------------------------- */
 

@@ -2,6 +2,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
@@ -70,4 +74,14 @@ ssize_t pp_read_upto(int fd, void *buf, size_t len)
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+int pp_open_directory_of(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -1;
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	return fd;
 }

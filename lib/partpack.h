@@ -128,11 +128,21 @@ enum pp_open_flags {
 	PP_OPEN_READ = 0,
 	PP_OPEN_WRITE = 1,        /* for pp_patch */
 	PP_OPEN_NO_WAIT = 2,      /* fail with PP_ERR_BUSY instead of waiting */
+	PP_OPEN_PRIVATE = 4,      /* set by pp_open_copy: no undo record */
 };
 
-/* Opens an .xz or .gz archive (format found from its content). */
+/*
+ * Opens an .xz or .gz archive (format found from its content).  It takes
+ * a lock (shared for reading, exclusive for writing) held until pp_close.
+ * An interrupted patch is undone first when opening for writing; opening
+ * for reading fails while one is pending.
+ */
 int pp_open(const char *path, int flags, pp_archive **archive, pp_error *err);
 void pp_close(pp_archive *archive);
+
+/* Undoes an interrupted patch of the archive at path, if there is one,
+ * without parsing the archive.  *recovered says whether there was. */
+int pp_recover(const char *path, bool *recovered, pp_error *err);
 
 typedef struct pp_info {
 	enum pp_format format;
@@ -161,14 +171,39 @@ int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
 int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
 	     pp_error *err);
 
+enum pp_patch_flags {
+	PP_PATCH_DRY_RUN = 1,     /* check and report, write nothing */
+};
+
+/* What a patch did (or, with PP_PATCH_DRY_RUN, would do). */
+typedef struct pp_patch_report {
+	uint64_t data_bytes;       /* image bytes overwritten */
+	uint64_t blocks_touched;   /* blocks whose check was updated */
+	uint64_t first_block;      /* index of the first of them */
+	uint64_t undo_bytes;       /* old bytes saved to the undo record */
+} pp_patch_report;
+
 /*
  * Overwrites [offset, offset + len) of the uncompressed image with data,
  * in place.  Every byte of the range must be stored data, or nothing is
  * written and PP_ERR_NOT_STORED is returned.  The checks of the touched
- * blocks are updated.
+ * blocks are updated.  The old bytes are saved to an undo record before
+ * the first write, so an interrupted patch can be undone (pp_open does it
+ * on the next open for writing).  report may be NULL.
  */
 int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
-	     size_t len, pp_error *err);
+	     size_t len, int flags, pp_patch_report *report, pp_error *err);
+
+/*
+ * Copies source to a temporary file beside dest (a reflink clone where the
+ * filesystem can, else a copy) and opens the copy for patching.  Nothing is
+ * visible at dest until pp_commit(); pp_close() without it removes the
+ * copy.  This is how one base archive is stamped into many variants.
+ */
+int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
+		 pp_error *err);
+/* Syncs a copy made by pp_open_copy and renames it to its destination. */
+int pp_commit(pp_archive *archive, pp_error *err);
 
 /*
  * Finds a partition (partN, /dev/sdaN, name:NAME) in the partition table

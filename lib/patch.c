@@ -1,12 +1,13 @@
 /*
  * patch.c - overwriting stored bytes of an archive in place.
  *
- * A patch runs in two phases.  The first only reads: it maps the image
- * range onto stored extents of the file (refusing the patch if any byte is
- * not stored) and computes every touched block's new check.  The second
+ * A patch runs in two phases.  The first does not touch the archive: it
+ * maps the image range onto stored extents of the file (refusing the patch
+ * if any byte is not stored), saves the old bytes to the undo record
+ * (journal.c) and computes every touched block's new check.  The second
  * writes the new bytes and the new checks.  Nothing is written before the
  * whole patch is known to be possible, so a refused patch leaves the file
- * as it was.
+ * as it was, and an interrupted one can be undone.
  *
  * New CRC checks come from the changed bytes alone (see crc.c): the cost is
  * reading the old bytes being replaced, not the block.  SHA-256 has no such
@@ -31,6 +32,8 @@ typedef struct touched_block {
 
 typedef struct patch {
 	pp_archive *archive;
+	pp_journal *journal;        /* NULL: a private copy, or a dry run */
+	uint64_t undo_bytes;
 	uint64_t offset;            /* of the patch in the image */
 	const uint8_t *data;
 	size_t len;
@@ -134,10 +137,13 @@ static int map_range(patch *p, pp_error *err)
 
 /* ---- phase 1: the new checks ------------------------------------------ */
 
-/* crc(old) ^ crc(new) over one block: the crc0 of the xor (see crc.c),
- * shifted past the rest of the block. */
-static int crc_delta(patch *p, const touched_block *t, uint64_t *delta,
-		     uint8_t *old_bytes, pp_error *err)
+/*
+ * Reads the old bytes under a block's pieces once, for two uses: the undo
+ * record, and the CRC change, which is crc(old) ^ crc(new) over each piece
+ * (the crc0 of their xor, see crc.c) shifted past the rest of the block.
+ */
+static int save_old_bytes(patch *p, const touched_block *t, uint64_t *delta,
+			  uint8_t *old_bytes, pp_error *err)
 {
 	const pp_block *b = &p->archive->blocks[t->block];
 	uint64_t block_end = b->uoffset + b->usize;
@@ -148,17 +154,24 @@ static int crc_delta(patch *p, const touched_block *t, uint64_t *delta,
 			size_t len = (size_t)PP_MIN(PATCH_IO_SIZE, x->length - done);
 			const uint8_t *new_bytes =
 				p->data + (x->uoffset + done - p->offset);
-			if (pp_pread_full(p->archive->fd, old_bytes, len,
-					  x->foffset + done))
+			uint64_t foffset = x->foffset + done;
+			if (pp_pread_full(p->archive->fd, old_bytes, len, foffset))
 				return pp_fail_errno(err, PP_ERR_IO,
 						     "%s: read error",
 						     p->archive->path);
+			if (p->journal) {
+				int status = pp_journal_add(p->journal, foffset,
+							    old_bytes, len, err);
+				if (status)
+					return status;
+			}
+			p->undo_bytes += len;
 			uint64_t zeros = block_end - (x->uoffset + done + len);
 			if (b->check == PP_CHECK_CRC32) {
 				uint32_t d = pp_crc32(0, old_bytes, len) ^
 					pp_crc32(0, new_bytes, len);
 				*delta ^= pp_crc32_shift(d, zeros);
-			} else {
+			} else if (b->check == PP_CHECK_CRC64) {
 				uint64_t d = pp_crc64(0, old_bytes, len) ^
 					pp_crc64(0, new_bytes, len);
 				*delta ^= pp_crc64_shift(d, zeros);
@@ -213,23 +226,26 @@ static int sha256_of_patched(patch *p, touched_block *t, pp_error *err)
 	return status;
 }
 
-static int compute_check(patch *p, touched_block *t, uint8_t *io_buf,
+static int prepare_block(patch *p, touched_block *t, uint8_t *io_buf,
 			 pp_error *err)
 {
 	const pp_block *b = &p->archive->blocks[t->block];
 	size_t size = pp_check_size(b->check);
-	if (b->check == PP_CHECK_NONE)
-		return 0;
-	if (b->check == PP_CHECK_SHA256)
-		return sha256_of_patched(p, t, err);
-	uint8_t old_check[8];
+	uint8_t old_check[32];
+	uint64_t delta;
+	int status = save_old_bytes(p, t, &delta, io_buf, err);
+	if (status || size == 0)
+		return status;
 	if (pp_pread_full(p->archive->fd, old_check, size, b->check_offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     p->archive->path);
-	uint64_t delta;
-	int status = crc_delta(p, t, &delta, io_buf, err);
-	if (status)
+	if (p->journal &&
+	    (status = pp_journal_add(p->journal, b->check_offset, old_check,
+				     size, err)))
 		return status;
+	p->undo_bytes += size;
+	if (b->check == PP_CHECK_SHA256)
+		return sha256_of_patched(p, t, err);
 	if (b->check == PP_CHECK_CRC32)
 		pp_put_le32(t->new_check, pp_get_le32(old_check) ^ (uint32_t)delta);
 	else
@@ -247,6 +263,7 @@ static int write_patch(patch *p, pp_error *err)
 		const pp_block *b = &archive->blocks[t->block];
 		for (size_t e = 0; e < t->pieces.count; e++) {
 			const pp_extent *x = &t->pieces.items[e];
+			pp_fault_point();
 			if (pp_pwrite_full(archive->fd,
 					   p->data + (x->uoffset - p->offset),
 					   (size_t)x->length, x->foffset))
@@ -254,21 +271,58 @@ static int write_patch(patch *p, pp_error *err)
 						     "%s: write error",
 						     archive->path);
 		}
+		pp_fault_point();
 		if (pp_pwrite_full(archive->fd, t->new_check,
 				   pp_check_size(b->check), b->check_offset))
 			return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 					     archive->path);
 	}
+	pp_fault_point();
 	if (fdatasync(archive->fd))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 				     archive->path);
 	return 0;
 }
 
-int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
-	     size_t len, pp_error *err)
+/* Phase 1 for every touched block, then phase 2 unless it is a dry run. */
+static int run_patch(patch *p, int flags, pp_error *err)
 {
-	if (!(archive->flags & PP_OPEN_WRITE))
+	uint8_t *io_buf = malloc(PATCH_IO_SIZE);
+	int status = io_buf ? map_range(p, err) :
+		pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	bool journaled = !(flags & PP_PATCH_DRY_RUN) &&
+		!(p->archive->flags & PP_OPEN_PRIVATE);
+	if (status == 0 && journaled)
+		status = pp_journal_begin(p->archive, &p->journal, err);
+	for (size_t i = 0; status == 0 && i < p->touched_count; i++)
+		status = prepare_block(p, &p->touched[i], io_buf, err);
+	free(io_buf);
+	if (p->journal && status == 0)
+		status = pp_journal_commit(p->journal, err);
+	if (status) {
+		pp_journal_abort(p->journal);
+		return status;
+	}
+	if (flags & PP_PATCH_DRY_RUN)
+		return 0;
+	status = write_patch(p, err);
+	if (status && p->journal) {
+		/* Put the old bytes back now; if even that fails, the record
+		 * stays for the next open to finish the job. */
+		pp_error rollback_err;
+		pp_journal_rollback(p->journal, p->archive, &rollback_err);
+	} else if (p->journal) {
+		status = pp_journal_finish(p->journal, err);
+	}
+	return status;
+}
+
+int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
+	     size_t len, int flags, pp_patch_report *report, pp_error *err)
+{
+	if (report)
+		*report = (pp_patch_report){ 0 };
+	if (!(archive->flags & PP_OPEN_WRITE) && !(flags & PP_PATCH_DRY_RUN))
 		return pp_fail(err, PP_ERR_USAGE, "%s: not opened for writing",
 			       archive->path);
 	uint64_t image_size = pp_archive_image_size(archive);
@@ -284,14 +338,14 @@ int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
 
 	patch p = { .archive = archive, .offset = offset, .data = data,
 		    .len = len };
-	uint8_t *io_buf = malloc(PATCH_IO_SIZE);
-	int status = io_buf ? map_range(&p, err) :
-		pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; status == 0 && i < p.touched_count; i++)
-		status = compute_check(&p, &p.touched[i], io_buf, err);
-	if (status == 0)
-		status = write_patch(&p, err);
-	free(io_buf);
+	int status = run_patch(&p, flags, err);
+	if (status == 0 && report)
+		*report = (pp_patch_report){
+			.data_bytes = len,
+			.blocks_touched = p.touched_count,
+			.first_block = p.touched_count ? p.touched[0].block : 0,
+			.undo_bytes = p.undo_bytes,
+		};
 	for (size_t i = 0; i < p.touched_count; i++)
 		pp_extent_list_free(&p.touched[i].pieces);
 	free(p.touched);

@@ -27,13 +27,20 @@ static void usage(void)
 	       "                        own partition table; the data must fit in it\n"
 	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
 	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
+	       "  -o, --output=NEW      leave ARCHIVE as it is: write the patched archive\n"
+	       "                        to NEW (a reflink clone where possible)\n"
+	       "  -n, --dry-run         check the patch and say what it would change\n"
+	       "      --no-wait         fail at once if another partpatch holds ARCHIVE\n"
+	       "      --recover         undo an interrupted patch of ARCHIVE and exit\n"
 	       "  -q, --quiet           say nothing on success\n"
 	       "  -v, --verbose         say what was written\n"
 	       "  -h, --help            show this help and exit\n"
 	       "  -V, --version         show the version and exit\n"
 	       "\n"
 	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
-	       "(the archive is unchanged).\n",
+	       "(the archive is unchanged), 5 ARCHIVE is locked (--no-wait).\n"
+	       "An interrupted patch leaves an undo record beside ARCHIVE; the next\n"
+	       "partpatch, or --recover, restores the archive from it.\n",
 	       cli_program, cli_program);
 }
 
@@ -41,12 +48,16 @@ typedef struct patch_args {
 	const char *archive;
 	const char *input;
 	const char *partition;
+	const char *output;
 	uint64_t offset;
 	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
 	bool offset_given;
 	bool length_given;
 	bool verbose;
+	bool dry_run;
+	bool no_wait;
+	bool recover;
 } patch_args;
 
 static void parse_args(int argc, char **argv, patch_args *args)
@@ -56,6 +67,10 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "length", required_argument, NULL, 'l' },
 		{ "partition", required_argument, NULL, 'p' },
 		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "no-wait", no_argument, NULL, 'W' },
+		{ "recover", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -63,7 +78,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "O:l:p:i:qvhV", long_options,
+	while ((c = getopt_long(argc, argv, "O:l:p:i:o:nqvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'O':
@@ -76,6 +91,10 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			break;
 		case 'p': args->partition = optarg; break;
 		case 'i': args->input = optarg; break;
+		case 'o': args->output = optarg; break;
+		case 'n': args->dry_run = true; break;
+		case 'W': args->no_wait = true; break;
+		case 'R': args->recover = true; break;
 		case 'q': args->verbose = false; break;
 		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
@@ -92,6 +111,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		exit(EXIT_USAGE);
 	}
 	args->archive = argv[optind];
+	if (args->recover)
+		return;
 	if (args->offset_given == (args->partition != NULL)) {
 		cli_error("give exactly one of --offset and --partition");
 		exit(EXIT_USAGE);
@@ -233,37 +254,79 @@ static int load_data(pp_archive *archive, const patch_args *args,
 	return status;
 }
 
+static int recover(const patch_args *args)
+{
+	bool recovered;
+	pp_error err;
+	if (pp_recover(args->archive, &recovered, &err))
+		return cli_fail(&err);
+	if (!recovered)
+		fprintf(stderr, "%s: %s: no interrupted patch to recover\n",
+			cli_program, args->archive);
+	return EXIT_OK;
+}
+
+static int open_target(const patch_args *args, pp_archive **archive,
+		       pp_error *err)
+{
+	if (args->output && !args->dry_run)
+		return pp_open_copy(args->archive, args->output, archive, err);
+	int flags = args->dry_run ? PP_OPEN_READ : PP_OPEN_WRITE;
+	if (args->no_wait)
+		flags |= PP_OPEN_NO_WAIT;
+	return pp_open(args->archive, flags, archive, err);
+}
+
+static void report(const patch_args *args, const pp_patch_report *done)
+{
+	fprintf(stderr, "%s: %s: %s %llu bytes at image offset %llu, "
+		"updating the checks of %llu block(s) from block %llu; "
+		"undo record %llu bytes\n", cli_program,
+		args->output && !args->dry_run ? args->output : args->archive,
+		args->dry_run ? "would write" : "wrote",
+		(unsigned long long)done->data_bytes,
+		(unsigned long long)args->offset,
+		(unsigned long long)done->blocks_touched,
+		(unsigned long long)done->first_block,
+		(unsigned long long)done->undo_bytes);
+}
+
+static int locate(pp_archive *archive, patch_args *args)
+{
+	pp_range partition;
+	pp_error err;
+	if (pp_locate_partition(archive, args->partition, &partition, &err))
+		return cli_fail(&err);
+	args->offset = partition.offset;
+	args->limit = partition.length;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init(argv[0]);
 	patch_args args = { 0 };
 	parse_args(argc, argv, &args);
+	if (args.recover)
+		return recover(&args);
 
 	pp_archive *archive;
 	pp_error err;
-	if (pp_open(args.archive, PP_OPEN_WRITE, &archive, &err))
+	if (open_target(&args, &archive, &err))
 		return cli_fail(&err);
 	patch_data data = { 0 };
-	int status = 0;
-	if (args.partition) {
-		pp_range partition;
-		if (pp_locate_partition(archive, args.partition, &partition,
-					&err)) {
-			status = cli_fail(&err);
-		} else {
-			args.offset = partition.offset;
-			args.limit = partition.length;
-		}
-	}
+	pp_patch_report done;
+	int status = args.partition ? locate(archive, &args) : 0;
 	if (status == 0)
 		status = load_data(archive, &args, &data);
-	if (status == 0 && pp_patch(archive, args.offset, data.bytes, data.len,
-				    &err))
+	if (status == 0 &&
+	    pp_patch(archive, args.offset, data.bytes, data.len,
+		     args.dry_run ? PP_PATCH_DRY_RUN : 0, &done, &err))
 		status = cli_fail(&err);
-	if (status == 0 && args.verbose)
-		fprintf(stderr, "%s: %s: wrote %zu bytes at offset %llu\n",
-			cli_program, args.archive, data.len,
-			(unsigned long long)args.offset);
+	if (status == 0 && pp_commit(archive, &err))
+		status = cli_fail(&err);
+	if (status == 0 && (args.verbose || args.dry_run))
+		report(&args, &done);
 	release_data(&data);
 	pp_close(archive);
 	return status;

@@ -179,7 +179,7 @@ static void test_mixed_chunks(unsigned long long *seed)
 	uint8_t patch[5000];
 	make_text(patch, sizeof patch, seed);
 	uint64_t at = 2 * half - 20000;
-	CHECK(pp_patch(a, at, patch, sizeof patch, NULL) == 0,
+	CHECK(pp_patch(a, at, patch, sizeof patch, 0, NULL, NULL) == 0,
 	      "patch a stock xz file");
 	memcpy(data + at, patch, sizeof patch);
 	write_file("text-noise.expected", data, 2 * half);

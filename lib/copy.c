@@ -1,0 +1,126 @@
+/*
+ * copy.c - stamping a variant: clone the base archive beside its
+ * destination, patch the clone, then sync and rename it into place.
+ *
+ * The clone shares the base's extents where the filesystem supports
+ * reflinks (btrfs, XFS), so a variant costs only the blocks the patch
+ * writes; elsewhere it is a plain copy (copy_file_range, which the kernel
+ * may still accelerate).  Until the rename nobody sees a half-made file,
+ * and the clone needs no undo record: a crash leaves the base untouched.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int copy_contents(int from, int to, uint64_t size, const char *dest,
+			 pp_error *err)
+{
+	if (ioctl(to, FICLONE, from) == 0)
+		return 0;
+	uint64_t copied = 0;
+	while (copied < size) {
+		ssize_t n = copy_file_range(from, NULL, to, NULL,
+					    (size_t)PP_MIN(size - copied, 1u << 30),
+					    0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ?
+				pp_fail(err, PP_ERR_IO, "%s: source shrank "
+					"while copying", dest) :
+				pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
+					      "write the copy", dest);
+		copied += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Clones source into a new temporary file beside dest; *temp_path is it. */
+static int clone_beside(const char *source, const char *dest,
+			char **temp_path, pp_error *err)
+{
+	size_t size = strlen(dest) + sizeof ".XXXXXX";
+	*temp_path = malloc(size);
+	if (!*temp_path)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	snprintf(*temp_path, size, "%s.XXXXXX", dest);
+	int from = open(source, O_RDONLY | O_CLOEXEC);
+	if (from < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s", source);
+	struct stat st;
+	int to = -1, status = 0;
+	if (fstat(from, &st))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", source);
+	else if (!S_ISREG(st.st_mode))
+		status = pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
+				 source);
+	else if ((to = mkostemp(*temp_path, O_CLOEXEC)) < 0)
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot create a "
+				       "file beside it", dest);
+	else
+		status = copy_contents(from, to, (uint64_t)st.st_size, dest,
+				       err);
+	if (to >= 0 && status == 0 && fchmod(to, st.st_mode & 07777))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", *temp_path);
+	if (to >= 0) {
+		close(to);
+		if (status)
+			unlink(*temp_path);
+	}
+	close(from);
+	return status;
+}
+
+int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
+		 pp_error *err)
+{
+	*archive = NULL;
+	char *temp_path = NULL;
+	char *commit_path = strdup(dest);
+	int status = commit_path ? clone_beside(source, dest, &temp_path, err) :
+		pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	if (status == 0) {
+		status = pp_open(temp_path, PP_OPEN_WRITE | PP_OPEN_PRIVATE,
+				 archive, err);
+		if (status)
+			unlink(temp_path);
+	}
+	if (status == 0)
+		(*archive)->commit_path = commit_path;
+	else
+		free(commit_path);
+	free(temp_path);
+	return status;
+}
+
+int pp_commit(pp_archive *archive, pp_error *err)
+{
+	if (!archive->commit_path)
+		return 0;  /* patched in place: already durable */
+	if (fsync(archive->fd))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
+				     archive->commit_path);
+	if (rename(archive->path, archive->commit_path))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot rename into "
+				     "place", archive->commit_path);
+	/* The rename is durable once the directory is. */
+	int status = 0;
+	int dir_fd = pp_open_directory_of(archive->commit_path);
+	if (dir_fd < 0 || fsync(dir_fd))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
+				       archive->commit_path);
+	if (dir_fd >= 0)
+		close(dir_fd);
+	free(archive->path);
+	archive->path = archive->commit_path;
+	archive->commit_path = NULL;
+	return status;
+}
