@@ -1,11 +1,20 @@
 /*
  * pack.c - the partpack pipeline: plan a block, read it, encode it on a
  * worker, write it in order, then let the container write its index.
+ *
+ * Disk images are mostly empty.  Holes of a sparse input (SEEK_DATA) are
+ * not read at all, and every all-zero block, hole or real zeros, reuses
+ * the encoding of the first zero block of its size and kind: encoding is
+ * a pure function of the bytes, so the reuse changes nothing in the
+ * output, only the time.
  */
 #include "internal.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void pp_pack_options_init(pp_pack_options *options)
@@ -25,8 +34,19 @@ typedef struct pack_job {
 	size_t input_len;
 	size_t output_len;
 	bool stored;
+	bool hole;                  /* not read: all zeros */
 	pp_block_record record;
 } pack_job;
+
+/* Encodings of all-zero blocks, by size and kind. */
+#define ZERO_CACHE_SIZE 8
+typedef struct zero_encoding {
+	size_t usize;
+	bool stored;
+	uint8_t *output;
+	size_t output_len;
+	pp_block_record record;
+} zero_encoding;
 
 typedef struct pack_state {
 	const pp_pack_options *options;
@@ -39,10 +59,51 @@ typedef struct pack_state {
 	size_t output_capacity;     /* of each job's output buffer */
 	uint64_t read_pos;          /* uncompressed bytes read so far */
 	bool input_ended;
+	bool seekable;              /* a regular file: pread, skip holes */
+	uint64_t input_base;        /* file offset of image byte 0 */
+	uint64_t image_size;        /* if seekable, else 0 */
+	uint64_t next_data;         /* no data in [read_pos, next_data) */
+	pthread_mutex_t zero_lock;
+	zero_encoding zeros[ZERO_CACHE_SIZE];
+	size_t zero_count;
 	pp_block_record *records;
 	size_t record_count;
 	size_t record_capacity;
 } pack_state;
+
+/* Whether [pos, pos + length) of a sparse file is one hole. */
+static bool is_hole(pack_state *state, uint64_t pos, uint64_t length)
+{
+	if (pos >= state->next_data) {
+		off_t data = lseek(state->in_fd, (off_t)(state->input_base + pos),
+				   SEEK_DATA);
+		/* ENXIO: only a hole up to the end; other errors: assume data */
+		state->next_data = data >= 0 ?
+			(uint64_t)data - state->input_base :
+			errno == ENXIO ? state->image_size : pos;
+	}
+	return pos + length <= state->next_data;
+}
+
+static ssize_t read_input(pack_state *state, uint8_t *buf, size_t length)
+{
+	if (!state->seekable)
+		return pp_read_upto(state->in_fd, buf, length);
+	size_t got = 0;
+	while (got < length) {
+		ssize_t n = pread(state->in_fd, buf + got, length - got,
+				  (off_t)(state->input_base + state->read_pos +
+					  got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
 
 static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 {
@@ -53,11 +114,17 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 		return 1;
 	uint64_t length;
 	pp_plan_block(&state->plan, state->read_pos, &length, &job->stored);
-	ssize_t got = pp_read_upto(state->in_fd, job->input, (size_t)length);
+	if (state->seekable)
+		length = PP_MIN(length, state->image_size - state->read_pos);
+	job->hole = state->seekable && length > 0 &&
+		is_hole(state, state->read_pos, length);
+	ssize_t got = job->hole ? (ssize_t)length :
+		read_input(state, job->input, (size_t)length);
 	if (got < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     state->in_name);
-	if ((uint64_t)got < length)
+	if ((uint64_t)got < length || (state->seekable &&
+	    state->read_pos + (uint64_t)got == state->image_size))
 		state->input_ended = true;
 	if (got == 0)
 		return 1;
@@ -66,15 +133,70 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	return 0;
 }
 
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	/* Compare the buffer with itself shifted: zero iff first byte zero
+	 * and every byte equals its successor. */
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+static const zero_encoding *find_zero(pack_state *state, const pack_job *job)
+{
+	for (size_t i = 0; i < state->zero_count; i++)
+		if (state->zeros[i].usize == job->input_len &&
+		    state->zeros[i].stored == job->stored)
+			return &state->zeros[i];
+	return NULL;
+}
+
+/* Copies a remembered encoding; returns false if there is none. */
+static bool reuse_zero(pack_state *state, pack_job *job)
+{
+	pthread_mutex_lock(&state->zero_lock);
+	const zero_encoding *z = find_zero(state, job);
+	if (z) {
+		memcpy(job->output, z->output, z->output_len);
+		job->output_len = z->output_len;
+		job->record = z->record;
+	}
+	pthread_mutex_unlock(&state->zero_lock);
+	return z != NULL;
+}
+
+static void remember_zero(pack_state *state, const pack_job *job)
+{
+	pthread_mutex_lock(&state->zero_lock);
+	if (!find_zero(state, job) && state->zero_count < ZERO_CACHE_SIZE) {
+		uint8_t *copy = malloc(job->output_len);
+		if (copy) {  /* without memory, just no reuse */
+			memcpy(copy, job->output, job->output_len);
+			state->zeros[state->zero_count++] = (zero_encoding){
+				.usize = job->input_len, .stored = job->stored,
+				.output = copy, .output_len = job->output_len,
+				.record = job->record,
+			};
+		}
+	}
+	pthread_mutex_unlock(&state->zero_lock);
+}
+
 static int encode_job(void *opaque, void *slot, pp_error *err)
 {
 	pack_state *state = opaque;
 	pack_job *job = slot;
+	bool zero = job->hole || all_zero(job->input, job->input_len);
+	if (zero && reuse_zero(state, job))
+		return 0;
+	if (job->hole)
+		memset(job->input, 0, job->input_len);
 	job->output_len = state->output_capacity;
-	return state->writer->encode_block(state->options, job->input,
-					   job->input_len, job->stored,
-					   job->output, &job->output_len,
-					   &job->record, err);
+	int status = state->writer->encode_block(state->options, job->input,
+						 job->input_len, job->stored,
+						 job->output, &job->output_len,
+						 &job->record, err);
+	if (status == 0 && zero)
+		remember_zero(state, job);
+	return status;
 }
 
 static int remember_record(pack_state *state, const pp_block_record *record,
@@ -105,7 +227,7 @@ static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	int status = remember_record(state, &job->record, err);
 	if (status == 0 && state->options->progress)
 		state->options->progress(state->options->progress_opaque,
-					 state->read_pos, 0);
+					 state->read_pos, state->image_size);
 	return status;
 }
 
@@ -179,6 +301,15 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 		.in_fd = in_fd, .in_name = in_name,
 		.out_fd = out_fd, .out_name = out_name,
 	};
+	struct stat st;
+	off_t start = lseek(in_fd, 0, SEEK_CUR);
+	if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) && start >= 0 &&
+	    start <= st.st_size) {
+		state.seekable = true;
+		state.input_base = (uint64_t)start;
+		state.image_size = (uint64_t)(st.st_size - start);
+	}
+	pthread_mutex_init(&state.zero_lock, NULL);
 	status = pp_plan_init(&state.plan, options->keep, options->keep_count,
 			      options->block_size, err);
 	if (status == 0)
@@ -195,6 +326,9 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 		status = state.writer->write_trailer(options, state.records,
 						     state.record_count, out_fd,
 						     out_name, err);
+	for (size_t i = 0; i < state.zero_count; i++)
+		free(state.zeros[i].output);
+	pthread_mutex_destroy(&state.zero_lock);
 	free(state.records);
 	pp_plan_free(&state.plan);
 	return status;
