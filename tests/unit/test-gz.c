@@ -671,25 +671,38 @@ static size_t zlib_params_file(const uint8_t *image, uint8_t *out, size_t cap)
 	return len;
 }
 
-/* The stored extents found cover all of region B, verbatim.  Returns the
- * file offset of a byte in the middle of them. */
+/* How much of [from, to) the extents cover. */
+static uint64_t extents_cover(const pp_extent_list *list, uint64_t from,
+			      uint64_t to)
+{
+	uint64_t covered = 0;
+	for (size_t i = 0; i < list->count; i++) {
+		const pp_extent *e = &list->items[i];
+		uint64_t start = PP_MAX(e->uoffset, from);
+		uint64_t end = PP_MIN(e->uoffset + e->length, to);
+		if (end > start)
+			covered += end - start;
+	}
+	return covered;
+}
+
+/* The stored extents found cover region B, verbatim, but for what region
+ * C may copy from its last 32 KiB.  Returns the file offset of a byte in
+ * the middle of them. */
 static uint64_t check_region_b(pp_archive *archive, const uint8_t *image,
 			       const buffer *file)
 {
 	pp_extent_list list = { 0 };
 	pp_error err = { 0 };
 	int ret = archive->ops->stored_extents(archive, 0, &list, &err);
-	uint64_t covered = 0;
-	for (size_t i = 0; i < list.count; i++) {
-		const pp_extent *e = &list.items[i];
-		uint64_t from = PP_MAX(e->uoffset, (uint64_t)REGION_A);
-		uint64_t to = PP_MIN(e->uoffset + e->length,
-				     (uint64_t)REGION_A + REGION_B);
-		if (to > from)
-			covered += to - from;
-	}
-	CHECK(ret == 0 && list.count >= 4 && covered == REGION_B,
-	      "scan: %zu stored extents cover region B", list.count);
+	uint64_t b_end = REGION_A + REGION_B;
+	uint64_t covered = extents_cover(&list, REGION_A, b_end);
+	uint64_t head = extents_cover(&list, REGION_A, b_end - 32768);
+	CHECK(ret == 0 && list.count >= 4 && head == REGION_B - 32768 &&
+	      covered <= REGION_B,
+	      "scan: %zu stored extents cover region B but %llu bytes of its "
+	      "last 32 KiB", list.count,
+	      (unsigned long long)(REGION_B - covered));
 	CHECK(extents_match(&list, file, image),
 	      "their file bytes are the image's bytes");
 	uint64_t middle = 0;
@@ -812,6 +825,369 @@ static void test_foreign_members(void)
 	free(image);
 }
 
+/* ---- stored bytes that later compressed data copies from -------------- */
+
+enum { LEAD = 50000, REGION = 200000, AFTER = 100000, WINDOW = 32768 };
+
+/* What comes after the stored region in each kind of test file. */
+enum after_kind {
+	AFTER_SAME,             /* more of the region's line: copies it */
+	AFTER_FOREIGN,          /* letters the region never holds */
+	AFTER_FULL_FLUSH,       /* Z_FULL_FLUSH, then more of the line */
+	AFTER_FLUSH_FLOOD,      /* a byte, a million flush markers, the line */
+};
+
+/* Text at the start, then REGION bytes of one line over and over, then
+ * AFTER bytes of the kind asked for. */
+static uint8_t *make_region_image(enum after_kind kind)
+{
+	static const char line[] =
+		"partpack keeps this line raw so that it can be patched\n";
+	size_t total = LEAD + REGION + AFTER;
+	uint8_t *image = make_image(total, 8);
+	unsigned long long seed = 9;
+	for (size_t i = LEAD; i < total; i++) {
+		size_t in_line = (i - LEAD) % (sizeof line - 1);
+		bool letters = kind == AFTER_FOREIGN && i >= LEAD + REGION;
+		image[i] = letters ? (uint8_t)('A' + unit_random(&seed) % 16) :
+				     (uint8_t)line[in_line];
+	}
+	return image;
+}
+
+static void deflate_part(z_stream *strm, const uint8_t *data, size_t len,
+			 int flush)
+{
+	strm->next_in = (Bytef *)data;
+	strm->avail_in = (uInt)len;
+	if (deflate(strm, flush) < 0 || strm->avail_in != 0)
+		abort();
+}
+
+/* Appends what deflate wrote to out so far and makes room again. */
+static void take_output(z_stream *strm, buffer *out, uint8_t *room,
+			size_t room_len)
+{
+	buffer_add(out, room, room_len - strm->avail_out);
+	strm->next_out = room;
+	strm->avail_out = (uInt)room_len;
+}
+
+/* A gzip file as zlib writes it with deflateParams switching to level 0
+ * for the region and back to level 6 after it. */
+static buffer region_file(const uint8_t *image, enum after_kind kind)
+{
+	enum { ROOM = 1 << 20 };
+	static uint8_t room[ROOM];
+	static const uint8_t flush_marker[] = { 0, 0, 0, 0xff, 0xff };
+	buffer out = { 0 };
+	z_stream strm;
+	memset(&strm, 0, sizeof strm);
+	if (deflateInit2(&strm, 6, Z_DEFLATED, 15 + 16, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	strm.next_out = room;
+	strm.avail_out = ROOM;
+	deflate_part(&strm, image, LEAD, Z_NO_FLUSH);
+	if (deflateParams(&strm, 0, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	deflate_part(&strm, image + LEAD, REGION,
+		     kind == AFTER_FULL_FLUSH ? Z_FULL_FLUSH : Z_NO_FLUSH);
+	if (deflateParams(&strm, 6, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	const uint8_t *after = image + LEAD + REGION;
+	size_t after_len = AFTER;
+	if (kind == AFTER_FLUSH_FLOOD) {
+		/* One compressed byte, then more flush markers than the
+		 * scan will read to trace 32 KiB of output. */
+		deflate_part(&strm, after, 1, Z_SYNC_FLUSH);
+		take_output(&strm, &out, room, ROOM);
+		for (int i = 0; i < 1000000; i++)
+			buffer_add(&out, flush_marker, sizeof flush_marker);
+		after++;
+		after_len--;
+	}
+	deflate_part(&strm, after, after_len, Z_FINISH);
+	take_output(&strm, &out, room, ROOM);
+	deflateEnd(&strm);
+	return out;
+}
+
+/* Decodes a gzip file with zlib, whatever its CRC says. */
+static buffer gunzip(const buffer *file)
+{
+	buffer out = { 0 };
+	uint8_t room[1 << 16];
+	z_stream strm;
+	memset(&strm, 0, sizeof strm);
+	if (inflateInit2(&strm, 15 + 16) != Z_OK)
+		abort();
+	strm.next_in = file->data;
+	strm.avail_in = (uInt)file->len;
+	int ret;
+	do {
+		strm.next_out = room;
+		strm.avail_out = sizeof room;
+		ret = inflate(&strm, Z_NO_FLUSH);
+		buffer_add(&out, room, sizeof room - strm.avail_out);
+	} while (ret == Z_OK);
+	inflateEnd(&strm);
+	return out;
+}
+
+/* The stored ranges the archive offers, clipped to [from, to). */
+static pp_range *offered_in(pp_archive *archive, uint64_t from, uint64_t to,
+			    size_t *count)
+{
+	pp_info info;
+	pp_range *ranges = calloc(1, sizeof *ranges);
+	*count = 0;
+	if (pp_get_info(archive, &info, NULL) != 0)
+		return ranges;
+	ranges = realloc(ranges, (info.stored_count + 1) * sizeof *ranges);
+	for (size_t i = 0; i < info.stored_count; i++) {
+		uint64_t start = PP_MAX(info.stored[i].offset, from);
+		uint64_t end = PP_MIN(info.stored[i].offset +
+				      info.stored[i].length, to);
+		if (start < end)
+			ranges[(*count)++] = (pp_range){ start, end - start };
+	}
+	pp_info_free(&info);
+	return ranges;
+}
+
+static uint64_t ranges_total(const pp_range *ranges, size_t count)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < count; i++)
+		total += ranges[i].length;
+	return total;
+}
+
+/* Skips any stored block headers at `at`: the file offset of the next
+ * stored byte.  The region holds text, never the 00 or 01 that starts a
+ * header. */
+static uint64_t skip_headers(const buffer *file, uint64_t at)
+{
+	while (at + 5 <= file->len && file->data[at] <= 1) {
+		const uint8_t *p = file->data + at;
+		unsigned len = p[1] | (unsigned)p[2] << 8;
+		unsigned nlen = p[3] | (unsigned)p[4] << 8;
+		if (len != (~nlen & 0xffff))
+			break;
+		at += 5;
+	}
+	return at;
+}
+
+/* Whether flipping the stored byte at foffset (image byte u) changes some
+ * other byte of the output: whether later data copies from it. */
+static bool copied_elsewhere(const buffer *file, uint64_t foffset,
+			     const uint8_t *image, uint64_t u, size_t total)
+{
+	buffer copy = { 0 };
+	buffer_add(&copy, file->data, file->len);
+	copy.data[foffset] ^= 0xff;
+	buffer out = gunzip(&copy);
+	bool changed = out.len != total;
+	for (size_t i = 0; !changed && i < total; i++)
+		changed = i != u && out.data[i] != image[i];
+	uint8_t flipped_byte = (uint8_t)~image[u];
+	bool flipped = out.len == total && out.data[u] == flipped_byte;
+	free(copy.data);
+	free(out.data);
+	return flipped && changed;
+}
+
+/*
+ * Every byte of the region held back must be one that later data copies
+ * from: flipping it alone changes other output.  Walks the region's stored
+ * blocks from its first byte, which is offered, and checks every step-th
+ * byte held back, counting them in *checked.  Returns how many of those
+ * are not copied from (or 1 if the walk lost its way).
+ */
+static int count_needlessly_held(pp_archive *archive, const buffer *file,
+				 const uint8_t *image, size_t total,
+				 uint64_t step, uint64_t *checked)
+{
+	pp_extent_list list = { 0 };
+	pp_error err = { 0 };
+	*checked = 0;
+	if (archive->ops->stored_extents(archive, 0, &list, &err) != 0)
+		return 1;
+	size_t e = 0;
+	while (e < list.count &&
+	       list.items[e].uoffset + list.items[e].length <= LEAD)
+		e++;
+	int needless = e == list.count || list.items[e].uoffset > LEAD;
+	uint64_t at = needless ? 0 :
+		      list.items[e].foffset + (LEAD - list.items[e].uoffset);
+	uint64_t held = 0;
+	for (uint64_t u = LEAD; !needless && u < LEAD + REGION; u++, at++) {
+		at = skip_headers(file, at);
+		while (e < list.count &&
+		       list.items[e].uoffset + list.items[e].length <= u)
+			e++;
+		const pp_extent *x = e < list.count ? &list.items[e] : NULL;
+		bool offered = x && x->uoffset <= u;
+		if (at >= file->len || file->data[at] != image[u] ||
+		    (offered && x->foffset + (u - x->uoffset) != at))
+			needless = 1;   /* lost: not where the bytes are */
+		else if (!offered && held++ % step == 0) {
+			needless += !copied_elsewhere(file, at, image, u,
+						      total);
+			++*checked;
+		}
+	}
+	pp_extent_list_free(&list);
+	return needless;
+}
+
+/* Patches every offered range with changed bytes, recording them in
+ * *expected; returns the status of the first failure. */
+static int patch_ranges(pp_archive *archive, const pp_range *ranges,
+			size_t count, uint8_t *expected, pp_error *err)
+{
+	for (size_t i = 0; i < count; i++) {
+		uint8_t *p = expected + ranges[i].offset;
+		for (uint64_t k = 0; k < ranges[i].length; k++)
+			p[k] = (uint8_t)(p[k] + 1);
+		int ret = pp_patch(archive, ranges[i].offset, p,
+				   (size_t)ranges[i].length, 0, NULL, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Whether the file at path holds exactly want's bytes. */
+static bool file_is(const char *path, const buffer *want)
+{
+	buffer now = read_file(path);
+	bool same = now.len == want->len &&
+		    !memcmp(now.data, want->data, want->len);
+	free(now.data);
+	return same;
+}
+
+/* Patches all of the region: refused unless all of it is offered, and
+ * then nothing of the file changes. */
+static void check_whole_region(pp_archive *archive, const char *name,
+			       const char *path, const uint8_t *image,
+			       bool offered)
+{
+	buffer before = read_file(path);
+	pp_error err = { 0 };
+	uint8_t *changed = malloc(REGION);
+	for (size_t i = 0; i < REGION; i++)
+		changed[i] = (uint8_t)(image[LEAD + i] ^ 0x20);
+	int ret = pp_patch(archive, LEAD, changed, REGION, PP_PATCH_DRY_RUN,
+			   NULL, &err);
+	if (offered) {
+		CHECK(ret == 0 && file_is(path, &before), "%s: a dry run over "
+		      "the whole region passes (%s)", name,
+		      ret ? err.message : "");
+	} else {
+		CHECK(ret == PP_ERR_NOT_STORED && file_is(path, &before),
+		      "%s: a dry run over the whole region is refused: %s",
+		      name, err.message);
+		ret = pp_patch(archive, LEAD, changed, REGION, 0, NULL, &err);
+		CHECK(ret == PP_ERR_NOT_STORED && file_is(path, &before),
+		      "%s: so is the patch, and the file is byte for byte "
+		      "as it was", name);
+	}
+	free(before.data);
+	free(changed);
+}
+
+/*
+ * Writes the file, opens it, checks how much of the region it offers (all
+ * of it, or all but what the compressed data after it copies from, which
+ * must lie in the region's last 32 KiB, or in the flood case exactly the
+ * last 32 KiB dropped), then patches all it offers: gzip -t and zcat must
+ * agree with the patched image.
+ */
+static void check_region(const char *name, enum after_kind kind)
+{
+	char path[512], raw[600];
+	temp_path(path, sizeof path, name);
+	snprintf(raw, sizeof raw, "%s.img", path);
+	size_t total = LEAD + REGION + AFTER;
+	uint8_t *image = make_region_image(kind);
+	buffer file = region_file(image, kind);
+	write_file(path, file.data, file.len);
+	pp_archive *archive = NULL;
+	pp_error err = { 0 };
+	int ret = pp_open(path, PP_OPEN_WRITE, &archive, &err);
+	CHECK(ret == 0 && archive->block_count == 1 &&
+	      archive->blocks[0].usize == total &&
+	      !archive->blocks[0].stored_known,
+	      "%s: a foreign member of %zu bytes (%s)", name, total,
+	      ret ? err.message : "");
+	if (ret) {
+		free(file.data);
+		free(image);
+		return;
+	}
+	/* Compressed data after the region, or there is nothing to trace. */
+	size_t after_count;
+	free(offered_in(archive, LEAD + REGION, total, &after_count));
+	CHECK(after_count == 0, "%s: what follows the region is compressed",
+	      name);
+	size_t count;
+	pp_range *ranges = offered_in(archive, LEAD, LEAD + REGION, &count);
+	uint64_t offered = ranges_total(ranges, count);
+	size_t head_count;
+	pp_range *head = offered_in(archive, LEAD, LEAD + REGION - WINDOW,
+				    &head_count);
+	bool head_whole = ranges_total(head, head_count) == REGION - WINDOW;
+	free(head);
+	if (kind == AFTER_SAME) {
+		CHECK(offered < REGION && head_whole,
+		      "%s: %llu bytes offered: not the %llu the line after "
+		      "copies from, all in the last 32 KiB", name,
+		      (unsigned long long)offered,
+		      (unsigned long long)(REGION - offered));
+		/* Each check decodes the file: a sample will do. */
+		uint64_t step = (REGION - offered) / 64 + 1, checked = 0;
+		int needless = count_needlessly_held(archive, &file, image,
+						     total, step, &checked);
+		CHECK(needless == 0 && checked > 0,
+		      "%s: the bytes held back are copied from (%llu of "
+		      "them checked)", name, (unsigned long long)checked);
+	} else if (kind == AFTER_FLUSH_FLOOD) {
+		CHECK(offered == REGION - WINDOW && count == 1,
+		      "%s: too much data to trace: the last 32 KiB held back",
+		      name);
+	} else {
+		CHECK(offered == REGION && count == 1,
+		      "%s: all of the region is offered", name);
+	}
+	check_whole_region(archive, name, path, image, offered == REGION);
+
+	uint8_t *expected = malloc(total);
+	memcpy(expected, image, total);
+	ret = patch_ranges(archive, ranges, count, expected, &err);
+	CHECK(ret == 0, "%s: patch all %zu offered ranges (%s)", name, count,
+	      ret ? err.message : "");
+	pp_close(archive);
+	write_file(raw, expected, total);
+	CHECK(gzip_accepts(path) && zcat_gives(path, raw),
+	      "%s: gzip -t accepts it, zcat gives the patched image", name);
+	free(expected);
+	free(ranges);
+	free(file.data);
+	free(image);
+}
+
+static void test_foreign_copies(void)
+{
+	check_region("copied.gz", AFTER_SAME);
+	check_region("not-copied.gz", AFTER_FOREIGN);
+	check_region("full-flush.gz", AFTER_FULL_FLUSH);
+	check_region("flood.gz", AFTER_FLUSH_FLOOD);
+}
+
 /* Appends one member encoded by pp_gz_writer, as a bare gzip member. */
 static void add_member(buffer *file, const uint8_t *data, size_t len,
 		       bool stored)
@@ -892,6 +1268,7 @@ int main(void)
 	test_not_gzip();
 	test_foreign_params();
 	test_foreign_members();
+	test_foreign_copies();
 	test_chunk_edges();
 	char command[300];
 	snprintf(command, sizeof command, "rm -rf '%s'", tmpdir);
