@@ -42,8 +42,9 @@ int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
 int pp_write_full(int fd, const void *buf, size_t len);
 /* An O_DIRECTORY descriptor of the directory holding path, for fsync. */
 int pp_open_directory_of(const char *path);
-/* Reads up to len bytes, stopping early only at end of input. */
-ssize_t pp_read_upto(int fd, void *buf, size_t len);
+/* Reads up to len bytes, stopping early only at end of input, at offset
+ * (or, if it is negative, at the file position). */
+ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset);
 
 static inline void pp_put_le32(uint8_t *p, uint32_t v)
 {
@@ -108,6 +109,10 @@ void pp_plan_block(const pp_plan *plan, uint64_t pos, uint64_t *length,
 		   bool *stored);
 /* The end of the last kept range, for checking it against the image. */
 uint64_t pp_plan_end(const pp_plan *plan);
+
+/* Random access to a disk image, for reading its partition table:
+ * 0 on success, non-zero on failure. */
+typedef int (*pp_read_fn)(void *opaque, void *buf, size_t len, uint64_t offset);
 
 /* ---- partition tables (ptable.c) -------------------------------------- */
 

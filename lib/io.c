@@ -10,22 +10,10 @@
 
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 {
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;  /* the file ended early: treat as unreadable */
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
+	ssize_t got = pp_pread_upto(fd, buf, len, (off_t)offset);
+	if (got >= 0 && (size_t)got < len)
+		errno = EIO;  /* the file ended early: treat as unreadable */
+	return got >= 0 && (size_t)got == len ? 0 : -1;
 }
 
 int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
@@ -59,12 +47,13 @@ int pp_write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-ssize_t pp_read_upto(int fd, void *buf, size_t len)
+ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset)
 {
 	uint8_t *p = buf;
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = read(fd, p + done, len - done);
+		ssize_t n = offset < 0 ? read(fd, p + done, len - done) :
+			pread(fd, p + done, len - done, offset + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

@@ -87,22 +87,8 @@ static bool is_hole(pack_state *state, uint64_t pos, uint64_t length)
 
 static ssize_t read_input(pack_state *state, uint8_t *buf, size_t length)
 {
-	if (!state->seekable)
-		return pp_read_upto(state->in_fd, buf, length);
-	size_t got = 0;
-	while (got < length) {
-		ssize_t n = pread(state->in_fd, buf + got, length - got,
-				  (off_t)(state->input_base + state->read_pos +
-					  got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
+	return pp_pread_upto(state->in_fd, buf, length, state->seekable ?
+			     (off_t)(state->input_base + state->read_pos) : -1);
 }
 
 static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)

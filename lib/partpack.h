@@ -64,9 +64,6 @@ typedef struct pp_range {
 /* Called now and then during long work; total is 0 when unknown. */
 typedef void (*pp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
-/* Random access to a disk image, for reading its partition table. */
-typedef int (*pp_read_fn)(void *opaque, void *buf, size_t len, uint64_t offset);
-
 /* Receives one-line notices (e.g. "retrying with TCG"); by default they
  * are dropped.  Process-wide; set it before other calls. */
 typedef void (*pp_notice_fn)(void *opaque, const char *message);
@@ -77,18 +74,17 @@ void pp_set_notice_handler(pp_notice_fn handler, void *opaque);
 /*
  * Resolves selectors to byte ranges of the image:
  *   START:END, START+LENGTH   byte ranges (decimal, K/M/G/T and KiB.. suffixes)
- *   partN                     partition N of the image's GPT or MBR
- *   /MOUNTPOINT, /dev/sdXN, label:L, uuid:U, name:N   found with libguestfs
- * image_path may be NULL when the image is not a file (a pipe); then only
- * byte ranges resolve.  read_at reads the image for partN (and may be NULL
- * for a pipe).  One libguestfs handle serves all selectors, launched only
- * if some selector needs it.  *ranges (free() it) has one entry per
- * selector, in order.
+ *   partN, /dev/sdaN, name:N  a partition of the image's GPT or MBR
+ *   /MOUNTPOINT, label:L, uuid:U   found with libguestfs
+ * image_fd reads the partition table; pass -1 for a pipe, and then only
+ * byte ranges resolve.  image_path names the image in messages and is what
+ * libguestfs opens (NULL for a pipe).  One libguestfs handle serves all
+ * selectors, launched only if some selector needs it.  *ranges (free() it)
+ * has one entry per selector, in order.
  */
-int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
-			 void *read_opaque, uint64_t image_size,
-			 const char *const *selectors, size_t count,
-			 pp_range **ranges, pp_error *err);
+int pp_resolve_selectors(const char *image_path, int image_fd,
+			 uint64_t image_size, const char *const *selectors,
+			 size_t count, pp_range **ranges, pp_error *err);
 
 /* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE. */
 int pp_parse_size(const char *text, uint64_t *bytes);

@@ -187,11 +187,18 @@ static int resolve_guestfs_selector(const char *text, const char *image_path,
 	return pp_guestfs_resolve(*guestfs, text, range, err);
 }
 
-int pp_resolve_selectors(const char *image_path, pp_read_fn read_at,
-			 void *read_opaque, uint64_t image_size,
-			 const char *const *selectors, size_t count,
-			 pp_range **ranges, pp_error *err)
+/* pp_read_fn over an image file descriptor. */
+static int read_image_fd(void *opaque, void *buf, size_t len, uint64_t offset)
 {
+	return pp_pread_full(*(const int *)opaque, buf, len, offset);
+}
+
+int pp_resolve_selectors(const char *image_path, int image_fd,
+			 uint64_t image_size, const char *const *selectors,
+			 size_t count, pp_range **ranges, pp_error *err)
+{
+	pp_read_fn read_at = image_fd >= 0 ? read_image_fd : NULL;
+	void *read_opaque = &image_fd;
 	const char *image_name = image_path ? image_path : "(stdin)";
 	*ranges = calloc(count ? count : 1, sizeof **ranges);
 	if (!*ranges)

@@ -1,6 +1,7 @@
 /* cli.c - messages, exit statuses and the progress line of the tools. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ void cli_init(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 	cli_program = slash ? slash + 1 : argv0;
+	opterr = 0;
 	pp_set_notice_handler(print_notice, NULL);
 }
 
@@ -65,6 +67,21 @@ uint64_t cli_size_arg(const char *option, const char *text)
 		exit(EXIT_USAGE);
 	}
 	return value;
+}
+
+void cli_option_error(int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	if (c == ':')
+		cli_error("option '%s' needs an argument (try '%s --help')", arg,
+			  cli_program);
+	else if (optopt && strncmp(arg, "--", 2) != 0)
+		cli_error("unknown option '-%c' (try '%s --help')", optopt,
+			  cli_program);
+	else
+		cli_error("unknown option '%s' (try '%s --help')", arg,
+			  cli_program);
+	exit(EXIT_USAGE);
 }
 
 void cli_version(void)

@@ -27,6 +27,9 @@ int cli_exit_status(enum pp_status status);
 /* Parses a size option or exits with a usage error. */
 uint64_t cli_size_arg(const char *option, const char *text);
 void cli_version(void);
+/* For getopt_long's '?' and ':': one line, then exit with EXIT_USAGE.
+ * The option strings start with ':' and opterr is 0, so getopt is quiet. */
+void cli_option_error(int c, char **argv) __attribute__((noreturn));
 
 /* A progress line on stderr, redrawn at most a few times a second, and only
  * when stderr is a terminal and the user did not ask for quiet. */

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 	cli_init(argv[0]);
 	bool json = false, verify = false, quiet = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "jtqhV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jtqhV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 't': verify = true; break;
@@ -101,9 +101,7 @@ int main(int argc, char **argv)
 		case 'h': usage(); return EXIT_OK;
 		case 'V': cli_version(); return EXIT_OK;
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n",
-				cli_program);
-			return EXIT_USAGE;
+			cli_option_error(c, argv);
 		}
 	}
 	if (optind + 1 != argc) {

@@ -110,7 +110,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		exit(EXIT_ERROR);
 	}
 	int c;
-	while ((c = getopt_long(argc, argv, "o:cF:k:B:eC:T:fvqhV0123456789",
+	while ((c = getopt_long(argc, argv, ":o:cF:k:B:eC:T:fvqhV0123456789",
 				long_options, NULL)) != -1) {
 		switch (c) {
 		case 'o': args->output = optarg; break;
@@ -146,9 +146,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 			args->options.level = c - '0';
 			break;
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n",
-				cli_program);
-			exit(EXIT_USAGE);
+			cli_option_error(c, argv);
 		}
 	}
 	if (optind + 1 < argc) {
@@ -253,29 +251,12 @@ static void discard_output(int fd)
 
 /* ---- input ----------------------------------------------------------- */
 
-static int read_image(void *opaque, void *buf, size_t len, uint64_t offset)
-{
-	int fd = *(const int *)opaque;
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
-}
-
 static int resolve_ranges(pack_args *args, int in_fd, bool seekable,
 			  uint64_t image_size, pp_range **ranges)
 {
 	pp_error err;
-	int status = pp_resolve_selectors(args->input, seekable ? read_image : NULL,
-					  &in_fd, image_size, args->selectors,
+	int status = pp_resolve_selectors(args->input, seekable ? in_fd : -1,
+					  image_size, args->selectors,
 					  args->selector_count, ranges, &err);
 	if (status)
 		return cli_fail(&err);

@@ -78,7 +78,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "O:l:p:i:o:nqvhV", long_options,
+	while ((c = getopt_long(argc, argv, ":O:l:p:i:o:nqvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'O':
@@ -100,9 +100,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 'h': usage(); exit(EXIT_OK);
 		case 'V': cli_version(); exit(EXIT_OK);
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n",
-				cli_program);
-			exit(EXIT_USAGE);
+			cli_option_error(c, argv);
 		}
 	}
 	if (optind + 1 != argc) {

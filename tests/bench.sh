@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# tests/bench.sh BUILD_DIR - partpack against xz -T and pigz, side by side in
+# one run, on a realistic disk image.  Prints the table of issue 6 with
+# measured ratios; it is a measurement, not a test: nothing here fails on a
+# slow number.
+#
+# The image: a GPT disk of BENCH_IMG_MIB (default 1024) MiB with an ext4
+# /boot of BENCH_BOOT_MIB (128) MiB holding the machine's /boot, and an ext4
+# root filled with real binaries (/usr/bin, /usr/lib/x86_64-linux-gnu) up to
+# about 80 % of the partition.  BENCH_THREADS (2), BENCH_VARIANTS (3).
+# Work files go to BENCH_DIR (default: a temporary directory, removed).
+set -euo pipefail
+
+build=$(cd "${1:?usage: tests/bench.sh BUILD_DIR}" && pwd)
+srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH="$build:$PATH"
+threads=${BENCH_THREADS:-2}
+img_mib=${BENCH_IMG_MIB:-1024}
+boot_mib=${BENCH_BOOT_MIB:-128}
+variants=${BENCH_VARIANTS:-3}
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/partpack-bench.XXXXXX)}
+[ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$work"' EXIT
+mkdir -p "$work"
+cd "$work"
+MIB=1048576
+
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+# timed VAR CMD...: runs CMD, stores its wall time in seconds in VAR.
+timed() {
+	local var=$1 start end
+	shift
+	start=$(now)
+	"$@"
+	end=$(now)
+	printf -v "$var" '%.3f' "$(calc "$end - $start")"
+}
+ratio() { printf '%.3f' "$(calc "$1 / $2")"; }
+size_of() { stat -c %s "$1"; }
+
+# ---- the image -------------------------------------------------------------
+echo "building a ${img_mib} MiB GPT image in $work ..." >&2
+root_start=$((1 + boot_mib))
+root_mib=$((img_mib - root_start - 1))
+truncate -s 0 disk.img
+truncate -s "${img_mib}M" disk.img
+sfdisk -q --no-reread --no-tell-kernel disk.img >/dev/null <<EOF
+label: gpt
+unit: sectors
+start=2048, size=$((boot_mib * 2048)), name="boot"
+start=$((root_start * 2048)), size=$((root_mib * 2048)), name="root"
+EOF
+rm -rf tree && mkdir -p tree/boot tree/root/etc tree/root/usr
+cp -rL /boot/. tree/boot/ 2>/dev/null || true
+printf 'LABEL=root / ext4 defaults 0 1\nLABEL=boot /boot ext4 defaults 0 2\n' >tree/root/etc/fstab
+cp /etc/os-release tree/root/etc/
+budget=$((root_mib * MIB * 8 / 10))
+# Hard links make the copy instant; mkfs.ext4 -d reads the files.
+used=0
+for dir in /usr/bin /usr/lib/x86_64-linux-gnu /usr/share; do
+	while IFS= read -r -d '' f; do
+		s=$(stat -c %s "$f")
+		[ $((used + s)) -lt "$budget" ] || break 2
+		mkdir -p "tree/root$(dirname "$f")"
+		ln "$f" "tree/root$f" 2>/dev/null || cp "$f" "tree/root$f"
+		used=$((used + s))
+	done < <(find "$dir" -type f -print0 | sort -z)
+done
+mkfs.ext4 -q -F -L boot -E offset=$MIB -d tree/boot disk.img $((boot_mib * 1024))
+mkfs.ext4 -q -F -L root -E offset=$((root_start * MIB)) -d tree/root disk.img $((root_mib * 1024))
+rm -rf tree
+img_size=$(size_of disk.img)
+echo "image: $img_size bytes, $((used / MIB)) MiB of files in root" >&2
+
+# ---- pack to xz ---------------------------------------------------------------
+timed t_xz xz -T"$threads" -6 --block-size=16MiB -k -c disk.img >stock.xz
+timed t_pp partpack -q -T"$threads" -6 --block-size=16MiB --keep-raw part1 -o pp.xz disk.img
+s_xz=$(size_of stock.xz)
+s_pp=$(size_of pp.xz)
+# The kept /boot is stored, so compare sizes also without it: pack the same
+# image with nothing kept.
+timed t_pp0 partpack -q -T"$threads" -6 --block-size=16MiB -o pp0.xz disk.img
+s_pp0=$(size_of pp0.xz)
+
+# ---- pack to gz ---------------------------------------------------------------
+timed t_pigz pigz -p "$threads" -6 -k -c disk.img >stock.gz
+timed t_ppgz partpack -q -T"$threads" -6 --format=gzip -o pp0.gz disk.img
+s_pigz=$(size_of stock.gz)
+s_ppgz=$(size_of pp0.gz)
+
+# ---- decoding partpack output with stock xz --------------------------------
+timed t_d1 sh -c 'xz -T1 -dc pp0.xz >/dev/null'
+timed t_d2 sh -c "xz -T$threads -dc pp0.xz >/dev/null"
+
+# ---- an 8 GiB sparse image holding 512 MiB of data --------------------------
+truncate -s 0 sparse.img
+truncate -s 8G sparse.img
+for i in 0 1 2 3; do
+	dd if=disk.img of=sparse.img bs=1M count=128 skip=$((root_start + i * 128)) \
+		seek=$((i * 2048 + 100)) conv=notrunc status=none
+done
+timed t_sxz xz -T"$threads" -6 --block-size=16MiB -k -c sparse.img >sparse.stock.xz
+timed t_spp partpack -q -T"$threads" -6 --block-size=16MiB -o sparse.pp.xz sparse.img
+rm -f sparse.stock.xz
+
+# ---- 1 MiB patch: 64 GiB image vs 1 GiB image ------------------------------
+head -c $MIB /dev/urandom >patch.bin
+for gib in 1 64; do
+	truncate -s 0 big$gib.img
+	truncate -s ${gib}G big$gib.img
+	partpack -q -T"$threads" --keep-raw 512MiB+64MiB -o big$gib.xz big$gib.img
+done
+best_patch() { # best of 5 runs, in seconds
+	local best=999 t i
+	for i in 1 2 3 4 5; do
+		timed t partpatch "$1" --offset 520MiB --input patch.bin
+		best=$(calc "($t < $best) ? $t : $best")
+	done
+	printf '%.4f' "$best"
+}
+t_p1=$(best_patch big1.xz)
+t_p64=$(best_patch big64.xz)
+xz -t big64.xz
+
+# ---- stamping N variants ------------------------------------------------------
+truncate -s 0 newboot.img
+truncate -s "${boot_mib}M" newboot.img
+mkdir -p nb && cp -rL /boot/. nb/ 2>/dev/null || true
+echo variant >nb/STAMP
+mkfs.ext4 -q -F -L boot -d nb newboot.img
+rm -rf nb
+t_stamp=0
+for i in $(seq 1 "$variants"); do
+	timed t partpatch pp.xz --partition part1 --input newboot.img --output v$i.xz
+	t_stamp=$(calc "$t_stamp + $t")
+done
+xz -t v1.xz
+
+# ---- report -------------------------------------------------------------------
+cat <<EOF
+
+partpack $(partpack --version | awk '{print $3}') on $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)
+image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((used / MIB)) MiB of binaries
+
+| what | partpack | against | ratio | target |
+|---|---|---|---|---|
+| pack to xz -6, 16 MiB blocks, -T$threads (nothing kept) | ${t_pp0} s, $s_pp0 B | xz: ${t_xz} s, $s_xz B | time $(ratio "$t_pp0" "$t_xz"), size $(ratio "$s_pp0" "$s_xz") | <= 1.0, <= 1.005 |
+| the same keeping /boot raw | ${t_pp} s, $s_pp B | | time $(ratio "$t_pp" "$t_xz"), size $(ratio "$s_pp" "$s_xz") | |
+| pack to gz -6, -T$threads | ${t_ppgz} s, $s_ppgz B | pigz -p$threads: ${t_pigz} s, $s_pigz B | time $(ratio "$t_ppgz" "$t_pigz"), size $(ratio "$s_ppgz" "$s_pigz") | <= 0.8, <= 1.01 |
+| stock xz -T$threads -d of partpack output | ${t_d2} s | xz -T1 -d: ${t_d1} s | $(ratio "$t_d2" "$t_d1") | <= 0.7 |
+| pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
+| 1 MiB partpatch, 64 GiB image (best of 5) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
+| stamp $variants variants (pack once + $variants partpatch --output) | $(calc "$t_pp + $t_stamp") s | $variants x xz: $(calc "$variants * $t_xz") s | $(ratio "$(calc "$t_pp + $t_stamp")" "$(calc "$variants * $t_xz")") | |
+
+(The $variants x xz column is $variants times the xz time measured above on the same image:
+the variants differ only in /boot, so each would compress in the same time.)
+EOF
