@@ -29,6 +29,7 @@
 #include "internal.h"
 
 #define ZLIB_CONST
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <inttypes.h>
@@ -209,10 +210,10 @@ static void put_tail(uint8_t *member, const gz_tail *tail)
 static size_t gz_block_bound(const pp_pack_options *options, size_t usize)
 {
 	(void)options;
-	/* compressBound() covers compress2() at any level, which is our
-	 * raw deflate plus a 6-byte zlib wrapper. */
-	uint64_t deflated = GZ_HEADER_SIZE + (uint64_t)compressBound(usize) +
-			    GZ_TRAILER_SIZE;
+	/* libdeflate's bound does not depend on the compressor's level. */
+	uint64_t deflated = GZ_HEADER_SIZE +
+		(uint64_t)libdeflate_deflate_compress_bound(NULL, usize) +
+		GZ_TRAILER_SIZE;
 	uint64_t stored = stored_member_size(usize);
 	return (size_t)PP_MAX(deflated, stored);
 }
@@ -237,36 +238,30 @@ static size_t put_stored_blocks(uint8_t *out, const uint8_t *in, size_t usize)
 	return (size_t)(p - out);
 }
 
-/* Raw deflate of a whole block, with a fresh stream: pure and repeatable. */
+/*
+ * Raw deflate of a whole block with libdeflate, which on disk images is
+ * about 2.7 times as fast as zlib at level 6 and slightly smaller (see the
+ * README).  A fresh compressor per block keeps this pure and repeatable.
+ */
 static int put_deflated(const pp_pack_options *options, const uint8_t *in,
 			size_t usize, uint8_t *out, size_t room,
 			size_t *written, pp_error *err)
 {
-	z_stream strm = { 0 };
-	int ret = deflateInit2(&strm, options->level, Z_DEFLATED, -15, 8,
-			       Z_DEFAULT_STRATEGY);
-	if (ret == Z_MEM_ERROR)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	if (ret != Z_OK)
+	/* libdeflate goes to 12; partpack's levels are gzip's. */
+	if (options->level < 0 || options->level > 9)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "gzip: compression level %d is not in 0..9",
 			       options->level);
-	strm.next_in = in;
-	strm.avail_in = (uInt)usize;   /* < GZ_MAX_BLOCK_SIZE, fits */
-	strm.next_out = out;
-	/* room may pass 4 GiB, avail_out cannot: hand it over in pieces. */
-	do {
-		size_t piece = PP_MIN(room, (size_t)UINT_MAX);
-		strm.avail_out = (uInt)piece;
-		ret = deflate(&strm, Z_FINISH);
-		room -= piece - strm.avail_out;
-	} while (ret == Z_OK && room > 0);
-	*written = (size_t)(strm.next_out - out);
-	deflateEnd(&strm);
-	if (ret != Z_STREAM_END)
+	struct libdeflate_compressor *compressor =
+		libdeflate_alloc_compressor(options->level);
+	if (!compressor)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	*written = libdeflate_deflate_compress(compressor, in, usize, out, room);
+	libdeflate_free_compressor(compressor);
+	if (*written == 0)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "gzip: deflate of a %zu-byte block did not fit "
-			       "its output space (zlib error %d)", usize, ret);
+			       "its output space", usize);
 	return 0;
 }
 
