@@ -252,6 +252,13 @@ static int append_range(pp_info *info, uint64_t offset, uint64_t length,
 	return 0;
 }
 
+int pp_get_format(pp_archive *archive, enum pp_format *format, pp_error *err)
+{
+	(void)err;
+	*format = archive->ops->format;
+	return 0;
+}
+
 int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
 {
 	*info = (pp_info){

@@ -152,6 +152,9 @@ typedef struct pp_info {
 	size_t stored_count;
 } pp_info;
 
+/* The archive's format, found from its content. */
+int pp_get_format(pp_archive *archive, enum pp_format *format, pp_error *err);
+
 /* Fills *info; free it with pp_info_free(). */
 int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err);
 void pp_info_free(pp_info *info);

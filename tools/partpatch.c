@@ -289,6 +289,27 @@ static void report(const patch_args *args, const pp_patch_report *done)
 		(unsigned long long)done->undo_bytes);
 }
 
+/* A .gz named .xz (or the reverse) is someone's mistake: refuse it rather
+ * than patch a file whose name will mislead the next tool. */
+static int check_extension(pp_archive *archive, const char *path)
+{
+	pp_info info;
+	pp_error err;
+	size_t n = strlen(path);
+	bool says_xz = n > 3 && strcmp(path + n - 3, ".xz") == 0;
+	bool says_gz = (n > 3 && strcmp(path + n - 3, ".gz") == 0) ||
+		(n > 4 && strcmp(path + n - 4, ".tgz") == 0);
+	if (!says_xz && !says_gz)
+		return 0;
+	if (pp_get_format(archive, &info.format, &err))
+		return cli_fail(&err);
+	if ((info.format == PP_FORMAT_XZ) == says_xz)
+		return 0;
+	cli_error("%s: is a %s file, but its name says %s", path,
+		  pp_format_name(info.format), says_xz ? "xz" : "gzip");
+	return EXIT_ERROR;
+}
+
 static int locate(pp_archive *archive, patch_args *args)
 {
 	pp_range partition;
@@ -314,7 +335,9 @@ int main(int argc, char **argv)
 		return cli_fail(&err);
 	patch_data data = { 0 };
 	pp_patch_report done;
-	int status = args.partition ? locate(archive, &args) : 0;
+	int status = check_extension(archive, args.archive);
+	if (status == 0 && args.partition)
+		status = locate(archive, &args);
 	if (status == 0)
 		status = load_data(archive, &args, &data);
 	if (status == 0 &&
