@@ -1,0 +1,169 @@
+# crash.sh - issue 5: a patch never loses an image.  Interrupt a patch at
+# every write, sync and unlink (PARTPACK_FAULT_AFTER=k) for both formats and
+# check old-or-new after recovery; a real SIGKILL; locking; --output and
+# --dry-run; and bad input, each refused with one line, a documented status
+# and an unchanged archive.
+
+require_cmd partpack partpatch partinfo xz gzip cmp python3 flock
+
+size_of() { stat -c %s "$1"; }
+decode() { case $1 in *.gz) gzip -dc "$1" ;; *) xz -dc "$1" ;; esac; }
+test_integrity() { case $1 in *.gz) gzip -t "$1" ;; *) xz -t "$1" ;; esac; }
+
+# A 6 MiB image with a kept range over blocks of 256 KiB: the patch below
+# spans three blocks, so it has many write points.
+python3 -c 'import random, sys; r = random.Random(5); sys.stdout.buffer.write(bytes(r.choice(b"partpack \n") for _ in range(6 << 20)))' >img
+head -c 600000 /dev/urandom >patch.bin
+AT=$((2 << 20))
+RANGE=1MiB+4MiB
+cp img new.img
+replace_range new.img $AT patch.bin
+
+# same_as FILE IMAGE: FILE decodes to IMAGE.
+same_as() { decode "$1" | cmp -s - "$2"; }
+
+for fmt in xz gz; do
+	base=base.$fmt
+	check "$fmt: pack" partpack -1 --block-size=256KiB --keep-raw $RANGE -o $base img
+
+	# ---- every interruption point, then recovery -------------------------
+	k=1 old=0 new=0 bad=0 refused_reads=0
+	while [ $k -lt 500 ]; do
+		cp $base f.$fmt
+		PARTPACK_FAULT_AFTER=$k partpatch f.$fmt --offset $AT --input patch.bin 2>/dev/null
+		status=$?
+		[ $status -eq 0 ] && break
+		if [ $status -ne 99 ]; then
+			bad=$((bad + 1))
+			echo "# k=$k: partpatch exited $status, not 99"
+		fi
+		if [ -e .f.$fmt.partpatch-undo ]; then
+			if partinfo f.$fmt >/dev/null 2>err.txt; then
+				bad=$((bad + 1))
+				echo "# k=$k: partinfo read an archive with a pending patch"
+			elif grep -q -- --recover err.txt; then
+				refused_reads=$((refused_reads + 1))
+			fi
+		fi
+		partpatch --recover f.$fmt 2>/dev/null || { bad=$((bad + 1)); echo "# k=$k: --recover failed"; }
+		if ! test_integrity f.$fmt 2>/dev/null; then
+			bad=$((bad + 1))
+			echo "# k=$k: integrity check fails after recovery"
+		elif same_as f.$fmt img; then
+			old=$((old + 1))
+		elif same_as f.$fmt new.img; then
+			new=$((new + 1))
+		else
+			bad=$((bad + 1))
+			echo "# k=$k: neither old nor new after recovery"
+		fi
+		k=$((k + 1))
+	done
+	check_eq "$fmt: interrupted at each of $((k - 1)) points, recovery gives old or new ($old old, $new new)" 0 $bad
+	check "$fmt: the uninterrupted run (k=$k) gives the new image" same_as f.$fmt new.img
+	[ $refused_reads -gt 0 ] && ok "$fmt: partinfo refuses a pending patch, pointing to --recover" ||
+		not_ok "$fmt: partinfo refuses a pending patch, pointing to --recover"
+	[ $old -gt 5 ] && ok "$fmt: the undo record is written and synced before any in-place write" ||
+		not_ok "$fmt: too few interruption points ($old) ended old"
+
+	# The next partpatch finishes an interrupted one by itself.
+	cp $base g.$fmt
+	PARTPACK_FAULT_AFTER=$((k / 2)) partpatch g.$fmt --offset $AT --input patch.bin 2>/dev/null
+	check "$fmt: a later partpatch recovers first, then patches" \
+		bash -c 'partpatch g.'$fmt' --offset '$AT' --input patch.bin 2>err.txt && grep -q recovered err.txt'
+	check "$fmt: ... giving the new image" same_as g.$fmt new.img
+
+	# A real SIGKILL at an unknown moment of a large patch: old or new.
+	head -c $((4 << 20)) /dev/urandom >big.bin
+	cp img big.img
+	replace_range big.img $((1 << 20)) big.bin
+	cp $base h.$fmt
+	partpatch h.$fmt --offset 1MiB --input big.bin &
+	pid=$!
+	sleep 0.05
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	partpatch --recover h.$fmt 2>/dev/null
+	if test_integrity h.$fmt && { same_as h.$fmt img || same_as h.$fmt big.img; }; then
+		ok "$fmt: SIGKILL during a 4 MiB patch, then --recover: old or new"
+	else
+		not_ok "$fmt: SIGKILL during a 4 MiB patch, then --recover: old or new"
+	fi
+
+	# ---- --output and --dry-run --------------------------------------------
+	cp $base keep.$fmt
+	check "$fmt: --output writes a patched copy" \
+		partpatch $base --offset $AT --input patch.bin --output out.$fmt
+	check_cmp "$fmt: ... and leaves the base byte-identical" keep.$fmt $base
+	check "$fmt: ... the copy decodes to the new image" same_as out.$fmt new.img
+	check "$fmt: ... no temporary file is left" bash -c "! ls out.$fmt.* 2>/dev/null"
+	check "$fmt: --dry-run succeeds" partpatch $base --dry-run --offset $AT --input patch.bin
+	check_cmp "$fmt: ... and writes nothing" keep.$fmt $base
+	check "$fmt: ... nor leaves an undo record" bash -c "! ls .$base.* 2>/dev/null"
+
+	# ---- locking ----------------------------------------------------------------
+	cp $base l.$fmt
+	flock -x l.$fmt sleep 3 &
+	holder=$!
+	sleep 0.3
+	check_fails "$fmt: --no-wait on a locked archive: status 5" 5 \
+		partpatch --no-wait l.$fmt --offset $AT --input patch.bin
+	check "$fmt: without --no-wait it waits for the lock, then patches" \
+		partpatch l.$fmt --offset $AT --input patch.bin
+	wait $holder
+	check "$fmt: ... correctly" same_as l.$fmt new.img
+done
+
+# ---- bad input: one line, a documented status, the archive unchanged -------
+cp base.xz a.xz
+cp base.xz a.orig
+refuse() { # refuse STATUS DESC ARGS...: partpatch ARGS fails, a.xz unchanged
+	local status=$1 desc=$2
+	shift 2
+	check_fails "$desc: status $status" "$status" partpatch "$@"
+	check_cmp "... $desc: the archive is unchanged" a.orig a.xz
+}
+refuse 2 "offset past the end" a.xz --offset 7MiB --input patch.bin
+refuse 2 "a negative offset" a.xz --offset -5 --input patch.bin
+refuse 2 "a non-numeric offset" a.xz --offset twelve --input patch.bin
+refuse 2 "an overflowing offset" a.xz --offset 99999999999999999999999 --input patch.bin
+refuse 2 "an overflowing length" a.xz --offset 2MiB --length 18446744073709551615 --input patch.bin
+refuse 2 "an input shorter than --length" a.xz --offset 2MiB --length 700000 --input patch.bin
+refuse 3 "a range not entirely stored" a.xz --offset 4MiB --length 2MiB --input img
+refuse 1 "a missing input file" a.xz --offset 2MiB --input no-such-file
+check_fails "a missing archive: status 1" 1 partpatch no-such.xz --offset 0 --input patch.bin
+: >empty.xz
+check_fails "an empty archive: status 1" 1 partpatch empty.xz --offset 0 --input patch.bin
+head -c 100000 base.xz >trunc.xz
+check_fails "a truncated archive: status 1" 1 partpatch trunc.xz --offset $AT --input patch.bin
+check_cmp "... unchanged" trunc.xz <(head -c 100000 base.xz)
+head -c 100000 /dev/urandom >random.xz
+check_fails "a random file: status 1" 1 partpatch random.xz --offset $AT --input patch.bin
+cp base.xz flip.xz
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-20, 2); b = f.read(1); f.seek(-20, 2); f.write(bytes([b[0] ^ 1]))' flip.xz
+cp flip.xz flip.orig
+check_fails "a bit flip in the index: status 1" 1 partpatch flip.xz --offset $AT --input patch.bin
+check_cmp "... unchanged" flip.orig flip.xz
+cp base.gz looks-like.xz
+cp base.gz looks-like.orig
+check_fails "a gzip archive named .xz: status 1" 1 partpatch looks-like.xz --offset $AT --input patch.bin
+check_cmp "... unchanged" looks-like.orig looks-like.xz
+mkdir -p dir.xz
+check_fails "a directory: status 1" 1 partpatch dir.xz --offset 0 --input patch.bin
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+	chmod 755 . && chmod 644 a.xz
+	check_fails "a read-only archive: status 1" 1 \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		partpatch a.xz --offset $AT --input patch.bin
+	check_cmp "... unchanged" a.orig a.xz
+else
+	skip "a read-only archive" "needs root and setpriv to drop privileges"
+fi
+if [ "$(id -u)" = 0 ] && mkdir -p small && mount -t tmpfs -o size=1M tmpfs small 2>/dev/null; then
+	check_fails "--output on a full filesystem: status 1" 1 \
+		partpatch base.xz --offset $AT --input patch.bin --output small/out.xz
+	check "... leaves nothing behind in it" bash -c '[ -z "$(ls -A small)" ]'
+	umount small
+else
+	skip "--output on a full filesystem" "needs root to mount a small tmpfs"
+fi
