@@ -43,7 +43,12 @@ static int copy_contents(int from, int to, uint64_t size, const char *dest,
 	return 0;
 }
 
-/* Clones source into a new temporary file beside dest; *temp_path is it. */
+/*
+ * Clones source into a new temporary file beside dest; *temp_path is it.
+ * The source is opened as an archive first: that checks it, waits for a
+ * patch in progress (shared lock) and refuses one left interrupted, so the
+ * copy is never taken of half-written bytes.
+ */
 static int clone_beside(const char *source, const char *dest,
 			char **temp_path, pp_error *err)
 {
@@ -52,22 +57,19 @@ static int clone_beside(const char *source, const char *dest,
 	if (!*temp_path)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	snprintf(*temp_path, size, "%s.XXXXXX", dest);
-	int from = open(source, O_RDONLY | O_CLOEXEC);
-	if (from < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s", source);
+	pp_archive *from;
+	int status = pp_open(source, PP_OPEN_READ, &from, err);
+	if (status)
+		return status;
 	struct stat st;
-	int to = -1, status = 0;
-	if (fstat(from, &st))
+	int to = -1;
+	if (fstat(from->fd, &st))
 		status = pp_fail_errno(err, PP_ERR_IO, "%s", source);
-	else if (!S_ISREG(st.st_mode))
-		status = pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
-				 source);
 	else if ((to = mkostemp(*temp_path, O_CLOEXEC)) < 0)
 		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot create a "
 				       "file beside it", dest);
 	else
-		status = copy_contents(from, to, (uint64_t)st.st_size, dest,
-				       err);
+		status = copy_contents(from->fd, to, from->file_size, dest, err);
 	if (to >= 0 && status == 0 && fchmod(to, st.st_mode & 07777))
 		status = pp_fail_errno(err, PP_ERR_IO, "%s", *temp_path);
 	if (to >= 0) {
@@ -75,7 +77,7 @@ static int clone_beside(const char *source, const char *dest,
 		if (status)
 			unlink(*temp_path);
 	}
-	close(from);
+	pp_close(from);
 	return status;
 }
 

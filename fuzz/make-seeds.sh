@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# fuzz/make-seeds.sh BUILD_DIR OUT_DIR - writes the fuzzers' seed corpora.
+#
+# Seeds are generated, never committed: small archives made with
+# BUILD_DIR/partpack (both formats, every check, stored ranges, one block or
+# many), with xz and gzip themselves, multi-stream and multi-member files,
+# and gzip streams from zlib at level 0 (stored blocks).  Images are a few
+# KiB with small blocks, so the fuzzers start from inputs that already reach
+# the index, the stored-extent lists and the checks.
+#
+#   OUT_DIR/xz-open for fuzz-xz-open
+#   OUT_DIR/gz-open for fuzz-gz-open
+#   OUT_DIR/patch   for fuzz-patch (its own input layout; see fuzz-patch.c)
+#
+# Needs python3 for deterministic noise and the zlib streams.
+
+set -eu
+
+[ $# -eq 2 ] || { echo "usage: fuzz/make-seeds.sh BUILD_DIR OUT_DIR" >&2; exit 2; }
+partpack=$1/partpack
+out=$2
+[ -x "$partpack" ] || { echo "make-seeds: $partpack: not built" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/partpack-seeds.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rm -rf "$out/xz-open" "$out/gz-open" "$out/patch"
+mkdir -p "$out/xz-open" "$out/gz-open" "$out/patch"
+
+# ---- images: text, noise and zeros, so blocks of every kind appear -------
+python3 - "$work" <<'EOF'
+import random, sys
+random.seed(5)
+text = b"".join(b"line %d of a seed image\n" % i for i in range(400))
+noise = random.randbytes(8192)
+with open(sys.argv[1] + "/image", "wb") as f:
+    f.write(text[:8192] + noise + bytes(8192) + noise[:4096])  # 28 KiB
+with open(sys.argv[1] + "/noise", "wb") as f:
+    f.write(noise)
+with open(sys.argv[1] + "/text", "wb") as f:
+    f.write(text)
+EOF
+: >"$work/empty"
+
+pack() {  # pack NAME IMAGE OPTION...
+	local name=$1 image=$2
+	shift 2
+	"$partpack" -q -f -T 1 "$@" -o "$name" "$image"
+}
+
+# ---- xz ---------------------------------------------------------------------
+for check in crc32 crc64 sha256; do
+	pack "$out/xz-open/$check-kept.xz" "$work/image" -F xz -C $check -B 4KiB \
+		-k 5000+6000 -k 20480+2048
+	pack "$out/xz-open/$check-plain.xz" "$work/image" -F xz -C $check -B 8KiB
+done
+pack "$out/xz-open/one-block.xz" "$work/image" -F xz -B 1MiB -k 100:200
+pack "$out/xz-open/all-kept.xz" "$work/noise" -F xz -B 4KiB -k 0:8192
+pack "$out/xz-open/empty.xz" "$work/empty" -F xz
+cat "$out/xz-open/crc32-kept.xz" "$out/xz-open/sha256-kept.xz" >"$out/xz-open/multi-stream.xz"
+{ cat "$out/xz-open/crc64-plain.xz"; printf '\0\0\0\0'; cat "$out/xz-open/one-block.xz"; } \
+	>"$out/xz-open/stream-padding.xz"
+xz -c -6 "$work/text" >"$out/xz-open/xz-tool.xz"
+xz -c -0 --check=none --block-size=2KiB "$work/image" >"$out/xz-open/xz-tool-blocks.xz"
+xz -c --check=sha256 "$work/noise" >"$out/xz-open/xz-tool-noise.xz"
+
+# ---- gzip -------------------------------------------------------------------
+pack "$out/gz-open/kept.gz" "$work/image" -F gzip -B 4KiB -k 5000+6000 -k 20480+2048
+pack "$out/gz-open/plain.gz" "$work/image" -F gzip -B 8KiB
+pack "$out/gz-open/one-block.gz" "$work/image" -F gzip -B 1MiB -k 100:200
+pack "$out/gz-open/all-kept.gz" "$work/noise" -F gzip -B 4KiB -k 0:8192
+pack "$out/gz-open/empty.gz" "$work/empty" -F gzip
+cat "$out/gz-open/kept.gz" "$out/gz-open/plain.gz" >"$out/gz-open/multi-archive.gz"
+gzip -c -n "$work/text" >"$out/gz-open/gzip-tool.gz"
+gzip -c -n "$work/noise" >"$out/gz-open/gzip-tool-noise.gz"
+gzip -c "$work/image" >"$out/gz-open/gzip-tool-name.gz"  # FNAME, MTIME set
+gzip -c -n <"$work/empty" >"$out/gz-open/gzip-tool-empty.gz"
+cat "$out/gz-open/gzip-tool.gz" "$out/gz-open/gzip-tool-noise.gz" >"$out/gz-open/gzip-members.gz"
+python3 - "$work" "$out/gz-open" <<'EOF'
+import sys, zlib
+work, out = sys.argv[1], sys.argv[2]
+image = open(work + "/image", "rb").read()
+def gzip_stream(data, level, wbits=31):
+    z = zlib.compressobj(level, zlib.DEFLATED, wbits)
+    return z.compress(data) + z.flush()
+# All stored blocks, one member.
+open(out + "/zlib-level0.gz", "wb").write(gzip_stream(image, 0))
+# Compressed, stored, compressed: members, as zlib cannot switch level here.
+mixed = (gzip_stream(image[:5000], 6) + gzip_stream(image[5000:11000], 0)
+         + gzip_stream(image[11000:], 9))
+open(out + "/zlib-mixed.gz", "wb").write(mixed)
+# A zlib (RFC 1950) stream is not gzip: it must be refused cleanly.
+open(out + "/zlib-wrapper.gz", "wb").write(gzip_stream(image, 0, 15))
+EOF
+
+# ---- patch inputs: archive, mode, delta, raw offset, length, data ---------
+# Modes 0 and 1 measure from the start and end of kept range 0, 4 and 5 of
+# range 1, 2 from a block edge, 3 take the raw offset; 0x80 is a dry run.
+zero7='\0\0\0\0\0\0\0'
+for archive in 0 1 2 3 4; do
+	a="\\x0$archive"
+	for mode in 00 01 02 04 05 80; do
+		printf '%b' "$a\\x$mode\\x10\\x00\\x01$zero7\\x00\\x10\\x00patched by a seed" \
+			>"$out/patch/a$archive-m$mode"
+	done
+	# Straddles the start of range 0: must be refused.
+	printf '%b' "$a\\x00\\xf0\\xff\\0$zero7\\x00\\x02\\x00x" >"$out/patch/a$archive-straddle"
+	# Offset near 2^64: past the end, however it is added up.
+	printf '%b' "$a\\x03\\0\\0\\xf0\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\x01\\x00y" \
+		>"$out/patch/a$archive-overflow"
+done
