@@ -63,6 +63,11 @@ static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 	if (lzma_lzma_preset(&lzma2, preset))
 		return pp_fail(err, PP_ERR_USAGE, "unsupported preset %d",
 			       options->level);
+	/* A dictionary larger than the block finds nothing more, but every
+	 * decoder must allocate what the header asks for: xz -T0 -d once per
+	 * thread.  Ask for no more than the block needs. */
+	if (lzma2.dict_size > usize)
+		lzma2.dict_size = (uint32_t)PP_MAX(usize, LZMA_DICT_SIZE_MIN);
 	lzma_filter filters[] = {
 		{ .id = LZMA_FILTER_LZMA2, .options = &lzma2 },
 		{ .id = LZMA_VLI_UNKNOWN },
