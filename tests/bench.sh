@@ -120,7 +120,7 @@ best_patch() { # best of 5 runs, in seconds
 }
 t_p1=$(best_patch big1.xz)
 t_p64=$(best_patch big64.xz)
-xz -t big64.xz
+xz -t big1.xz
 
 # ---- stamping N variants ------------------------------------------------------
 truncate -s 0 newboot.img

@@ -105,7 +105,8 @@ for fmt in xz gz; do
 	cp $base l.$fmt
 	flock -x l.$fmt sleep 3 &
 	holder=$!
-	sleep 0.3
+	# Wait until the holder really has the lock, however busy the machine.
+	while flock -n l.$fmt true; do sleep 0.05; done
 	check_fails "$fmt: --no-wait on a locked archive: status 5" 5 \
 		partpatch --no-wait l.$fmt --offset $AT --input patch.bin
 	check "$fmt: without --no-wait it waits for the lock, then patches" \
