@@ -1,4 +1,5 @@
-/* error.c - one-line error messages carried back to the caller. */
+/* error.c - what the library tells its caller besides return values:
+ * one-line errors, notices, and progress of long work inside a call. */
 #include "internal.h"
 
 #include <errno.h>
@@ -56,4 +57,19 @@ void pp_notice(const char *fmt, ...)
 	vsnprintf(message, sizeof message, fmt, args);
 	va_end(args);
 	notice_handler(notice_opaque, message);
+}
+
+static pp_progress_fn progress_handler;
+static void *progress_opaque;
+
+void pp_set_progress_handler(pp_progress_fn handler, void *opaque)
+{
+	progress_handler = handler;
+	progress_opaque = opaque;
+}
+
+void pp_progress(uint64_t done, uint64_t total)
+{
+	if (progress_handler)
+		progress_handler(progress_opaque, done, total);
 }

@@ -597,6 +597,7 @@ typedef struct gz_reader {
 	size_t len;             /* bytes in buf */
 	size_t pos;             /* the next byte to consume */
 	uint8_t *buf;           /* GZ_HISTORY + GZ_CHUNK bytes */
+	bool reports_progress;  /* the one long pass over a foreign file */
 } gz_reader;
 
 static uint64_t reader_offset(const gz_reader *reader)
@@ -631,6 +632,8 @@ static int reader_fill(gz_reader *reader, pp_error *err)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
 				     PRIu64, reader->archive->path, from);
 	reader->len += want;
+	if (reader->reports_progress)
+		pp_progress(from + want, reader->end);
 	return 0;
 }
 
@@ -1331,6 +1334,7 @@ static int scan_file(pp_archive *archive, pp_error *err)
 	gz_scan scan = { .archive = archive, .state = state };
 	int ret = inflater_init(&scan.inflater, archive, 0, archive->file_size,
 				err);
+	scan.inflater.in.reports_progress = true;
 	for (size_t member = 1; !ret && !reader_at_end(&scan.inflater.in);
 	     member++)
 		ret = scan_member(&scan, member, err);

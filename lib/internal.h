@@ -33,6 +33,8 @@ int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
 /* Tells the caller something it should know but that is not an error
  * (the notice handler set with pp_set_notice_handler). */
 void pp_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports progress of long work to the handler of pp_set_progress_handler. */
+void pp_progress(uint64_t done, uint64_t total);
 
 /* ---- whole-buffer I/O (io.c) ------------------------------------------ */
 

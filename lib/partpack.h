@@ -69,6 +69,11 @@ typedef void (*pp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 typedef void (*pp_notice_fn)(void *opaque, const char *message);
 void pp_set_notice_handler(pp_notice_fn handler, void *opaque);
 
+/* Receives progress of long work that happens inside other calls: the one
+ * scanning pass pp_open makes over a gzip file partpack did not write.
+ * Process-wide, like the notice handler. */
+void pp_set_progress_handler(pp_progress_fn handler, void *opaque);
+
 /* ---- selectors: what to keep raw ------------------------------------- */
 
 /*

@@ -148,3 +148,16 @@ void cli_progress_end(cli_progress *progress)
 	if (progress->enabled && progress->last_drawn > 0)
 		fputc('\n', stderr);
 }
+
+void cli_background_progress_begin(cli_progress *progress, const char *label,
+				   bool quiet)
+{
+	cli_progress_init(progress, label, quiet);
+	pp_set_progress_handler(cli_progress_update, progress);
+}
+
+void cli_background_progress_end(cli_progress *progress)
+{
+	pp_set_progress_handler(NULL, NULL);
+	cli_progress_end(progress);
+}

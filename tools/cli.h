@@ -44,4 +44,10 @@ void cli_progress_init(cli_progress *progress, const char *label, bool quiet);
 void cli_progress_update(void *opaque, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *progress);
 
+/* Shows progress of long work inside library calls (the scan of a foreign
+ * gzip file when it is opened) until cli_background_progress_end(). */
+void cli_background_progress_begin(cli_progress *progress, const char *label,
+				   bool quiet);
+void cli_background_progress_end(cli_progress *progress);
+
 #endif

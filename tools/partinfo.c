@@ -112,7 +112,11 @@ int main(int argc, char **argv)
 	const char *path = argv[optind];
 	pp_archive *archive;
 	pp_error err;
-	if (pp_open(path, PP_OPEN_READ, &archive, &err))
+	cli_progress scanning;
+	cli_background_progress_begin(&scanning, "scanning", quiet);
+	int opened = pp_open(path, PP_OPEN_READ, &archive, &err);
+	cli_background_progress_end(&scanning);
+	if (opened)
 		return cli_fail(&err);
 	int status = 0;
 	if (verify) {

@@ -32,7 +32,7 @@ static void usage(void)
 	       "  -n, --dry-run         check the patch and say what it would change\n"
 	       "      --no-wait         fail at once if another partpatch holds ARCHIVE\n"
 	       "      --recover         undo an interrupted patch of ARCHIVE and exit\n"
-	       "  -q, --quiet           say nothing on success\n"
+	       "  -q, --quiet           no progress line\n"
 	       "  -v, --verbose         say what was written\n"
 	       "  -h, --help            show this help and exit\n"
 	       "  -V, --version         show the version and exit\n"
@@ -55,6 +55,7 @@ typedef struct patch_args {
 	bool offset_given;
 	bool length_given;
 	bool verbose;
+	bool quiet;
 	bool dry_run;
 	bool no_wait;
 	bool recover;
@@ -95,7 +96,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 'n': args->dry_run = true; break;
 		case 'W': args->no_wait = true; break;
 		case 'R': args->recover = true; break;
-		case 'q': args->verbose = false; break;
+		case 'q': args->quiet = true; break;
 		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
 		case 'V': cli_version(); exit(EXIT_OK);
@@ -331,7 +332,11 @@ int main(int argc, char **argv)
 
 	pp_archive *archive;
 	pp_error err;
-	if (open_target(&args, &archive, &err))
+	cli_progress scanning;
+	cli_background_progress_begin(&scanning, "scanning", args.quiet);
+	int opened = open_target(&args, &archive, &err);
+	cli_background_progress_end(&scanning);
+	if (opened)
 		return cli_fail(&err);
 	patch_data data = { 0 };
 	pp_patch_report done;
