@@ -44,7 +44,7 @@ $(FUZZ_O)/lib/%.o: lib/%.c lib/partpack.h lib/internal.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_O)/fuzz-%: fuzz/fuzz-%.c $(FUZZ_LIB_OBJS)
+$(FUZZ_O)/fuzz-%: fuzz/fuzz-%.c fuzz/fuzz.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_LIB_OBJS) $(PP_LIBS)
 

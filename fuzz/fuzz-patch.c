@@ -24,6 +24,7 @@
  * stored data, where the mistakes would be.
  */
 #include "partpack.h"
+#include "fuzz.h"
 
 #define ZLIB_CONST
 #include <zlib.h>
@@ -41,14 +42,6 @@
 #define PATCH_MAX 200000u       /* covers a whole kept range and beyond */
 #define MODE_DRY_RUN 0x80
 
-#define REQUIRE(cond)                                                        \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "%s:%d: broken promise: %s\n",       \
-				__FILE__, __LINE__, #cond);                  \
-			abort();                                             \
-		}                                                            \
-	} while (0)
 
 /* Neither range is block aligned; the first spans three block edges and
  * a run of zeros (which the packer treats specially), the second sits in

@@ -15,6 +15,7 @@
  * they are split.
  */
 #include "partpack.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +26,6 @@
 /* Reads are short: the parsers, not the decoders, are under test. */
 #define READ_MAX 8192
 
-#define REQUIRE(cond)                                                        \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "%s:%d: broken promise: %s\n",       \
-				__FILE__, __LINE__, #cond);                  \
-			abort();                                             \
-		}                                                            \
-	} while (0)
 
 /* The input lives in a memfd, reopened by path as pp_open wants a path. */
 static int input_fd = -1;

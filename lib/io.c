@@ -16,35 +16,30 @@ int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 	return got >= 0 && (size_t)got == len ? 0 : -1;
 }
 
-int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
+/* Writes all of buf at offset, or at the file position if it is negative. */
+static int write_all(int fd, const uint8_t *p, size_t len, off_t offset)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)offset);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = offset < 0 ? write(fd, p + done, len - done) :
+			pwrite(fd, p + done, len - done, offset + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
+		done += (size_t)n;
 	}
 	return 0;
 }
 
+int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
+{
+	return write_all(fd, buf, len, (off_t)offset);
+}
+
 int pp_write_full(int fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_all(fd, buf, len, -1);
 }
 
 ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset)
