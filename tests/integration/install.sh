@@ -1,0 +1,43 @@
+# install.sh - make install honours PREFIX and DESTDIR, installs what it
+# should, and a program builds against the installed library with
+# pkg-config (examples/read-at.c) and reads an archive through it.
+
+require_cmd make pkg-config cc partpack
+
+root=$TESTDIR/root
+check "make install PREFIX=/opt/pp DESTDIR=..." \
+	make -s -C "$PP_SRCDIR" O="$PARTPACK_BUILD" install PREFIX=/opt/pp DESTDIR="$root"
+for f in bin/partpack bin/partpatch bin/partinfo lib/libpartpack.a \
+	lib/libpartpack.so.0 lib/libpartpack.so include/partpack.h \
+	lib/pkgconfig/partpack.pc share/man/man1/partpack.1 \
+	share/man/man1/partpatch.1 share/man/man1/partinfo.1; do
+	check "installed /opt/pp/$f" test -e "$root/opt/pp/$f"
+done
+check "nothing outside DESTDIR/PREFIX" \
+	bash -c '[ "$(ls "$1")" = opt ] && [ "$(ls "$1/opt")" = pp ]' _ "$root"
+check_eq "partpack.pc names the PREFIX" "prefix=/opt/pp" \
+	"$(grep '^prefix=' "$root/opt/pp/lib/pkgconfig/partpack.pc")"
+check "the installed partpack runs" "$root/opt/pp/bin/partpack" --version
+check "man pages format without warnings" bash -c '
+	for m in "$1"/*.1; do
+		out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$m" 2>&1 >/dev/null) || exit 1
+		[ -z "$out" ] || { echo "$m: $out"; exit 1; }
+	done' _ "$root/opt/pp/share/man/man1"
+
+export PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$root/opt/pp/lib/pkgconfig
+check "examples/read-at.c builds against the shared library with pkg-config" bash -c \
+	'cc -o read-at "$1" $(pkg-config --cflags --libs partpack)' _ "$PP_SRCDIR/examples/read-at.c"
+check "... and against the static library" bash -c \
+	'cc -o read-at-static "$1" $(pkg-config --cflags partpack) "$2" \
+	 $(pkg-config --libs liblzma zlib libguestfs libdeflate) -pthread' \
+	_ "$PP_SRCDIR/examples/read-at.c" "$root/opt/pp/lib/libpartpack.a"
+export LD_LIBRARY_PATH=$root/opt/pp/lib
+head -c 1048576 /dev/zero >img
+printf 'EFI PART' | dd of=img bs=1 seek=512 conv=notrunc status=none
+check "pack an image for it" partpack -q -1 --keep-raw 0+4KiB -o img.xz img
+check_stdout_cmp "read-at prints the bytes and says they are patchable" <(cat <<'OUT'
+000000000200  45 46 49 20 50 41 52 54  EFI PART
+patchable in place: all of it is stored data
+OUT
+) ./read-at img.xz 512 8
+check "the static build reads it too" ./read-at-static img.xz 512 8
