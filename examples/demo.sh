@@ -42,10 +42,10 @@ step() {
 	echo "${bold}== $*${plain}"
 }
 
-# run CMD...: prints the command, runs it, stops the demo if it fails.
+# timed CMD...: runs CMD, keeps its time in LAST_SECS, stops the demo if
+# it fails.
 LAST_SECS=0
-run() {
-	echo "${bold}\$ $(_pp_quote "$@")${plain}"
+timed() {
 	local t0=$EPOCHREALTIME
 	"$@"
 	local st=$?
@@ -56,17 +56,16 @@ run() {
 	fi
 }
 
+# run CMD...: prints the command, then runs it.
+run() {
+	echo "${bold}\$ $(_pp_quote "$@")${plain}"
+	timed "$@"
+}
+
 # run_sh 'pipeline': the same for a shell pipeline.
 run_sh() {
 	echo "${bold}\$ $1${plain}"
-	local t0=$EPOCHREALTIME
-	bash -o pipefail -c "$1"
-	local st=$?
-	LAST_SECS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
-	if [ $st -ne 0 ]; then
-		echo "demo: that failed (exit status $st)" >&2
-		exit 1
-	fi
+	timed bash -o pipefail -c "$1"
 }
 
 human() {
