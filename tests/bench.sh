@@ -102,6 +102,12 @@ done
 timed t_sxz xz -T"$threads" -6 --block-size=16MiB -k -c sparse.img >sparse.stock.xz
 timed t_spp partpack -q -T"$threads" -6 --block-size=16MiB -o sparse.pp.xz sparse.img
 rm -f sparse.stock.xz
+# The floor: the same 512 MiB of data packed on its own.
+for i in 0 1 2 3; do
+	dd if=sparse.img bs=1M count=128 skip=$((i * 2048 + 100)) status=none
+done >data.img
+timed t_data partpack -q -T"$threads" -6 --block-size=16MiB -o data.xz data.img
+rm -f data.img data.xz
 
 # ---- 1 MiB patch: 64 GiB image vs 1 GiB image ------------------------------
 head -c $MIB /dev/urandom >patch.bin
@@ -149,6 +155,7 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | pack to gz -6, -T$threads | ${t_ppgz} s, $s_ppgz B | pigz -p$threads: ${t_pigz} s, $s_pigz B | time $(ratio "$t_ppgz" "$t_pigz"), size $(ratio "$s_ppgz" "$s_pigz") | <= 0.8, <= 1.01 |
 | stock xz -T$threads -d of partpack output | ${t_d2} s | xz -T1 -d: ${t_d1} s | $(ratio "$t_d2" "$t_d1") | <= 0.7 |
 | pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
+| ... against packing its 512 MiB of data alone | ${t_spp} s | partpack: ${t_data} s | $(ratio "$t_spp" "$t_data") | about 1 |
 | 1 MiB partpatch, 64 GiB image (best of 5) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
 | stamp $variants variants (pack once + $variants partpatch --output) | $(calc "$t_pp + $t_stamp") s | $variants x xz: $(calc "$variants * $t_xz") s | $(ratio "$(calc "$t_pp + $t_stamp")" "$(calc "$variants * $t_xz")") | |
 

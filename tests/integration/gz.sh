@@ -80,6 +80,12 @@ check_fails "a patch running past partition 1's end is refused" 3 \
 	partpatch refuse.gz --offset $((P1 + 4096)) --input newboot.img
 check_fails "a patch past the end of the image is refused: status 2" 2 \
 	partpatch refuse.gz --offset "$SIZE" --length 1 --input newboot.img
+check_fails "data longer than the partition named by --partition: status 2" 2 \
+	partpatch refuse.gz --partition part1 --input img
+check_fails "... also from a pipe" 2 \
+	bash -c 'cat img | partpatch refuse.gz --partition name:boot'
+check_fails "a partition the image does not have: status 1" 1 \
+	partpatch refuse.gz --partition part7 --input newboot.img
 check_cmp "refused patches leave the archive byte-identical" refuse.orig refuse.gz
 rm -f refuse.gz refuse.orig t1.gz t2.gz
 
