@@ -58,6 +58,7 @@ typedef struct pack_state {
 	const char *out_name;
 	size_t output_capacity;     /* of each job's output buffer */
 	uint64_t read_pos;          /* uncompressed bytes read so far */
+	uint64_t written_pos;       /* ... and encoded and written */
 	bool input_ended;
 	bool seekable;              /* a regular file: pread, skip holes */
 	uint64_t input_base;        /* file offset of image byte 0 */
@@ -211,9 +212,11 @@ static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 				     state->out_name);
 	int status = remember_record(state, &job->record, err);
+	/* Progress counts blocks written, not read: reading runs ahead. */
+	state->written_pos += job->input_len;
 	if (status == 0 && state->options->progress)
 		state->options->progress(state->options->progress_opaque,
-					 state->read_pos, state->image_size);
+					 state->written_pos, state->image_size);
 	return status;
 }
 
