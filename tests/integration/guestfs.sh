@@ -1,10 +1,11 @@
 # guestfs.sh - issue 4: keeping partitions named by what they are, found with
 # libguestfs.  Each appliance launch costs 20-60 s here, so this script
-# launches it four times in all: once for the selectors that work (with the
-# KVM-to-TCG fallback left to partpack), and three times for the errors
-# (with TCG forced, as a user may).  PP_TEST_QUICK=1 skips the launches.
+# launches it six times in all: once for the selectors that work (with the
+# KVM-to-TCG fallback left to partpack), four times for the errors and once
+# to make an LVM image (with TCG forced, as a user may).  PP_TEST_QUICK=1
+# skips the launches.
 
-require_cmd partpack partpatch partinfo xz sfdisk mkfs.ext4 cmp python3
+require_cmd partpack partpatch partinfo xz sfdisk mkfs.ext4 cmp python3 guestfish
 
 INFOCHECK=$PP_SRCDIR/tests/infocheck.py
 
@@ -71,6 +72,19 @@ case $CHECK_STDERR in
 *) not_ok "... the message says there is no OS" "$CHECK_STDERR" ;;
 esac
 check "... no output file is left" bash -c '! ls whole.xz* 2>/dev/null'
+
+# An LVM logical volume, made by libguestfs itself (no root, no loop
+# devices): one more launch to make it, one to be refused.
+if guestfish -N lvm.img=lvfs:/dev/VG/LV:ext4:64M set-label /dev/VG/LV lvtest 2>/dev/null; then
+	check_fails "a logical volume cannot be kept raw: status 1" 1 \
+		partpack -1 --keep-raw label:lvtest -o lvm.xz lvm.img
+	case $CHECK_STDERR in
+	*label:lvtest*"LVM logical volume"*) ok "... the message says it is an LVM logical volume" ;;
+	*) not_ok "... the message says it is an LVM logical volume" "$CHECK_STDERR" ;;
+	esac
+else
+	not_ok "guestfish -N made an LVM image"
+fi
 
 # Unreadable images fail before any launch.
 check_fails "a missing image: status 1" 1 partpack --keep-raw /boot -o x.xz no-such.img
