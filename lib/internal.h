@@ -16,6 +16,7 @@
 #include "partpack.h"
 
 #include <stdarg.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define PP_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -47,6 +48,12 @@ int pp_open_directory_of(const char *path);
 /* Reads up to len bytes, stopping early only at end of input, at offset
  * (or, if it is negative, at the file position). */
 ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset);
+
+/* Whether len bytes are all zero: the first is, and each equals the next. */
+static inline bool pp_all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
 
 static inline void pp_put_le32(uint8_t *p, uint32_t v)
 {

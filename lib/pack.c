@@ -120,13 +120,6 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	/* Compare the buffer with itself shifted: zero iff first byte zero
-	 * and every byte equals its successor. */
-	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
 static const zero_encoding *find_zero(pack_state *state, const pack_job *job)
 {
 	for (size_t i = 0; i < state->zero_count; i++)
@@ -171,7 +164,7 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 {
 	pack_state *state = opaque;
 	pack_job *job = slot;
-	bool zero = job->hole || all_zero(job->input, job->input_len);
+	bool zero = job->hole || pp_all_zero(job->input, job->input_len);
 	if (zero && reuse_zero(state, job))
 		return 0;
 	if (job->hole)

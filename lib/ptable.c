@@ -75,14 +75,6 @@ static bool beyond_image(const struct image *image, uint64_t offset,
 	       (offset > image->size || len > image->size - offset);
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != 0)
-			return false;
-	return true;
-}
-
 static inline uint16_t get_le16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
@@ -458,7 +450,7 @@ static int add_gpt_partitions(const struct image *image,
 {
 	for (uint32_t i = 0; i < header->entry_count; i++) {
 		const uint8_t *entry = array + (size_t)i * header->entry_size;
-		if (all_zero(entry, 16))
+		if (pp_all_zero(entry, 16))
 			continue;  /* no partition type: an unused entry */
 		int status = add_gpt_partition(image, list, entry, i + 1,
 					       sector_size, err);
