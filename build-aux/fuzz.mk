@@ -17,7 +17,7 @@ SANITIZE_O := build-asan
 SANITIZE_CC ?= $(CC)
 SANITIZE_CFLAGS := -O1 -g -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
-SANITIZE_ENV := PP_TEST_QUICK=1 \
+SANITIZE_ENV := PP_TEST_QUICK=1 PP_TEST_CFLAGS='$(SANITIZE_CFLAGS)' \
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

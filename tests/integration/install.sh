@@ -1,6 +1,8 @@
 # install.sh - make install honours PREFIX and DESTDIR, installs what it
 # should, and a program builds against the installed library with
 # pkg-config (examples/read-at.c) and reads an archive through it.
+# PP_TEST_CFLAGS: the flags the library was built with, if a program needs
+# them too (the sanitizer build).
 
 require_cmd make pkg-config cc partpack
 
@@ -26,9 +28,10 @@ check "man pages format without warnings" bash -c '
 
 export PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$root/opt/pp/lib/pkgconfig
 check "examples/read-at.c builds against the shared library with pkg-config" bash -c \
-	'cc -o read-at "$1" $(pkg-config --cflags --libs partpack)' _ "$PP_SRCDIR/examples/read-at.c"
+	'cc ${PP_TEST_CFLAGS:-} -o read-at "$1" $(pkg-config --cflags --libs partpack)' \
+	_ "$PP_SRCDIR/examples/read-at.c"
 check "... and against the static library" bash -c \
-	'cc -o read-at-static "$1" $(pkg-config --cflags partpack) "$2" \
+	'cc ${PP_TEST_CFLAGS:-} -o read-at-static "$1" $(pkg-config --cflags partpack) "$2" \
 	 $(pkg-config --libs liblzma zlib libguestfs libdeflate) -pthread' \
 	_ "$PP_SRCDIR/examples/read-at.c" "$root/opt/pp/lib/libpartpack.a"
 export LD_LIBRARY_PATH=$root/opt/pp/lib
