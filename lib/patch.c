@@ -43,14 +43,16 @@ typedef struct patch {
 
 /* ---- phase 1: map the range onto stored extents ------------------------ */
 
+/* The stored ranges on either side of offset, for the refusal message. */
 static void describe_nearest(pp_archive *archive, uint64_t offset, char *text,
 			     size_t size)
 {
 	pp_info info;
 	snprintf(text, size, "the archive has no stored ranges");
-	if (pp_get_info(archive, &info, NULL) != 0 || info.stored_count == 0) {
-		if (info.stored)
-			pp_info_free(&info);
+	if (pp_get_info(archive, &info, NULL) != 0)
+		return;
+	if (info.stored_count == 0) {
+		pp_info_free(&info);
 		return;
 	}
 	size_t after = 0;
