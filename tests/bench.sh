@@ -88,6 +88,9 @@ timed t_ppgz partpack -q -T"$threads" -6 --format=gzip -o pp0.gz disk.img
 s_pigz=$(size_of stock.gz)
 s_ppgz=$(size_of pp0.gz)
 
+# zlib against libdeflate on the same blocks, for the gzip writer's choice.
+deflate_table=$("$build/bench-deflate" disk.img $((root_start * MIB)))
+
 # ---- decoding partpack output with stock xz --------------------------------
 timed t_d1 sh -c 'xz -T1 -dc pp0.xz >/dev/null'
 timed t_d2 sh -c "xz -T$threads -dc pp0.xz >/dev/null"
@@ -161,4 +164,8 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 
 (The $variants x xz column is $variants times the xz time measured above on the same image:
 the variants differ only in /boot, so each would compress in the same time.)
+
+Raw deflate of 8 blocks of 16 MiB from the root partition, zlib against libdeflate:
+
+$deflate_table
 EOF
