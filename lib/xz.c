@@ -235,7 +235,10 @@ static int read_stream(pp_archive *archive, uint64_t end, xz_stream *stream,
 	if (!index_bytes)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	status = read_at(archive, index_bytes, index_size, index_offset, err);
-	uint64_t memlimit = UINT64_MAX;
+	/* liblzma allocates for the record count the index declares; a
+	 * record takes at least 2 bytes, so more than index_size / 2 is a
+	 * lie, and a memory limit for that many refuses it cheaply. */
+	uint64_t memlimit = lzma_index_memusage(1, index_size / 2 + 1);
 	size_t in_pos = 0;
 	if (status == 0 &&
 	    lzma_index_buffer_decode(&stream->index, &memlimit, NULL,

@@ -239,6 +239,24 @@ static void test_corrupt(void)
 	write_file("noise.xz", bad, len);
 	CHECK(open_status("noise.xz") == PP_ERR_FORMAT, "random bytes after magic");
 
+	/* An index that declares 2^34 records (found by fuzzing): liblzma
+	 * must not be allowed to allocate for them.  Under ASan an attempt
+	 * aborts the test. */
+	memcpy(bad, good, len);
+	uint32_t index_size = (pp_get_le32(good + len - 8) + 1) * 4;
+	uint8_t *index = bad + len - 12 - index_size;
+	memset(index, 0, index_size);
+	/* count 2^34, then one plausible record: liblzma allocates for all
+	 * the declared records when it appends the first one */
+	static const uint8_t huge_count[] = { 0x80, 0x80, 0x80, 0x80, 0x40,
+					      0x10, 0x01 };
+	memcpy(index + 1, huge_count, sizeof huge_count);
+	pp_put_le32(index + index_size - 4,
+		    pp_crc32(0, index, index_size - 4));
+	write_file("count.xz", bad, len);
+	CHECK(open_status("count.xz") == PP_ERR_FORMAT,
+	      "an index declaring 2^34 records is refused without allocating");
+
 	/* Every single-byte truncation point of the tail must fail cleanly. */
 	bool clean = true;
 	for (size_t cut = len - 64; cut < len && clean; cut++) {
