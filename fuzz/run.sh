@@ -34,7 +34,7 @@ elapsed=$(($(date +%s) - start))
 
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-new=$(find "$findings" -type f -newer "$marker" | sort)
+new=$(find "$findings" -type f -name "$name-*" -newer "$marker" | sort)
 count=$(printf '%s' "$new" | grep -c . || true)
 inputs=$(find "$corpus" -type f | wc -l)
 printf '%-14s %10s runs in %4ss (%s/s), corpus %s inputs, %s findings\n' \
