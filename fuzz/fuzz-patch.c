@@ -15,7 +15,12 @@
  *   done              the archive verifies and reads back as the image
  *                     with the new bytes laid over it
  *   either way        no undo record is left behind, and a range wholly
- *                     inside a kept range is never refused
+ *                     inside a stored range partinfo lists is never
+ *                     refused
+ *
+ * partpack's own archives must list every kept range as stored.  The
+ * zlib-made file may list only parts of them: compressed data after a kept
+ * range may copy from its tail, and those bytes are not patchable.
  *
  * Input layout (missing bytes read as zero): archive choice (1), mode (1),
  * delta (LE16, signed), raw offset (LE64), length (LE24); the rest is the
@@ -56,6 +61,8 @@ typedef struct base_archive {
 	const char *name;
 	uint8_t *bytes;
 	size_t size;
+	pp_range stored[64];    /* what pp_get_info offers for patching */
+	size_t stored_count;
 } base_archive;
 
 static base_archive bases[5];
@@ -195,6 +202,36 @@ static void make_temp_dir(void)
 	atexit(remove_temp_dir);
 }
 
+static bool inside(const pp_range *ranges, size_t count, uint64_t offset,
+		   uint64_t len)
+{
+	for (size_t i = 0; i < count; i++)
+		if (offset >= ranges[i].offset && len <= ranges[i].length &&
+		    offset - ranges[i].offset <= ranges[i].length - len)
+			return true;
+	return false;
+}
+
+/* Asks partinfo's question of a base.  Ours must offer every kept range
+ * (and may offer more: stock LZMA2 stores noise as uncompressed chunks,
+ * which are patchable when nothing after them in the block copies them). */
+static void learn_stored_ranges(base_archive *base, bool ours)
+{
+	write_whole(copy_path, base->bytes, base->size);
+	pp_archive *archive;
+	pp_info info;
+	REQUIRE(pp_open(copy_path, PP_OPEN_READ, &archive, NULL) == 0);
+	REQUIRE(pp_get_info(archive, &info, NULL) == 0);
+	REQUIRE(info.stored_count <= sizeof base->stored / sizeof *base->stored);
+	memcpy(base->stored, info.stored, info.stored_count * sizeof *info.stored);
+	base->stored_count = info.stored_count;
+	for (size_t i = 0; ours && i < KEPT_COUNT; i++)
+		REQUIRE(inside(base->stored, base->stored_count, kept[i].offset,
+			       kept[i].length));
+	pp_info_free(&info);
+	pp_close(archive);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -216,6 +253,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	bases[4].name = "zlib-gzip";
 	build_zlib_gzip(&bases[4]);
 	unlink(image_path);
+	for (size_t i = 0; i < 5; i++)
+		learn_stored_ranges(&bases[i], i < 4);
 	return 0;
 }
 
@@ -246,15 +285,6 @@ static uint64_t choose_offset(unsigned mode, uint64_t delta, uint64_t raw)
 	case 2: return raw % (IMAGE_SIZE / BLOCK_SIZE + 2) * BLOCK_SIZE + delta;
 	default: return raw;
 	}
-}
-
-static bool inside_kept(uint64_t offset, uint64_t len)
-{
-	for (size_t i = 0; i < KEPT_COUNT; i++)
-		if (offset >= kept[i].offset && len <= kept[i].length &&
-		    offset - kept[i].offset <= kept[i].length - len)
-			return true;
-	return false;
 }
 
 static bool file_holds(const char *path, const uint8_t *bytes, size_t size)
@@ -325,7 +355,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 	int status = patch_copy(offset, data, len, flags, &report, &err);
 
 	REQUIRE(access(undo_path, F_OK) != 0);
-	if (inside_kept(offset, len))
+	if (inside(base->stored, base->stored_count, offset, len))
 		REQUIRE(status == 0);
 	if (status == 0 && !(flags & PP_PATCH_DRY_RUN)) {
 		REQUIRE(report.data_bytes == len);
