@@ -21,14 +21,11 @@ int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
 			return 0;
 		}
 	}
-	if (list->count == list->capacity) {
-		size_t capacity = list->capacity ? 2 * list->capacity : 16;
-		pp_extent *items = realloc(list->items, capacity * sizeof *items);
-		if (!items)
-			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-		list->items = items;
-		list->capacity = capacity;
-	}
+	pp_extent *items = pp_grow(list->items, list->count, &list->capacity,
+				   sizeof *items, 16);
+	if (!items)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	list->items = items;
 	list->items[list->count++] =
 		(pp_extent){ .uoffset = uoffset, .length = length, .foffset = foffset };
 	return 0;
@@ -43,16 +40,11 @@ void pp_extent_list_free(pp_extent_list *list)
 int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err)
 {
-	if (archive->block_count == archive->block_capacity) {
-		size_t capacity = archive->block_capacity ?
-			2 * archive->block_capacity : 64;
-		pp_block *blocks = realloc(archive->blocks,
-					   capacity * sizeof *blocks);
-		if (!blocks)
-			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-		archive->blocks = blocks;
-		archive->block_capacity = capacity;
-	}
+	pp_block *blocks = pp_grow(archive->blocks, archive->block_count,
+				   &archive->block_capacity, sizeof *blocks, 64);
+	if (!blocks)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	archive->blocks = blocks;
 	archive->blocks[archive->block_count++] = *block;
 	return 0;
 }
@@ -239,14 +231,11 @@ static int append_range(pp_info *info, uint64_t offset, uint64_t length,
 			return 0;
 		}
 	}
-	if (info->stored_count == *capacity) {
-		*capacity = *capacity ? 2 * *capacity : 16;
-		pp_range *ranges = realloc(info->stored,
-					   *capacity * sizeof *ranges);
-		if (!ranges)
-			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-		info->stored = ranges;
-	}
+	pp_range *ranges = pp_grow(info->stored, info->stored_count, capacity,
+				   sizeof *ranges, 16);
+	if (!ranges)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	info->stored = ranges;
 	info->stored[info->stored_count++] =
 		(pp_range){ .offset = offset, .length = length };
 	return 0;

@@ -37,6 +37,16 @@ void pp_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports progress of long work to the handler of pp_set_progress_handler. */
 void pp_progress(uint64_t done, uint64_t total);
 
+/* ---- growable arrays (array.c) --------------------------------------- */
+
+/*
+ * Returns items with room for at least count + 1 of them, doubling
+ * *capacity (starting at first) when full; NULL, with items untouched,
+ * when memory runs out.
+ */
+void *pp_grow(void *items, size_t count, size_t *capacity, size_t item_size,
+	      size_t first);
+
 /* ---- whole-buffer I/O (io.c) ------------------------------------------ */
 
 /* Read or write exactly len bytes; -1 with errno set otherwise (EIO at EOF). */

@@ -182,16 +182,12 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 static int remember_record(pack_state *state, const pp_block_record *record,
 			   pp_error *err)
 {
-	if (state->record_count == state->record_capacity) {
-		size_t capacity = state->record_capacity ?
-			2 * state->record_capacity : 256;
-		pp_block_record *records = realloc(state->records,
-						   capacity * sizeof *records);
-		if (!records)
-			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-		state->records = records;
-		state->record_capacity = capacity;
-	}
+	pp_block_record *records = pp_grow(state->records, state->record_count,
+					   &state->record_capacity,
+					   sizeof *records, 256);
+	if (!records)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	state->records = records;
 	state->records[state->record_count++] = *record;
 	return 0;
 }

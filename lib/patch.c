@@ -39,6 +39,7 @@ typedef struct patch {
 	size_t len;
 	touched_block *touched;
 	size_t touched_count;
+	size_t touched_capacity;
 } patch;
 
 /* ---- phase 1: map the range onto stored extents ------------------------ */
@@ -81,8 +82,9 @@ static int refuse(patch *p, uint64_t offset, pp_error *err)
 
 static touched_block *add_touched(patch *p, size_t block, pp_error *err)
 {
-	touched_block *touched = realloc(p->touched, (p->touched_count + 1) *
-					 sizeof *touched);
+	touched_block *touched = pp_grow(p->touched, p->touched_count,
+					 &p->touched_capacity, sizeof *touched,
+					 8);
 	if (!touched) {
 		pp_fail(err, PP_ERR_NOMEM, "out of memory");
 		return NULL;

@@ -93,15 +93,11 @@ static int add_partition(const struct image *image,
 			       (unsigned long long)(partition->offset +
 						    partition->length),
 			       (unsigned long long)image->size);
-	if (list->count == list->capacity) {
-		size_t capacity = list->capacity ? 2 * list->capacity : 8;
-		pp_partition *items = realloc(list->items,
-					      capacity * sizeof *items);
-		if (!items)
-			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-		list->items = items;
-		list->capacity = capacity;
-	}
+	pp_partition *items = pp_grow(list->items, list->count, &list->capacity,
+				      sizeof *items, 8);
+	if (!items)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	list->items = items;
 	list->items[list->count++] = *partition;
 	return 0;
 }
