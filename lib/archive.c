@@ -49,6 +49,23 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 	return 0;
 }
 
+int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
+		    uint64_t offset)
+{
+	return pp_pread_full(archive->fd, buf, len, offset);
+}
+
+int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
+		     uint64_t offset)
+{
+	return pp_pwrite_full(archive->fd, buf, len, offset);
+}
+
+int pp_archive_sync(pp_archive *archive)
+{
+	return fdatasync(archive->fd);
+}
+
 uint64_t pp_archive_image_size(const pp_archive *archive)
 {
 	if (archive->block_count == 0)
@@ -102,7 +119,7 @@ static int identify(pp_archive *archive, pp_error *err)
 	if (len == 0)
 		return pp_fail(err, PP_ERR_FORMAT, "%s: file is empty",
 			       archive->path);
-	if (pp_pread_full(archive->fd, head, len, 0))
+	if (pp_archive_read(archive, head, len, 0))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     archive->path);
 	for (size_t i = 0; i < sizeof containers / sizeof *containers; i++) {

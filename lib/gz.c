@@ -399,7 +399,7 @@ static int read_tail(const pp_archive *archive, gz_tail *tail, bool *found,
 		return 0;
 	uint64_t at = archive->file_size - GZ_TAIL_SIZE;
 	uint8_t member[GZ_TAIL_SIZE];
-	if (pp_pread_full(archive->fd, member, sizeof member, at) < 0)
+	if (pp_archive_read(archive, member, sizeof member, at) < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
 				     PRIu64, archive->path, at);
 	uint8_t head[GZ_FRAME_HEAD];
@@ -539,7 +539,7 @@ static int read_index(pp_archive *archive, const gz_tail *tail, pp_error *err)
 	if (!buf)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	int ret = 0;
-	if (pp_pread_full(archive->fd, buf, len, tail->index_offset) < 0)
+	if (pp_archive_read(archive, buf, len, tail->index_offset) < 0)
 		ret = pp_fail_errno(err, PP_ERR_IO, "%s: cannot read the gzip "
 				    "index at byte %" PRIu64, archive->path,
 				    tail->index_offset);

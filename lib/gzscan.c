@@ -67,7 +67,7 @@ static int reader_fill(gz_reader *reader, pp_error *err)
 	size_t want = (size_t)PP_MIN((uint64_t)GZ_CHUNK, reader->end - from);
 	if (want == 0)
 		return 0;
-	if (pp_pread_full(reader->archive->fd, reader->buf + keep, want,
+	if (pp_archive_read(reader->archive, reader->buf + keep, want,
 			  from) < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
 				     PRIu64, reader->archive->path, from);
@@ -422,7 +422,7 @@ static int tracer_read(gz_tracer *tracer, const pp_archive *archive,
 		tracer->input = input;
 		tracer->input_cap = cap;
 	}
-	if (pp_pread_full(archive->fd, tracer->input + tracer->input_len,
+	if (pp_archive_read(archive, tracer->input + tracer->input_len,
 			  want, from) < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
 				     PRIu64, archive->path, from);

@@ -261,6 +261,18 @@ struct pp_archive {
 
 int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err);
+/*
+ * The archive's bytes, for the containers, the patcher and the undo record:
+ * every access to the archive file goes through these three, so where the
+ * bytes live (a file descriptor today) is archive.c's business alone.
+ * 0 on success; -1 with errno set otherwise (EIO at end of file).
+ */
+int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
+		    uint64_t offset);
+int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
+		     uint64_t offset);
+/* Makes the writes so far durable. */
+int pp_archive_sync(pp_archive *archive);
 /* The size of the uncompressed image. */
 uint64_t pp_archive_image_size(const pp_archive *archive);
 /* The index of the block holding uncompressed offset, or block_count. */

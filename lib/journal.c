@@ -276,7 +276,7 @@ static int replay(pp_archive *archive, const char *path, bool apply,
 				size_t piece = PP_MIN(len, JOURNAL_IO_SIZE);
 				if (!read_record(&reader, old, piece))
 					goto done;
-				if (apply && pp_pwrite_full(archive->fd, old, piece,
+				if (apply && pp_archive_write(archive, old, piece,
 							    foffset))
 					status = pp_fail_errno(err, PP_ERR_IO,
 							       "%s: write error",
@@ -320,7 +320,7 @@ int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
 		status = replay(archive, path, false, err);
 	if (status == 0) {
 		status = replay(archive, path, true, err);
-		if (status == 0 && fdatasync(archive->fd))
+		if (status == 0 && pp_archive_sync(archive))
 			status = pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 					       archive->path);
 	}

@@ -159,7 +159,7 @@ static int save_old_bytes(patch *p, const touched_block *t, uint64_t *delta,
 			const uint8_t *new_bytes =
 				p->data + (x->uoffset + done - p->offset);
 			uint64_t foffset = x->foffset + done;
-			if (pp_pread_full(p->archive->fd, old_bytes, len, foffset))
+			if (pp_archive_read(p->archive, old_bytes, len, foffset))
 				return pp_fail_errno(err, PP_ERR_IO,
 						     "%s: read error",
 						     p->archive->path);
@@ -240,7 +240,7 @@ static int prepare_block(patch *p, touched_block *t, uint8_t *io_buf,
 	int status = save_old_bytes(p, t, &delta, io_buf, err);
 	if (status || size == 0)
 		return status;
-	if (pp_pread_full(p->archive->fd, old_check, size, b->check_offset))
+	if (pp_archive_read(p->archive, old_check, size, b->check_offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     p->archive->path);
 	if (p->journal &&
@@ -268,7 +268,7 @@ static int write_patch(patch *p, pp_error *err)
 		for (size_t e = 0; e < t->pieces.count; e++) {
 			const pp_extent *x = &t->pieces.items[e];
 			pp_fault_point();
-			if (pp_pwrite_full(archive->fd,
+			if (pp_archive_write(archive,
 					   p->data + (x->uoffset - p->offset),
 					   (size_t)x->length, x->foffset))
 				return pp_fail_errno(err, PP_ERR_IO,
@@ -276,13 +276,13 @@ static int write_patch(patch *p, pp_error *err)
 						     archive->path);
 		}
 		pp_fault_point();
-		if (pp_pwrite_full(archive->fd, t->new_check,
+		if (pp_archive_write(archive, t->new_check,
 				   pp_check_size(b->check), b->check_offset))
 			return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 					     archive->path);
 	}
 	pp_fault_point();
-	if (fdatasync(archive->fd))
+	if (pp_archive_sync(archive))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 				     archive->path);
 	return 0;

@@ -180,7 +180,7 @@ static int read_at(pp_archive *archive, void *buf, size_t len,
 			       "has %llu", archive->path,
 			       (unsigned long long)(offset + len),
 			       (unsigned long long)archive->file_size);
-	if (pp_pread_full(archive->fd, buf, len, offset))
+	if (pp_archive_read(archive, buf, len, offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     archive->path);
 	return 0;
