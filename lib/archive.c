@@ -142,8 +142,8 @@ static int lock_archive(pp_archive *archive, pp_error *err)
 		if (errno == EINTR)
 			continue;
 		if (errno == EWOULDBLOCK)
-			return pp_fail(err, PP_ERR_BUSY, "%s: another partpatch "
-				       "is patching this archive", archive->path);
+			return pp_fail(err, PP_ERR_BUSY, "%s: locked by another "
+				       "process", archive->path);
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot lock",
 				     archive->path);
 	}
@@ -189,6 +189,16 @@ int pp_recover(const char *path, bool *recovered, pp_error *err)
 }
 
 int pp_open(const char *path, int flags, pp_archive **out, pp_error *err)
+{
+	*out = NULL;
+	if (flags & ~(PP_OPEN_WRITE | PP_OPEN_NO_WAIT))
+		return pp_fail(err, PP_ERR_USAGE, "%s: unknown open flags 0x%x",
+			       path, (unsigned)flags);
+	return pp_archive_open(path, flags, out, err);
+}
+
+int pp_archive_open(const char *path, int flags, pp_archive **out,
+		    pp_error *err)
 {
 	*out = NULL;
 	pp_archive *archive = calloc(1, sizeof *archive);

@@ -90,8 +90,9 @@ int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
 	int status = commit_path ? clone_beside(source, dest, &temp_path, err) :
 		pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	if (status == 0) {
-		status = pp_open(temp_path, PP_OPEN_WRITE | PP_OPEN_PRIVATE,
-				 archive, err);
+		status = pp_archive_open(temp_path,
+					 PP_OPEN_WRITE | PP_OPEN_PRIVATE,
+					 archive, err);
 		if (status)
 			unlink(temp_path);
 	}

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,38 +39,73 @@ int pp_fail_errno(pp_error *err, enum pp_status status, const char *fmt, ...)
 	return status;
 }
 
-static pp_notice_fn notice_handler;
-static void *notice_opaque;
-
-void pp_set_notice_handler(pp_notice_fn handler, void *opaque)
+const char *pp_strerror(int status)
 {
-	notice_handler = handler;
-	notice_opaque = opaque;
+	switch ((enum pp_status)status) {
+	case PP_OK: return "success";
+	case PP_ERR_USAGE: return "invalid argument";
+	case PP_ERR_IO: return "I/O error";
+	case PP_ERR_FORMAT: return "corrupt or unsupported archive";
+	case PP_ERR_NOT_STORED: return "range not entirely stored data";
+	case PP_ERR_NOMEM: return "out of memory";
+	case PP_ERR_LOCATE: return "selector not found";
+	case PP_ERR_CHECK: return "integrity check mismatch";
+	case PP_ERR_BUSY: return "archive locked by another process";
+	case PP_ERR_RECOVERY_PENDING: return "interrupted patch pending recovery";
+	case PP_ERR_INTERNAL: return "internal error";
+	}
+	return "unknown status";
+}
+
+/*
+ * The handlers are process-wide and any thread may report through them.
+ * A handler is called with the lock held for reading, so that setting one
+ * (which takes it for writing) waits for calls of the old one to end: once
+ * pp_set_*_handler returns, the old opaque is free to go.
+ */
+typedef struct handler {
+	pthread_rwlock_t lock;
+	pp_notice_fn notice;
+	void *notice_opaque;
+	pp_progress_fn progress;
+	void *progress_opaque;
+} handler;
+
+static handler handlers = { .lock = PTHREAD_RWLOCK_INITIALIZER };
+
+void pp_set_notice_handler(pp_notice_fn notice, void *opaque)
+{
+	pthread_rwlock_wrlock(&handlers.lock);
+	handlers.notice = notice;
+	handlers.notice_opaque = opaque;
+	pthread_rwlock_unlock(&handlers.lock);
 }
 
 void pp_notice(const char *fmt, ...)
 {
-	if (!notice_handler)
-		return;
 	char message[PP_ERROR_MAX];
 	va_list args;
 	va_start(args, fmt);
 	vsnprintf(message, sizeof message, fmt, args);
 	va_end(args);
-	notice_handler(notice_opaque, message);
+	pthread_rwlock_rdlock(&handlers.lock);
+	if (handlers.notice)
+		handlers.notice(handlers.notice_opaque, message);
+	pthread_rwlock_unlock(&handlers.lock);
 }
 
-static pp_progress_fn progress_handler;
-static void *progress_opaque;
-
-void pp_set_progress_handler(pp_progress_fn handler, void *opaque)
+void pp_set_progress_handler(pp_progress_fn progress, void *opaque)
 {
-	progress_handler = handler;
-	progress_opaque = opaque;
+	pthread_rwlock_wrlock(&handlers.lock);
+	handlers.progress = progress;
+	handlers.progress_opaque = opaque;
+	pthread_rwlock_unlock(&handlers.lock);
 }
 
 void pp_progress(uint64_t done, uint64_t total)
 {
-	if (progress_handler)
-		progress_handler(progress_opaque, done, total);
+	pthread_rwlock_rdlock(&handlers.lock);
+	if (handlers.progress)
+		handlers.progress(handlers.progress_opaque, done, total);
+	pthread_rwlock_unlock(&handlers.lock);
 }

@@ -221,7 +221,7 @@ static int put_deflated(const pp_pack_options *options, const uint8_t *in,
 {
 	/* libdeflate goes to 12; partpack's levels are gzip's. */
 	if (options->level < 0 || options->level > 9)
-		return pp_fail(err, PP_ERR_USAGE,
+		return pp_fail(err, PP_ERR_INTERNAL,
 			       "gzip: compression level %d is not in 0..9",
 			       options->level);
 	struct libdeflate_compressor *compressor =
@@ -231,7 +231,7 @@ static int put_deflated(const pp_pack_options *options, const uint8_t *in,
 	*written = libdeflate_deflate_compress(compressor, in, usize, out, room);
 	libdeflate_free_compressor(compressor);
 	if (*written == 0)
-		return pp_fail(err, PP_ERR_USAGE,
+		return pp_fail(err, PP_ERR_INTERNAL,
 			       "gzip: deflate of a %zu-byte block did not fit "
 			       "its output space", usize);
 	return 0;
@@ -243,7 +243,7 @@ static int gz_encode_block(const pp_pack_options *options, const uint8_t *in,
 			   pp_error *err)
 {
 	if ((uint64_t)usize > GZ_MAX_BLOCK_SIZE)
-		return pp_fail(err, PP_ERR_USAGE,
+		return pp_fail(err, PP_ERR_INTERNAL,
 			       "gzip: a block of %zu bytes is too large: "
 			       "gzip blocks hold at most %" PRIu64 " bytes",
 			       usize, GZ_MAX_BLOCK_SIZE);
@@ -253,7 +253,7 @@ static int gz_encode_block(const pp_pack_options *options, const uint8_t *in,
 	uint64_t needed = stored ? stored_member_size(usize) :
 			  GZ_HEADER_SIZE + GZ_TRAILER_SIZE;
 	if (capacity < needed)
-		return pp_fail(err, PP_ERR_USAGE, "gzip: %zu bytes of output "
+		return pp_fail(err, PP_ERR_INTERNAL, "gzip: %zu bytes of output "
 			       "space cannot hold a member of %zu bytes",
 			       capacity, usize);
 	uint8_t *body = out + GZ_HEADER_SIZE;
@@ -298,7 +298,7 @@ static int check_records(const pp_block_record *records, size_t count,
 	for (size_t i = 0; i < count; i++) {
 		const pp_block_record *record = &records[i];
 		if (record->usize > UINT32_MAX || record->fsize > UINT32_MAX)
-			return pp_fail(err, PP_ERR_USAGE,
+			return pp_fail(err, PP_ERR_INTERNAL,
 				       "%s: block %zu (%" PRIu64 " bytes, member "
 				       "of %" PRIu64 ") is too large for the "
 				       "gzip index", name, i, record->usize,

@@ -259,6 +259,14 @@ struct pp_archive {
 	size_t block_capacity;
 };
 
+/* A flag of pp_archive_open beside enum pp_open_flags, not offered to
+ * callers: the file is a private copy (pp_open_copy), patched without an
+ * undo record because a crash leaves only a temporary file behind. */
+#define PP_OPEN_PRIVATE 0x10000
+
+/* pp_open without the check of flags, so PP_OPEN_PRIVATE may be set. */
+int pp_archive_open(const char *path, int flags, pp_archive **archive,
+		    pp_error *err);
 int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err);
 /*

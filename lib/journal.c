@@ -305,9 +305,9 @@ int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
 		return 0;  /* nothing pending */
 	}
 	if (!may_write) {
-		status = pp_fail(err, PP_ERR_IO, "%s: an interrupted patch is "
-				 "pending; run 'partpatch --recover %s'",
-				 archive->path, archive->path);
+		status = pp_fail(err, PP_ERR_RECOVERY_PENDING, "%s: an "
+				 "interrupted patch is pending (undo record %s)",
+				 archive->path, path);
 		free(path);
 		return status;
 	}

@@ -12,7 +12,25 @@
  *
  * All functions that can fail return 0 on success and a negative
  * enum pp_status on failure, with a one-line message in *err (which may be
- * NULL if the caller does not want it).
+ * NULL if the caller does not want it).  Messages say what happened to
+ * which file; what a user should do about it is the caller's to add.
+ *
+ * ABI.  libpartpack.so.0 exports exactly the functions declared here
+ * (marked PP_API), under the symbol version PARTPACK_0.1.  The structs the
+ * caller allocates and the library fills or reads (pp_pack_options,
+ * pp_info, pp_patch_report) end in reserved room: a later version takes new
+ * fields from it, so their size and the offsets of existing fields never
+ * change within soname 0.  Initialise pp_pack_options with
+ * pp_pack_options_init(), which zeroes the reserved room (the library
+ * ignores it today; zero means "not set" for any field that replaces it).
+ *
+ * Threads.  Functions that take no pp_archive may be called from any
+ * thread at any time.  Functions that take a pp_archive may run at the same
+ * time on different archives; one pp_archive must not be used by two
+ * threads at once (a handle may keep per-handle state between calls), so
+ * serialise calls on it or give each thread its own pp_open().  The notice
+ * and progress handlers are process-wide; setting them is thread-safe
+ * (see pp_set_notice_handler).  Each function below says when it differs.
  */
 #ifndef PARTPACK_H
 #define PARTPACK_H
@@ -25,7 +43,27 @@
 extern "C" {
 #endif
 
+/* The export marker of the library's functions. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PP_API __attribute__((visibility("default")))
+#else
+#define PP_API
+#endif
+
+/* The version this header belongs to.  PP_VERSION_NUMBER is
+ * major * 1000000 + minor * 1000 + patch, so versions compare as numbers. */
 #define PP_VERSION "0.1.0"
+#define PP_VERSION_MAJOR 0
+#define PP_VERSION_MINOR 1
+#define PP_VERSION_PATCH 0
+#define PP_VERSION_NUMBER (PP_VERSION_MAJOR * 1000000u + \
+			   PP_VERSION_MINOR * 1000u + PP_VERSION_PATCH)
+
+/* The version of the library actually loaded, which may be newer than the
+ * header a program was built with: the string ("0.1.0") and the number, as
+ * PP_VERSION and PP_VERSION_NUMBER. */
+PP_API const char *pp_version(void);
+PP_API unsigned pp_version_number(void);
 
 enum pp_status {
 	PP_OK = 0,
@@ -37,7 +75,15 @@ enum pp_status {
 	PP_ERR_LOCATE = -6,     /* a selector could not be resolved */
 	PP_ERR_CHECK = -7,      /* an integrity check does not match */
 	PP_ERR_BUSY = -8,       /* another process holds the archive's lock */
+	PP_ERR_RECOVERY_PENDING = -9, /* opened for reading while an interrupted
+				       * patch awaits recovery (pp_recover) */
+	PP_ERR_INTERNAL = -10,  /* a bug in libpartpack or a library it uses:
+				 * an impossible state, not the caller's fault */
 };
+
+/* A short description of a status ("I/O error"); "unknown status" for a
+ * value not in enum pp_status.  Never NULL; a static string. */
+PP_API const char *pp_strerror(int status);
 
 #define PP_ERROR_MAX 512
 typedef struct pp_error {
@@ -65,14 +111,18 @@ typedef struct pp_range {
 typedef void (*pp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Receives one-line notices (e.g. "retrying with TCG"); by default they
- * are dropped.  Process-wide; set it before other calls. */
+ * are dropped.  Process-wide.  Thread-safe: the handler and its opaque
+ * are replaced together, and once this returns no call of the previous
+ * handler is still running, so its opaque may be freed.  Handlers may be
+ * called from any thread calling into the library, at the same time when
+ * several do; they must not set a handler themselves.  NULL removes it. */
 typedef void (*pp_notice_fn)(void *opaque, const char *message);
-void pp_set_notice_handler(pp_notice_fn handler, void *opaque);
+PP_API void pp_set_notice_handler(pp_notice_fn handler, void *opaque);
 
 /* Receives progress of long work that happens inside other calls: the one
  * scanning pass pp_open makes over a gzip file partpack did not write.
- * Process-wide, like the notice handler. */
-void pp_set_progress_handler(pp_progress_fn handler, void *opaque);
+ * Process-wide and thread-safe, like the notice handler. */
+PP_API void pp_set_progress_handler(pp_progress_fn handler, void *opaque);
 
 /* ---- selectors: what to keep raw ------------------------------------- */
 
@@ -84,15 +134,19 @@ void pp_set_progress_handler(pp_progress_fn handler, void *opaque);
  * image_fd reads the partition table; pass -1 for a pipe, and then only
  * byte ranges resolve.  image_path names the image in messages and is what
  * libguestfs opens (NULL for a pipe).  One libguestfs handle serves all
- * selectors, launched only if some selector needs it.  *ranges (free() it)
- * has one entry per selector, in order.
+ * selectors, launched only if some selector needs it; libguestfs itself
+ * (libguestfs.so.0) is loaded then, not before, and its absence fails with
+ * PP_ERR_LOCATE.  *ranges (free() it) has one entry per selector, in order.
+ * Thread-safe.
  */
-int pp_resolve_selectors(const char *image_path, int image_fd,
-			 uint64_t image_size, const char *const *selectors,
-			 size_t count, pp_range **ranges, pp_error *err);
+PP_API int pp_resolve_selectors(const char *image_path, int image_fd,
+				uint64_t image_size,
+				const char *const *selectors, size_t count,
+				pp_range **ranges, pp_error *err);
 
-/* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE. */
-int pp_parse_size(const char *text, uint64_t *bytes);
+/* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE.
+ * Thread-safe. */
+PP_API int pp_parse_size(const char *text, uint64_t *bytes);
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -107,19 +161,26 @@ typedef struct pp_pack_options {
 	size_t keep_count;
 	pp_progress_fn progress;
 	void *progress_opaque;
+	/* Room for new options (see "ABI" above): zeroed by
+	 * pp_pack_options_init; a new field replaces a slot of its kind. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
 } pp_pack_options;
 
 #define PP_DEFAULT_BLOCK_SIZE (16u << 20)
 
-void pp_pack_options_init(pp_pack_options *options);
+/* Sets every field to its default and the reserved room to zero. */
+PP_API void pp_pack_options_init(pp_pack_options *options);
 
 /*
  * Reads the image from in_fd to its end and writes the archive to out_fd.
  * in_name and out_name only label error messages.  The output is the same
- * bytes for any thread count.
+ * bytes for any thread count.  Thread-safe (it runs its own worker
+ * threads; options->progress is called on the calling thread).
  */
-int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
-	    const pp_pack_options *options, pp_error *err);
+PP_API int pp_pack(int in_fd, const char *in_name, int out_fd,
+		   const char *out_name, const pp_pack_options *options,
+		   pp_error *err);
 
 /* ---- reading and patching -------------------------------------------- */
 
@@ -129,21 +190,26 @@ enum pp_open_flags {
 	PP_OPEN_READ = 0,
 	PP_OPEN_WRITE = 1,        /* for pp_patch */
 	PP_OPEN_NO_WAIT = 2,      /* fail with PP_ERR_BUSY instead of waiting */
-	PP_OPEN_PRIVATE = 4,      /* set by pp_open_copy: no undo record */
 };
 
 /*
  * Opens an .xz or .gz archive (format found from its content).  It takes
  * a lock (shared for reading, exclusive for writing) held until pp_close.
  * An interrupted patch is undone first when opening for writing; opening
- * for reading fails while one is pending.
+ * for reading fails with PP_ERR_RECOVERY_PENDING while one is pending.
+ * Flags other than those of enum pp_open_flags fail with PP_ERR_USAGE.
+ * Thread-safe; the lock is per open file description, so two handles on
+ * one archive in one process exclude each other as two processes would.
  */
-int pp_open(const char *path, int flags, pp_archive **archive, pp_error *err);
-void pp_close(pp_archive *archive);
+PP_API int pp_open(const char *path, int flags, pp_archive **archive,
+		   pp_error *err);
+/* Releases the handle; no other call on it may be running. */
+PP_API void pp_close(pp_archive *archive);
 
 /* Undoes an interrupted patch of the archive at path, if there is one,
- * without parsing the archive.  *recovered says whether there was. */
-int pp_recover(const char *path, bool *recovered, pp_error *err);
+ * without parsing the archive.  *recovered says whether there was.
+ * Thread-safe (it takes the archive's exclusive lock). */
+PP_API int pp_recover(const char *path, bool *recovered, pp_error *err);
 
 typedef struct pp_info {
 	enum pp_format format;
@@ -155,25 +221,35 @@ typedef struct pp_info {
 	uint64_t block_size;       /* the largest block's uncompressed size */
 	pp_range *stored;          /* patchable ranges, merged where adjacent */
 	size_t stored_count;
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
 } pp_info;
 
+/* From here on, every function taking a pp_archive follows the rule under
+ * "Threads" above: concurrent on different archives, one thread at a time
+ * on any one archive. */
+
 /* The archive's format, found from its content. */
-int pp_get_format(pp_archive *archive, enum pp_format *format, pp_error *err);
+PP_API int pp_get_format(pp_archive *archive, enum pp_format *format,
+			 pp_error *err);
 
 /* Fills *info; free it with pp_info_free(). */
-int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err);
-void pp_info_free(pp_info *info);
+PP_API int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err);
+PP_API void pp_info_free(pp_info *info);
 
-const char *pp_format_name(enum pp_format format);
-const char *pp_check_name(enum pp_check check);
+/* Static strings ("xz", "crc64"); thread-safe. */
+PP_API const char *pp_format_name(enum pp_format format);
+PP_API const char *pp_check_name(enum pp_check check);
 
-/* Decodes every block and compares every check, sizes and the index. */
-int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
-	      pp_error *err);
+/* Decodes every block and compares every check, sizes and the index;
+ * progress is called on the calling thread. */
+PP_API int pp_verify(pp_archive *archive, pp_progress_fn progress,
+		     void *opaque, pp_error *err);
 
 /* Reads uncompressed bytes, decoding only the blocks that hold them. */
-int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
-	     pp_error *err);
+PP_API int pp_pread(pp_archive *archive, void *buf, size_t len,
+		    uint64_t offset, pp_error *err);
 
 enum pp_patch_flags {
 	PP_PATCH_DRY_RUN = 1,     /* check and report, write nothing */
@@ -185,6 +261,8 @@ typedef struct pp_patch_report {
 	uint64_t blocks_touched;   /* blocks whose check was updated */
 	uint64_t first_block;      /* index of the first of them */
 	uint64_t undo_bytes;       /* old bytes saved to the undo record */
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[4];
 } pp_patch_report;
 
 /*
@@ -195,33 +273,35 @@ typedef struct pp_patch_report {
  * the first write, so an interrupted patch can be undone (pp_open does it
  * on the next open for writing).  report may be NULL.
  */
-int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
-	     size_t len, int flags, pp_patch_report *report, pp_error *err);
+PP_API int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
+		    size_t len, int flags, pp_patch_report *report,
+		    pp_error *err);
 
 /*
  * Copies source to a temporary file beside dest (a reflink clone where the
  * filesystem can, else a copy) and opens the copy for patching.  Nothing is
  * visible at dest until pp_commit(); pp_close() without it removes the
  * copy.  This is how one base archive is stamped into many variants.
+ * Thread-safe, as pp_open.
  */
-int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
-		 pp_error *err);
+PP_API int pp_open_copy(const char *source, const char *dest,
+			pp_archive **archive, pp_error *err);
 /* Syncs a copy made by pp_open_copy and renames it to its destination. */
-int pp_commit(pp_archive *archive, pp_error *err);
+PP_API int pp_commit(pp_archive *archive, pp_error *err);
 
 /*
  * Finds a partition (partN, /dev/sdaN, name:NAME) in the partition table
  * of the archive's image, decoding only the blocks that hold the table.
  */
-int pp_locate_partition(pp_archive *archive, const char *selector,
-			pp_range *range, pp_error *err);
+PP_API int pp_locate_partition(pp_archive *archive, const char *selector,
+			       pp_range *range, pp_error *err);
 
 /*
  * The length of the stored run that starts at offset (0 if offset is not
  * stored), so a caller can bound how much data it accepts.
  */
-int pp_stored_run(pp_archive *archive, uint64_t offset, uint64_t *length,
-		  pp_error *err);
+PP_API int pp_stored_run(pp_archive *archive, uint64_t offset,
+			 uint64_t *length, pp_error *err);
 
 #ifdef __cplusplus
 }

@@ -61,7 +61,7 @@ static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 	uint32_t preset = (uint32_t)options->level |
 		(options->extreme ? LZMA_PRESET_EXTREME : 0);
 	if (lzma_lzma_preset(&lzma2, preset))
-		return pp_fail(err, PP_ERR_USAGE, "unsupported preset %d",
+		return pp_fail(err, PP_ERR_INTERNAL, "unsupported preset %d",
 			       options->level);
 	/* A dictionary larger than the block finds nothing more, but every
 	 * decoder must allocate what the header asks for: xz -T0 -d once per
@@ -87,7 +87,8 @@ static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 		lzma_block_buffer_encode(&block, NULL, in, usize, out,
 					 &out_pos, *out_len);
 	if (ret != LZMA_OK)
-		return lzma_failure(err, PP_ERR_IO, "encoding a block", ret);
+		return lzma_failure(err, PP_ERR_INTERNAL, "encoding a block",
+				    ret);
 	*out_len = out_pos;
 	*record = (pp_block_record){
 		.usize = usize,
@@ -124,7 +125,7 @@ static int xz_write_trailer(const pp_pack_options *options,
 						 records[i].index_size,
 						 records[i].usize);
 		if (ret != LZMA_OK)
-			status = lzma_failure(err, PP_ERR_USAGE,
+			status = lzma_failure(err, PP_ERR_INTERNAL,
 					      "building the index", ret);
 	}
 	size_t index_size = (size_t)lzma_index_size(index);
@@ -144,7 +145,7 @@ static int xz_write_trailer(const pp_pack_options *options,
 		if (ret == LZMA_OK)
 			ret = lzma_stream_footer_encode(&flags, trailer + pos);
 		if (ret != LZMA_OK)
-			status = lzma_failure(err, PP_ERR_USAGE,
+			status = lzma_failure(err, PP_ERR_INTERNAL,
 					      "writing the index", ret);
 	}
 	if (status == 0 &&

@@ -47,6 +47,8 @@ int cli_exit_status(enum pp_status status)
 	case PP_ERR_FORMAT:
 	case PP_ERR_NOMEM:
 	case PP_ERR_LOCATE:
+	case PP_ERR_RECOVERY_PENDING:
+	case PP_ERR_INTERNAL:
 		break;
 	}
 	return EXIT_ERROR;
@@ -55,6 +57,19 @@ int cli_exit_status(enum pp_status status)
 int cli_fail(const pp_error *err)
 {
 	cli_error("%s", err->message);
+	return cli_exit_status(err->status);
+}
+
+int cli_open_failed(const pp_error *err, const char *archive)
+{
+	if (err->status == PP_ERR_RECOVERY_PENDING)
+		cli_error("%s; run 'partpatch --recover %s' to undo it",
+			  err->message, archive);
+	else if (err->status == PP_ERR_BUSY)
+		cli_error("%s; another partpatch may be patching it",
+			  err->message);
+	else
+		cli_error("%s", err->message);
 	return cli_exit_status(err->status);
 }
 

@@ -9,7 +9,8 @@
 /* Exit statuses, documented in every man page. */
 enum {
 	EXIT_OK = 0,
-	EXIT_ERROR = 1,         /* I/O, corrupt archive, selector not found */
+	EXIT_ERROR = 1,         /* I/O, corrupt archive, selector not found,
+				 * interrupted patch pending, internal error */
 	EXIT_USAGE = 2,
 	EXIT_NOT_STORED = 3,    /* patch refused; the archive is unchanged */
 	EXIT_INTEGRITY = 4,     /* --verify found a bad check */
@@ -24,6 +25,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints err's message and returns the exit status for its status. */
 int cli_fail(const pp_error *err);
 int cli_exit_status(enum pp_status status);
+/* As cli_fail, for a failed open of archive: adds what the user can do
+ * about a pending recovery or a lock held by another process. */
+int cli_open_failed(const pp_error *err, const char *archive);
 /* Parses a size option or exits with a usage error. */
 uint64_t cli_size_arg(const char *option, const char *text);
 void cli_version(void);

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	int opened = pp_open(path, PP_OPEN_READ, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
-		return cli_fail(&err);
+		return cli_open_failed(&err, path);
 	int status = 0;
 	if (verify) {
 		cli_progress progress;

@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 	int opened = open_target(&args, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
-		return cli_fail(&err);
+		return cli_open_failed(&err, args.archive);
 	patch_data data = { 0 };
 	pp_patch_report done;
 	int status = check_extension(archive, args.archive);
