@@ -290,8 +290,6 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
 
 typedef struct pp_journal pp_journal;
 
-/* Stops the process at the k-th I/O point when PARTPACK_FAULT_AFTER=k. */
-void pp_fault_point(void);
 int pp_journal_begin(pp_archive *archive, pp_journal **journal,
 		     pp_error *err);
 /* Saves the old bytes of a range about to be overwritten. */

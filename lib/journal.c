@@ -47,26 +47,6 @@ struct pp_journal {
 	size_t buffered;
 };
 
-/* ---- fault injection for the crash tests ------------------------------ */
-
-/*
- * PARTPACK_FAULT_AFTER=k makes the process stop dead (_exit, as if
- * killed) just before its k-th write, sync or unlink of a patch, so tests
- * can interrupt a patch at every point and check that recovery works.
- */
-void pp_fault_point(void)
-{
-	static long remaining = -1;
-	if (remaining == -1) {
-		const char *setting = getenv("PARTPACK_FAULT_AFTER");
-		remaining = setting ? atol(setting) : 0;
-		if (remaining <= 0)
-			remaining = 0;
-	}
-	if (remaining > 0 && --remaining == 0)
-		_exit(99);
-}
-
 /* ---- paths ------------------------------------------------------------ */
 
 static char *journal_path(const char *archive_path)
@@ -85,19 +65,12 @@ static char *journal_path(const char *archive_path)
 	return path;
 }
 
-static int sync_directory(int dir_fd)
-{
-	pp_fault_point();
-	return fsync(dir_fd);
-}
-
 /* ---- writing ---------------------------------------------------------- */
 
 static int flush_buffer(pp_journal *journal, pp_error *err)
 {
 	if (journal->buffered == 0)
 		return 0;
-	pp_fault_point();
 	if (pp_write_full(journal->fd, journal->buffer, journal->buffered))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 				     journal->path);
@@ -196,8 +169,7 @@ int pp_journal_commit(pp_journal *journal, pp_error *err)
 		status = flush_buffer(journal, err);
 	if (status)
 		return status;
-	pp_fault_point();
-	if (fsync(journal->fd) || sync_directory(journal->dir_fd))
+	if (fsync(journal->fd) || fsync(journal->dir_fd))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 				     journal->path);
 	return 0;
@@ -206,10 +178,9 @@ int pp_journal_commit(pp_journal *journal, pp_error *err)
 /* Removes the record and makes the removal durable. */
 static int remove_record(const char *path, int dir_fd, pp_error *err)
 {
-	pp_fault_point();
 	if (unlink(path) && errno != ENOENT)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot remove", path);
-	if (sync_directory(dir_fd))
+	if (fsync(dir_fd))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed", path);
 	return 0;
 }

@@ -267,7 +267,6 @@ static int write_patch(patch *p, pp_error *err)
 		const pp_block *b = &archive->blocks[t->block];
 		for (size_t e = 0; e < t->pieces.count; e++) {
 			const pp_extent *x = &t->pieces.items[e];
-			pp_fault_point();
 			if (pp_archive_write(archive,
 					   p->data + (x->uoffset - p->offset),
 					   (size_t)x->length, x->foffset))
@@ -275,13 +274,11 @@ static int write_patch(patch *p, pp_error *err)
 						     "%s: write error",
 						     archive->path);
 		}
-		pp_fault_point();
 		if (pp_archive_write(archive, t->new_check,
 				   pp_check_size(b->check), b->check_offset))
 			return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 					     archive->path);
 	}
-	pp_fault_point();
 	if (pp_archive_sync(archive))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 				     archive->path);

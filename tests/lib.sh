@@ -223,6 +223,32 @@ require_cmd() {
 	done
 }
 
+# inject_faults TOOL...: makes PARTPACK_FAULT_AFTER=k TOOL ... stop TOOL
+# dead (status 99) just before its k-th write, sync, unlink or rename, as a
+# crash would: while the variable is set, TOOL runs with the test-only shim
+# $PARTPACK_BUILD/tests/faultinject.so preloaded (tests/faultinject.c); the
+# library itself has no such hook.  Only TOOL run by this shell (not by
+# bash -c or another program) is wrapped.
+inject_faults() {
+	local tool
+	[ -f "$PARTPACK_BUILD/tests/faultinject.so" ] ||
+		bail "$PARTPACK_BUILD/tests/faultinject.so is not built (make it)"
+	for tool in "$@"; do
+		eval "$tool() { _pp_faulty $tool \"\$@\"; }"
+	done
+}
+
+_pp_faulty() {
+	if [ -z "${PARTPACK_FAULT_AFTER:-}" ]; then
+		command "$@"
+		return
+	fi
+	# A sanitizer runtime wants to be loaded first; the shim only forwards.
+	LD_PRELOAD=$PARTPACK_BUILD/tests/faultinject.so${LD_PRELOAD:+:$LD_PRELOAD} \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		command "$@"
+}
+
 _pp_end() {
 	local st=$?
 	echo "1..$_pp_n"

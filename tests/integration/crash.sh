@@ -1,10 +1,12 @@
 # crash.sh - issue 5: a patch never loses an image.  Interrupt a patch at
-# every write, sync and unlink (PARTPACK_FAULT_AFTER=k) for both formats and
+# every write, sync and unlink (PARTPACK_FAULT_AFTER=k, with the test-only
+# shim of inject_faults in tests/lib.sh) for both formats and
 # check old-or-new after recovery; a real SIGKILL; locking; --output and
 # --dry-run; and bad input, each refused with one line, a documented status
 # and an unchanged archive.
 
 require_cmd partpack partpatch partinfo xz gzip cmp python3 flock
+inject_faults partpatch
 
 size_of() { stat -c %s "$1"; }
 decode() { case $1 in *.gz) gzip -dc "$1" ;; *) xz -dc "$1" ;; esac; }

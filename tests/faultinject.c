@@ -1,0 +1,69 @@
+/*
+ * faultinject.c - stops a process dead at its k-th write, sync, unlink or
+ * rename, for the crash tests; loaded with LD_PRELOAD, never linked into
+ * the library or the tools (tests/lib.sh: inject_faults).
+ *
+ * With PARTPACK_FAULT_AFTER=k the k-th call of write, pwrite, fsync,
+ * fdatasync, unlink or rename on anything but standard input, output and
+ * error ends the process with _exit(99), before the call, as if it were
+ * killed there.  A patch makes no such call before it starts writing its
+ * undo record, so k = 1, 2, ... interrupts it at every write, sync and
+ * unlink in turn; a run that completes with status 0 means every point was
+ * tried.  Without the variable (or with k <= 0) every call goes through.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static long remaining = -1;
+
+/* Called before each counted call: exits at the k-th. */
+static void fault_point(void)
+{
+	if (remaining == -1) {
+		const char *setting = getenv("PARTPACK_FAULT_AFTER");
+		remaining = setting ? atol(setting) : 0;
+		if (remaining < 0)
+			remaining = 0;
+	}
+	if (remaining > 0 && --remaining == 0)
+		_exit(99);
+}
+
+/* The next definition of name: libc's, or a sanitizer's in front of it. */
+static void *next(const char *name)
+{
+	void *function = dlsym(RTLD_NEXT, name);
+	if (!function)
+		_exit(98);
+	return function;
+}
+
+/* Defines name, which counts a fault point when `counted` holds and then
+ * calls the real name. */
+#define COUNTED(ret, name, params, args, counted)                             \
+	ret name params                                                       \
+	{                                                                     \
+		static ret (*real) params;                                    \
+		if (!real)                                                    \
+			real = (ret (*) params)next(#name);                   \
+		if (counted)                                                  \
+			fault_point();                                        \
+		return real args;                                             \
+	}
+
+/* Writes and syncs of files; the standard streams (messages) do not count. */
+COUNTED(ssize_t, write, (int fd, const void *buf, size_t len),
+	(fd, buf, len), fd > STDERR_FILENO)
+COUNTED(ssize_t, pwrite, (int fd, const void *buf, size_t len, off_t offset),
+	(fd, buf, len, offset), fd > STDERR_FILENO)
+COUNTED(ssize_t, pwrite64,
+	(int fd, const void *buf, size_t len, off64_t offset),
+	(fd, buf, len, offset), fd > STDERR_FILENO)
+COUNTED(int, fsync, (int fd), (fd), fd > STDERR_FILENO)
+COUNTED(int, fdatasync, (int fd), (fd), fd > STDERR_FILENO)
+COUNTED(int, unlink, (const char *path), (path), true)
+COUNTED(int, rename, (const char *from, const char *to), (from, to), true)
