@@ -1,0 +1,59 @@
+# abi.sh - issue 11: libpartpack.so.0 exports exactly the functions of
+# partpack.h, all under the version node PARTPACK_0.1, and nothing else
+# (no internal pp_ function, no test hook); a program built against the
+# header and the shared library sees the header's version at run time.
+
+require_cmd nm cc python3 grep
+
+LIB=$PARTPACK_BUILD/libpartpack.so.0
+HEADER=$PP_SRCDIR/lib/partpack.h
+
+# The functions partpack.h declares, from the preprocessed header so that
+# a declaration over several lines counts: a name followed by "(" (a
+# function pointer type, "(*name)(", has ")" after its name).
+cc -E -P "$HEADER" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+names = set(re.findall(r"\b(pp_\w+)\s*\(", text))
+print("\n".join(sorted(names)))' >declared.txt
+nm -D --defined-only "$LIB" >nm.txt
+# The version node itself is an absolute symbol; every other is code or data.
+grep -v ' A PARTPACK_0\.1$' nm.txt | awk '{ print $3 }' | sort >exported-versioned.txt
+sed 's/@.*//' exported-versioned.txt | sort >exported.txt
+
+check "partpack.h declares functions (found $(wc -l <declared.txt))" \
+	test "$(wc -l <declared.txt)" -ge 20
+check "... pp_version among them" grep -qx pp_version declared.txt
+missing=$(comm -23 declared.txt exported.txt | tr '\n' ' ')
+extra=$(comm -13 declared.txt exported.txt | tr '\n' ' ')
+check_eq "every function of partpack.h is exported (missing: ${missing:-none})" "" "$missing"
+check_eq "nothing else is exported (extra: ${extra:-none})" "" "$extra"
+check_eq "every export is versioned PARTPACK_0.1" "" \
+	"$(grep -v '@@PARTPACK_0\.1$' exported-versioned.txt | tr '\n' ' ')"
+check "the version node PARTPACK_0.1 is defined" grep -q ' A PARTPACK_0\.1$' nm.txt
+check "no test hook in the library or the tools" \
+	bash -c '! grep -l PARTPACK_FAULT_AFTER "$@"' _ "$LIB" \
+	"$PARTPACK_BUILD/partpack" "$PARTPACK_BUILD/partpatch" "$PARTPACK_BUILD/partinfo"
+
+# A program linked with the shared library: the runtime version is the
+# header's, and the public open flags are all pp_open takes.
+cat >version.c <<'C'
+#include <partpack.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+	pp_archive *archive;
+	int same = strcmp(pp_version(), PP_VERSION) == 0 &&
+		pp_version_number() == PP_VERSION_NUMBER;
+	int refused = pp_open("/nonexistent", 4, &archive, NULL) == PP_ERR_USAGE;
+	printf("%s %d %d\n", pp_version(), same, refused);
+	return !(same && refused);
+}
+C
+check "a program builds against partpack.h and libpartpack.so.0" \
+	cc ${PP_TEST_CFLAGS:-} -I"$PP_SRCDIR/lib" -o version version.c \
+	"$LIB" -Wl,-rpath,"$PARTPACK_BUILD"
+check_eq "... and sees the header's version at run time; pp_open refuses flag 4" \
+	"$(sed -n 's/^#define PP_VERSION "\(.*\)"$/\1/p' "$HEADER") 1 1" \
+	"$(./version)"
