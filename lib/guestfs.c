@@ -7,13 +7,77 @@
  * when some selector needs it.  On some hosts qemu aborts under KVM; when
  * the user has not chosen backend settings, a failed launch is retried once
  * with TCG (software emulation), and the caller is told in one line.
+ *
+ * libguestfs and its ~60 libraries are loaded (dlopen) only when a
+ * selector needs the appliance, so a program that links libpartpack to
+ * read archives never maps them, and a host without libguestfs still packs
+ * and patches.  <guestfs.h> gives the types; the functions are looked up
+ * once, in the one table below.
  */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <guestfs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- loading libguestfs ------------------------------------------------ */
+
+#define LIBGUESTFS_SONAME "libguestfs.so.0"
+
+/* Every libguestfs function this file calls, as gfs.NAME for guestfs_NAME. */
+#define LIBGUESTFS_FUNCTIONS(X)                                               \
+	X(create) X(close) X(last_error) X(set_error_handler)                 \
+	X(set_backend_settings) X(add_drive_opts_argv) X(launch)              \
+	X(inspect_os) X(inspect_get_mountpoints) X(findfs_label)              \
+	X(findfs_uuid) X(vfs_type) X(is_lv) X(part_to_dev)                    \
+	X(part_to_partnum) X(part_list) X(free_partition_list)
+
+#define FUNCTION_POINTER(name) __typeof__(guestfs_##name) *name;
+static struct {
+	LIBGUESTFS_FUNCTIONS(FUNCTION_POINTER)
+} gfs;
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static char load_error[256];        /* why loading failed; "" if it did not */
+
+/* Runs once per process.  The library stays loaded: libguestfs registers
+ * exit handlers of its own, so it is never unloaded. */
+static void load_libguestfs(void)
+{
+	void *library = dlopen(LIBGUESTFS_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!library) {
+		snprintf(load_error, sizeof load_error, "%s", dlerror());
+		return;
+	}
+	const char *missing = NULL;
+#define LOOK_UP(name)                                                         \
+	if (!(gfs.name = (__typeof__(gfs.name))dlsym(library, "guestfs_" #name)) \
+	    && !missing)                                                      \
+		missing = "guestfs_" #name;
+	LIBGUESTFS_FUNCTIONS(LOOK_UP)
+#undef LOOK_UP
+	if (missing)
+		snprintf(load_error, sizeof load_error, "%s has no %s",
+			 LIBGUESTFS_SONAME, missing);
+}
+
+/* Loads libguestfs on first use; PP_ERR_LOCATE naming the package if it
+ * cannot be. */
+static int need_libguestfs(const char *image_path, pp_error *err)
+{
+	pthread_once(&load_once, load_libguestfs);
+	if (load_error[0])
+		return pp_fail(err, PP_ERR_LOCATE, "%s: finding partitions by "
+			       "mountpoint, label or UUID needs libguestfs "
+			       "(Debian package libguestfs0), which cannot be "
+			       "loaded: %s", image_path, load_error);
+	return 0;
+}
+
+/* ---- the appliance ----------------------------------------------------- */
 
 struct pp_guestfs {
 	guestfs_h *g;
@@ -26,7 +90,7 @@ struct pp_guestfs {
 static int guestfs_failure(guestfs_h *g, pp_error *err, const char *image,
 			   const char *what)
 {
-	const char *reason = g ? guestfs_last_error(g) : NULL;
+	const char *reason = g ? gfs.last_error(g) : NULL;
 	size_t line = reason ? strcspn(reason, "\n") : 0;
 	return pp_fail(err, PP_ERR_LOCATE, "%s: %s: %.*s", image, what,
 		       (int)line, reason ? reason : "");
@@ -56,22 +120,25 @@ static void collect_error(guestfs_h *g, void *opaque, const char *message)
 static guestfs_h *new_handle(pp_guestfs *handle, const char *image_path,
 			     bool force_tcg, pp_error *err)
 {
-	guestfs_h *g = guestfs_create();
+	guestfs_h *g = gfs.create();
 	if (!g) {
 		pp_fail(err, PP_ERR_LOCATE, "%s: cannot create a libguestfs "
 			"handle", image_path);
 		return NULL;
 	}
 	handle->launch_errors[0] = '\0';
-	guestfs_set_error_handler(g, collect_error, handle);
+	gfs.set_error_handler(g, collect_error, handle);
 	char *tcg[] = { "force_tcg", NULL };
-	if ((force_tcg && guestfs_set_backend_settings(g, tcg) == -1) ||
-	    guestfs_add_drive_opts(g, image_path,
-				   GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
-				   -1) == -1) {
+	struct guestfs_add_drive_opts_argv drive = {
+		.bitmask = GUESTFS_ADD_DRIVE_OPTS_READONLY_BITMASK |
+			   GUESTFS_ADD_DRIVE_OPTS_FORMAT_BITMASK,
+		.readonly = 1,
+		.format = "raw",
+	};
+	if ((force_tcg && gfs.set_backend_settings(g, tcg) == -1) ||
+	    gfs.add_drive_opts_argv(g, image_path, &drive) == -1) {
 		guestfs_failure(g, err, image_path, "cannot attach the image");
-		guestfs_close(g);
+		gfs.close(g);
 		return NULL;
 	}
 	return g;
@@ -80,16 +147,19 @@ static guestfs_h *new_handle(pp_guestfs *handle, const char *image_path,
 int pp_guestfs_open(const char *image_path, pp_guestfs **out, pp_error *err)
 {
 	*out = NULL;
+	int status = need_libguestfs(image_path, err);
+	if (status)
+		return status;
 	pp_guestfs *handle = calloc(1, sizeof *handle);
 	if (!handle)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	handle->image_name = image_path;
 	handle->g = new_handle(handle, image_path, false, err);
-	if (handle->g && guestfs_launch(handle->g) == -1) {
+	if (handle->g && gfs.launch(handle->g) == -1) {
 		char first_error[256];
 		snprintf(first_error, sizeof first_error, "%s",
 			 handle->launch_errors);
-		guestfs_close(handle->g);
+		gfs.close(handle->g);
 		handle->g = NULL;
 		if (getenv("LIBGUESTFS_BACKEND_SETTINGS") ||
 		    getenv("LIBGUESTFS_BACKEND")) {
@@ -99,12 +169,12 @@ int pp_guestfs_open(const char *image_path, pp_guestfs **out, pp_error *err)
 			pp_notice("libguestfs appliance failed to start (%s); "
 				  "retrying with TCG", first_error);
 			handle->g = new_handle(handle, image_path, true, err);
-			if (handle->g && guestfs_launch(handle->g) == -1) {
+			if (handle->g && gfs.launch(handle->g) == -1) {
 				pp_fail(err, PP_ERR_LOCATE, "%s: libguestfs "
 					"appliance failed to start under TCG "
 					"too: %s", image_path,
 					handle->launch_errors);
-				guestfs_close(handle->g);
+				gfs.close(handle->g);
 				handle->g = NULL;
 			}
 		}
@@ -121,7 +191,7 @@ void pp_guestfs_close(pp_guestfs *handle)
 {
 	if (!handle)
 		return;
-	guestfs_close(handle->g);
+	gfs.close(handle->g);
 	free(handle->root);
 	free(handle);
 }
@@ -140,7 +210,7 @@ static char *find_mountpoint(pp_guestfs *handle, const char *mountpoint,
 	const char *image = handle->image_name;
 	if (!handle->inspected) {
 		handle->inspected = true;
-		char **roots = guestfs_inspect_os(handle->g);
+		char **roots = gfs.inspect_os(handle->g);
 		if (roots && roots[0])
 			handle->root = strdup(roots[0]);
 		free_strings(roots);
@@ -151,7 +221,7 @@ static char *find_mountpoint(pp_guestfs *handle, const char *mountpoint,
 			"/etc/fstab and /etc/os-release)", image, mountpoint);
 		return NULL;
 	}
-	char **pairs = guestfs_inspect_get_mountpoints(handle->g, handle->root);
+	char **pairs = gfs.inspect_get_mountpoints(handle->g, handle->root);
 	if (!pairs) {
 		guestfs_failure(handle->g, err, image, mountpoint);
 		return NULL;
@@ -180,9 +250,9 @@ static char *find_device(pp_guestfs *handle, const char *selector,
 {
 	char *device = NULL;
 	if (strncmp(selector, "label:", 6) == 0)
-		device = guestfs_findfs_label(handle->g, selector + 6);
+		device = gfs.findfs_label(handle->g, selector + 6);
 	else if (strncmp(selector, "uuid:", 5) == 0)
-		device = guestfs_findfs_uuid(handle->g, selector + 5);
+		device = gfs.findfs_uuid(handle->g, selector + 5);
 	else if (strncmp(selector, "/dev/", 5) == 0)
 		device = strdup(selector);
 	else
@@ -196,9 +266,9 @@ static char *find_device(pp_guestfs *handle, const char *selector,
 static int not_a_partition(pp_guestfs *handle, const char *selector,
 			   const char *device, pp_error *err)
 {
-	char *type = guestfs_vfs_type(handle->g, device);
+	char *type = gfs.vfs_type(handle->g, device);
 	const char *what =
-		guestfs_is_lv(handle->g, device) > 0 ? "an LVM logical volume" :
+		gfs.is_lv(handle->g, device) > 0 ? "an LVM logical volume" :
 		type && strcmp(type, "crypto_LUKS") == 0 ?
 			"an encrypted (LUKS) container" :
 		strncmp(device, "/dev/mapper/", 12) == 0 ?
@@ -219,10 +289,10 @@ int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,
 		return PP_ERR_LOCATE;
 	guestfs_h *g = handle->g;
 	int status = 0;
-	char *disk = guestfs_part_to_dev(g, device);
-	int number = disk ? guestfs_part_to_partnum(g, device) : -1;
+	char *disk = gfs.part_to_dev(g, device);
+	int number = disk ? gfs.part_to_partnum(g, device) : -1;
 	struct guestfs_partition_list *parts =
-		number > 0 ? guestfs_part_list(g, disk) : NULL;
+		number > 0 ? gfs.part_list(g, disk) : NULL;
 	if (!disk || number <= 0) {
 		status = not_a_partition(handle, selector, device, err);
 	} else if (strcmp(disk, "/dev/sda") != 0) {
@@ -243,7 +313,7 @@ int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,
 		}
 	}
 	if (parts)
-		guestfs_free_partition_list(parts);
+		gfs.free_partition_list(parts);
 	free(disk);
 	free(device);
 	return status;

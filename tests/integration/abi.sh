@@ -1,9 +1,10 @@
 # abi.sh - issue 11: libpartpack.so.0 exports exactly the functions of
 # partpack.h, all under the version node PARTPACK_0.1, and nothing else
 # (no internal pp_ function, no test hook); a program built against the
-# header and the shared library sees the header's version at run time.
+# header and the shared library sees the header's version at run time; and
+# libguestfs is loaded only when a selector needs it.
 
-require_cmd nm cc python3 grep
+require_cmd nm cc python3 grep ldd partpack
 
 LIB=$PARTPACK_BUILD/libpartpack.so.0
 HEADER=$PP_SRCDIR/lib/partpack.h
@@ -57,3 +58,30 @@ check "a program builds against partpack.h and libpartpack.so.0" \
 check_eq "... and sees the header's version at run time; pp_open refuses flag 4" \
 	"$(sed -n 's/^#define PP_VERSION "\(.*\)"$/\1/p' "$HEADER") 1 1" \
 	"$(./version)"
+
+# ---- libguestfs: loaded when a selector needs it, not linked ----------------
+for f in "$LIB" ./version "$PARTPACK_BUILD/partpack" "$PARTPACK_BUILD/partinfo" \
+	"$PARTPACK_BUILD/partpatch"; do
+	check "ldd ${f##*/}: no libguestfs" bash -c '! ldd "$1" | grep -q libguestfs' _ "$f"
+done
+check "... but the library is not blind to it: it names libguestfs.so.0" \
+	grep -q 'libguestfs\.so\.0' "$LIB"
+
+# Without libguestfs, byte ranges and partitions still work and a selector
+# that needs it fails with one line naming the package.  "Without" is a
+# libguestfs.so.0 earlier on the search path that is not a library, or one
+# that lacks the functions.
+head -c 1048576 /dev/zero >img
+mkdir -p broken empty
+: >broken/libguestfs.so.0
+echo 'int unrelated;' >empty.c
+cc -shared -fPIC -o empty/libguestfs.so.0 empty.c
+for dir in broken empty; do
+	check "$dir libguestfs: byte ranges still pack" \
+		env LD_LIBRARY_PATH=$dir partpack -q -1 --keep-raw 0+4KiB -o img-$dir.xz img
+	check_fails "$dir libguestfs: label:boot fails with status 1" 1 \
+		env LD_LIBRARY_PATH=$dir partpack -q --keep-raw label:boot -o lab-$dir.xz img
+	check "... saying it needs the package libguestfs0" \
+		grep -q "needs libguestfs (Debian package libguestfs0)" <<<"$CHECK_STDERR"
+	check "... and writing nothing" test ! -e lab-$dir.xz
+done

@@ -32,7 +32,7 @@ check "examples/read-at.c builds against the shared library with pkg-config" bas
 	_ "$PP_SRCDIR/examples/read-at.c"
 check "... and against the static library" bash -c \
 	'cc ${PP_TEST_CFLAGS:-} -o read-at-static "$1" $(pkg-config --cflags partpack) "$2" \
-	 $(pkg-config --libs liblzma zlib libguestfs libdeflate) -pthread' \
+	 $(pkg-config --libs liblzma zlib libdeflate) -pthread -ldl' \
 	_ "$PP_SRCDIR/examples/read-at.c" "$root/opt/pp/lib/libpartpack.a"
 export LD_LIBRARY_PATH=$root/opt/pp/lib
 head -c 1048576 /dev/zero >img
@@ -44,3 +44,8 @@ patchable in place: all of it is stored data
 OUT
 ) ./read-at img.xz 512 8
 check "the static build reads it too" ./read-at-static img.xz 512 8
+check "neither build loads libguestfs to read" \
+	bash -c '! ldd ./read-at ./read-at-static | grep -q libguestfs'
+check "partpack.pc requires no libguestfs" \
+	bash -c '! pkg-config --print-requires-private --libs --static partpack | grep -q guestfs'
+
