@@ -458,23 +458,25 @@ static void test_limits(void)
 	size_t largest = (size_t)4032 << 20;
 	CHECK(pp_gz_writer.block_bound(&options, largest) < UINT32_MAX,
 	      "the largest block's bound fits the index's LE32");
-	/* encode_block refuses before it touches in or out. */
+	/* encode_block refuses before it touches in or out.  pp_pack never
+	 * asks for any of these (it checks options first), so reaching them
+	 * is a bug: PP_ERR_INTERNAL, not the caller's usage error. */
 	int ret = pp_gz_writer.encode_block(&options, &byte, largest + 1, true,
 					    out, &out_len, &record, &err);
-	CHECK(ret == PP_ERR_USAGE, "a block over 4032 MiB is refused (%s)",
+	CHECK(ret == PP_ERR_INTERNAL, "a block over 4032 MiB is refused (%s)",
 	      err.message);
 	ret = pp_gz_writer.encode_block(&options, &byte, (size_t)1 << 32,
 					false, out, &out_len, &record, &err);
-	CHECK(ret == PP_ERR_USAGE, "a 4 GiB block is refused");
+	CHECK(ret == PP_ERR_INTERNAL, "a 4 GiB block is refused");
 	out_len = 20;
 	ret = pp_gz_writer.encode_block(&options, &byte, 10, true, out,
 					&out_len, &record, &err);
-	CHECK(ret == PP_ERR_USAGE, "a stored member is not written past the "
+	CHECK(ret == PP_ERR_INTERNAL, "a stored member is not written past the "
 	      "output space (%s)", err.message);
 	out_len = 20;
 	ret = pp_gz_writer.encode_block(&options, out, 64, false, out + 20,
 					&out_len, &record, &err);
-	CHECK(ret == PP_ERR_USAGE, "neither is a compressed one (%s)",
+	CHECK(ret == PP_ERR_INTERNAL, "neither is a compressed one (%s)",
 	      err.message);
 	char path[512];
 	temp_path(path, sizeof path, "refused.gz");
@@ -485,7 +487,7 @@ static void test_limits(void)
 	};
 	ret = pp_gz_writer.write_trailer(&options, records, 2, fd, path, &err);
 	struct stat st;
-	CHECK(ret == PP_ERR_USAGE && fstat(fd, &st) == 0 && st.st_size == 0,
+	CHECK(ret == PP_ERR_INTERNAL && fstat(fd, &st) == 0 && st.st_size == 0,
 	      "an index entry over LE32 is refused, nothing written (%s)",
 	      err.message);
 	close(fd);
@@ -493,7 +495,7 @@ static void test_limits(void)
 	out_len = sizeof out;
 	ret = pp_gz_writer.encode_block(&options, &byte, 1, false, out,
 					&out_len, &record, &err);
-	CHECK(ret == PP_ERR_USAGE, "level 10 is refused (%s)", err.message);
+	CHECK(ret == PP_ERR_INTERNAL, "level 10 is refused (%s)", err.message);
 }
 
 /* ---- damaged archives ------------------------------------------------- */
