@@ -305,6 +305,37 @@ int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
 	return status;
 }
 
+int pp_list_blocks(pp_archive *archive, pp_block_info **blocks,
+		   size_t *count, pp_error *err)
+{
+	*blocks = calloc(archive->block_count ? archive->block_count : 1,
+			 sizeof **blocks);
+	*count = 0;
+	if (!*blocks)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < archive->block_count; i++) {
+		const pp_block *b = &archive->blocks[i];
+		pp_block_info *info = &(*blocks)[i];
+		*info = (pp_block_info){
+			.uoffset = b->uoffset, .usize = b->usize,
+			.foffset = b->foffset, .fsize = b->fsize,
+			.check = b->check,
+		};
+		pp_extent_list extents = { 0 };
+		int status = collect_stored(archive, i, i + 1, &extents, err);
+		for (size_t e = 0; status == 0 && e < extents.count; e++)
+			info->stored_bytes += extents.items[e].length;
+		pp_extent_list_free(&extents);
+		if (status) {
+			free(*blocks);
+			*blocks = NULL;
+			return status;
+		}
+	}
+	*count = archive->block_count;
+	return 0;
+}
+
 void pp_info_free(pp_info *info)
 {
 	free(info->stored);

@@ -135,12 +135,8 @@ typedef int (*pp_read_fn)(void *opaque, void *buf, size_t len, uint64_t offset);
 
 /* ---- partition tables (ptable.c) -------------------------------------- */
 
-typedef struct pp_partition {
-	unsigned number;        /* 1-based, as in /dev/sda1 */
-	uint64_t offset;        /* bytes */
-	uint64_t length;
-	char name[112];         /* GPT name in UTF-8 (36 UTF-16 units), "" for MBR */
-} pp_partition;
+/* What partpack.h hands out as pp_partition_info. */
+typedef pp_partition_info pp_partition;
 
 /* Reads the GPT (or, failing that, the MBR) of an image.  *parts is
  * malloc'd; entries are in partition-number order, empty slots skipped. */

@@ -260,9 +260,10 @@ static int check_options(const pp_pack_options *options, pp_error *err)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "compression level %d is not in 0..9",
 			       options->level);
-	if (options->block_size == 0 || options->block_size > (1ULL << 30))
+	if (options->block_size < PP_MIN_BLOCK_SIZE ||
+	    options->block_size > PP_MAX_BLOCK_SIZE)
 		return pp_fail(err, PP_ERR_USAGE,
-			       "block size must be between 1 byte and 1 GiB");
+			       "block size must be between 4 KiB and 1 GiB");
 	return 0;
 }
 

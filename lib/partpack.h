@@ -168,6 +168,15 @@ typedef struct pp_pack_options {
 } pp_pack_options;
 
 #define PP_DEFAULT_BLOCK_SIZE (16u << 20)
+/*
+ * The block sizes pp_pack accepts.  Below 4 KiB (a filesystem block) each
+ * block's header, check and index record outweigh its data and an image
+ * turns into millions of blocks; above 1 GiB a block no longer fits in
+ * memory once per worker thread, and a patch re-hashes (SHA-256) or reads
+ * back that much.
+ */
+#define PP_MIN_BLOCK_SIZE (4u << 10)
+#define PP_MAX_BLOCK_SIZE (1u << 30)
 
 /* Sets every field to its default and the reserved room to zero. */
 PP_API void pp_pack_options_init(pp_pack_options *options);
@@ -242,6 +251,23 @@ PP_API void pp_info_free(pp_info *info);
 PP_API const char *pp_format_name(enum pp_format format);
 PP_API const char *pp_check_name(enum pp_check check);
 
+/* One block of an archive, as `xz -lvv` lists them. */
+typedef struct pp_block_info {
+	uint64_t uoffset;          /* in the uncompressed image */
+	uint64_t usize;
+	uint64_t foffset;          /* of its first byte in the archive file */
+	uint64_t fsize;            /* all of its bytes, headers and check */
+	enum pp_check check;
+	uint64_t stored_bytes;     /* how many of usize are patchable */
+	/* Room for new fields (see "ABI" above): an array element's size
+	 * never changes; zero today. */
+	uint64_t reserved_int[4];
+} pp_block_info;
+
+/* The archive's blocks in file order; *blocks is malloc'd (free() it). */
+PP_API int pp_list_blocks(pp_archive *archive, pp_block_info **blocks,
+			  size_t *count, pp_error *err);
+
 /* Decodes every block and compares every check, sizes and the index;
  * progress is called on the calling thread. */
 PP_API int pp_verify(pp_archive *archive, pp_progress_fn progress,
@@ -295,6 +321,31 @@ PP_API int pp_commit(pp_archive *archive, pp_error *err);
  */
 PP_API int pp_locate_partition(pp_archive *archive, const char *selector,
 			       pp_range *range, pp_error *err);
+
+/* A partition of an image's GPT or MBR partition table. */
+typedef struct pp_partition_info {
+	unsigned number;        /* 1-based, as in /dev/sda1 */
+	uint64_t offset;        /* bytes */
+	uint64_t length;
+	char name[112];         /* GPT name in UTF-8 (36 UTF-16 units), "" for MBR */
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[4];
+} pp_partition_info;
+
+/*
+ * Lists the partitions of the archive's image in number order, decoding
+ * only the blocks that hold the table; *parts is malloc'd (free() it) and
+ * NULL when there are none.  An image without a partition table fails
+ * with PP_ERR_FORMAT.
+ */
+PP_API int pp_list_partitions(pp_archive *archive, pp_partition_info **parts,
+			      size_t *count, pp_error *err);
+/* The same for a seekable image file of image_size bytes (image_name
+ * labels messages). */
+PP_API int pp_list_image_partitions(int image_fd, uint64_t image_size,
+				    const char *image_name,
+				    pp_partition_info **parts, size_t *count,
+				    pp_error *err);
 
 /*
  * The length of the stored run that starts at offset (0 if offset is not

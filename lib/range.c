@@ -270,3 +270,20 @@ int pp_locate_partition(pp_archive *archive, const char *selector,
 	free(table.parts);
 	return status;
 }
+
+int pp_list_partitions(pp_archive *archive, pp_partition_info **parts,
+		       size_t *count, pp_error *err)
+{
+	return pp_read_partitions(read_archive, archive,
+				  pp_archive_image_size(archive), archive->path,
+				  parts, count, err);
+}
+
+int pp_list_image_partitions(int image_fd, uint64_t image_size,
+			     const char *image_name, pp_partition_info **parts,
+			     size_t *count, pp_error *err)
+{
+	return pp_read_partitions(image_fd >= 0 ? read_image_fd : NULL,
+				  &image_fd, image_size, image_name, parts,
+				  count, err);
+}
