@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,10 +79,84 @@ uint64_t cli_size_arg(const char *option, const char *text)
 	uint64_t value;
 	if (pp_parse_size(text, &value) != 0) {
 		cli_error("%s: invalid size '%s' (a number with an optional "
-			  "K, M, G, KiB, MiB, GiB suffix)", option, text);
+			  "suffix: K, M, G, T or KiB... are powers of 1024, "
+			  "kB, MB, GB, TB powers of 1000)", option, text);
 		exit(EXIT_USAGE);
 	}
 	return value;
+}
+
+/* ---- formats and file names ------------------------------------------- */
+
+/*
+ * Until the library's format registry answers these questions (the name
+ * -F takes, the suffix a file of the format carries), the tools keep this
+ * one table of the formats partpack writes; nothing else in tools/ names
+ * a format.  The first name and suffix are the ones partpack uses.
+ */
+static const struct format_names {
+	enum pp_format format;
+	const char *names[3];
+	const char *suffixes[4];
+} formats[] = {
+	{ PP_FORMAT_XZ, { "xz" }, { ".xz", ".txz" } },
+	{ PP_FORMAT_GZIP, { "gzip", "gz" }, { ".gz", ".tgz", ".gzip" } },
+};
+#define FORMAT_COUNT (sizeof formats / sizeof *formats)
+
+enum pp_format cli_format_arg(const char *option, const char *name)
+{
+	char known[128] = "";
+	for (size_t i = 0; i < FORMAT_COUNT; i++) {
+		for (size_t n = 0; n < 3 && formats[i].names[n]; n++)
+			if (strcmp(name, formats[i].names[n]) == 0)
+				return formats[i].format;
+		snprintf(known + strlen(known), sizeof known - strlen(known),
+			 "%s%s", i ? ", " : "", formats[i].names[0]);
+	}
+	cli_error("%s: unknown format '%s' (%s)", option, name, known);
+	exit(EXIT_USAGE);
+}
+
+bool cli_format_of_path(const char *path, enum pp_format *format)
+{
+	size_t len = strlen(path);
+	for (size_t i = 0; i < FORMAT_COUNT; i++) {
+		for (size_t n = 0; n < 4 && formats[i].suffixes[n]; n++) {
+			size_t s = strlen(formats[i].suffixes[n]);
+			if (len > s && strcmp(path + len - s,
+					      formats[i].suffixes[n]) == 0) {
+				*format = formats[i].format;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+const char *cli_format_suffix(enum pp_format format)
+{
+	for (size_t i = 0; i < FORMAT_COUNT; i++)
+		if (formats[i].format == format)
+			return formats[i].suffixes[0];
+	return "";
+}
+
+int cli_check_output(const char *path, enum pp_format format, bool force)
+{
+	enum pp_format named;
+	if (cli_format_of_path(path, &named) && named != format) {
+		cli_error("%s: the name says %s, but the archive is %s "
+			  "(name it *%s)", path, pp_format_name(named),
+			  pp_format_name(format), cli_format_suffix(format));
+		return EXIT_USAGE;
+	}
+	struct stat st;
+	if (!force && lstat(path, &st) == 0) {
+		cli_error("%s: already exists (use --force to overwrite)", path);
+		return EXIT_ERROR;
+	}
+	return 0;
 }
 
 void cli_option_error(int c, char **argv)
@@ -131,16 +206,19 @@ static void format_bytes(char *text, size_t size, double bytes)
 	snprintf(text, size, unit ? "%.1f %s" : "%.0f %s", bytes, units[unit]);
 }
 
-void cli_progress_update(void *opaque, uint64_t done, uint64_t total)
+void cli_format_size(char *text, size_t size, uint64_t bytes)
 {
-	cli_progress *progress = opaque;
-	double now = now_seconds();
-	if (!progress->enabled || now - progress->last_drawn < 0.25)
-		return;
+	format_bytes(text, size, (double)bytes);
+}
+
+static void draw(cli_progress *progress, double now)
+{
+	uint64_t done = progress->done, total = progress->total;
 	progress->last_drawn = now;
 	double elapsed = now - progress->started;
 	double rate = elapsed > 0 ? (double)done / elapsed : 0;
-	char done_text[32], rate_text[32], eta_text[32] = "";
+	/* Without an ETA, spaces wipe the one the line last showed. */
+	char done_text[32], rate_text[32], eta_text[32] = "           ";
 	format_bytes(done_text, sizeof done_text, (double)done);
 	format_bytes(rate_text, sizeof rate_text, rate);
 	if (total > done && rate > 0) {
@@ -158,10 +236,48 @@ void cli_progress_update(void *opaque, uint64_t done, uint64_t total)
 			progress->label, done_text, rate_text);
 }
 
+void cli_progress_update(void *opaque, uint64_t done, uint64_t total)
+{
+	cli_progress *progress = opaque;
+	progress->done = done;
+	progress->total = total;
+	double now = now_seconds();
+	if (progress->enabled && now - progress->last_drawn >= 0.25)
+		draw(progress, now);
+}
+
 void cli_progress_end(cli_progress *progress)
 {
-	if (progress->enabled && progress->last_drawn > 0)
-		fputc('\n', stderr);
+	if (!progress->enabled || progress->last_drawn == 0)
+		return;
+	/* The work is done: the last line says so, whatever the last
+	 * update managed to draw. */
+	if (progress->total > progress->done)
+		progress->done = progress->total;
+	draw(progress, now_seconds());
+	fputc('\n', stderr);
+}
+
+void cli_progress_summary(const cli_progress *progress, const char *name,
+			  uint64_t out_bytes)
+{
+	double elapsed = now_seconds() - progress->started;
+	char in_text[32], out_text[32], rate_text[32], ratio_text[48] = "";
+	format_bytes(in_text, sizeof in_text, (double)progress->done);
+	format_bytes(rate_text, sizeof rate_text,
+		     elapsed > 0 ? (double)progress->done / elapsed : 0);
+	if (out_bytes == UINT64_MAX) {
+		snprintf(out_text, sizeof out_text, "?");
+	} else {
+		format_bytes(out_text, sizeof out_text, (double)out_bytes);
+		if (progress->done)
+			snprintf(ratio_text, sizeof ratio_text, " = %.3f",
+				 (double)out_bytes / (double)progress->done);
+	}
+	unsigned long seconds = (unsigned long)(elapsed + 0.5);
+	fprintf(stderr, "%s: %s: 100 %%, %s -> %s%s, %s/s, %lu:%02lu\n",
+		cli_program, name, in_text, out_text, ratio_text, rate_text,
+		seconds / 60, seconds % 60);
 }
 
 void cli_background_progress_begin(cli_progress *progress, const char *label,

@@ -28,8 +28,28 @@ int cli_exit_status(enum pp_status status);
 /* As cli_fail, for a failed open of archive: adds what the user can do
  * about a pending recovery or a lock held by another process. */
 int cli_open_failed(const pp_error *err, const char *archive);
-/* Parses a size option or exits with a usage error. */
+/* Parses a size option or exits with a usage error.  K, M, G, T (and KiB,
+ * MiB...) are powers of 1024, kB, MB, GB, TB powers of 1000, as in dd. */
 uint64_t cli_size_arg(const char *option, const char *text);
+/* "12.3 MiB" (or "512 B"): bytes in the largest binary unit under 1024. */
+void cli_format_size(char *text, size_t size, uint64_t bytes);
+
+/* ---- formats and file names ------------------------------------------- */
+
+/* The format -F NAME names, or exits with a usage error. */
+enum pp_format cli_format_arg(const char *option, const char *name);
+/* The format a file name's suffix says (.xz, .gz...); false when the
+ * suffix names no format partpack writes. */
+bool cli_format_of_path(const char *path, enum pp_format *format);
+/* The suffix partpack gives a new file of this format (".xz"). */
+const char *cli_format_suffix(enum pp_format format);
+/*
+ * The one rule partpack and partpatch share for an output file: a name
+ * whose suffix says another format is refused (EXIT_USAGE), and an
+ * existing file is replaced only with --force (EXIT_ERROR).  Prints the
+ * error and returns the exit status, or returns 0.
+ */
+int cli_check_output(const char *path, enum pp_format format, bool force);
 void cli_version(void);
 /* For getopt_long's '?' and ':': one line, then exit with EXIT_USAGE.
  * The option strings start with ':' and opterr is 0, so getopt is quiet. */
@@ -42,11 +62,19 @@ typedef struct cli_progress {
 	const char *label;
 	double started;
 	double last_drawn;
+	uint64_t done;          /* the last update */
+	uint64_t total;
 } cli_progress;
 
 void cli_progress_init(cli_progress *progress, const char *label, bool quiet);
 void cli_progress_update(void *opaque, uint64_t done, uint64_t total);
+/* Draws the line a last time, at 100 % when the total was known, and ends
+ * it. */
 void cli_progress_end(cli_progress *progress);
+/* xz -v's totals on one line: "NAME: 100 %, 64.0 MiB -> 9.1 MiB = 0.142,
+ * 48.2 MiB/s, 0:01"; out_bytes is UINT64_MAX when unknown (a pipe). */
+void cli_progress_summary(const cli_progress *progress, const char *name,
+			  uint64_t out_bytes);
 
 /* Shows progress of long work inside library calls (the scan of a foreign
  * gzip file when it is opened) until cli_background_progress_end(). */

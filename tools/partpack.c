@@ -16,27 +16,38 @@ static void usage(void)
 	printf("Usage: %s [OPTION]... [INPUT]\n"
 	       "Compress the disk image INPUT into a standard .xz or .gz file whose\n"
 	       "chosen ranges stay uncompressed, so partpatch can overwrite them in\n"
-	       "place.  Writes INPUT.xz (or INPUT.gz); INPUT is kept.  Without INPUT,\n"
-	       "or when INPUT is -, reads standard input.\n"
+	       "place.  Writes INPUT.xz (or INPUT.gz); INPUT is always kept.  Without\n"
+	       "INPUT, or when INPUT is -, reads standard input.\n"
 	       "\n"
-	       "  -o, --output=FILE      write FILE instead of INPUT.xz\n"
+	       "  -o, --output=FILE      write FILE instead of INPUT.xz; its suffix must\n"
+	       "                         agree with the format (.xz, .gz)\n"
 	       "  -c, --stdout           write to standard output\n"
 	       "  -F, --format=FORMAT    xz or gzip (default: from the output name, else xz)\n"
-	       "  -k, --keep-raw=SEL     store SEL uncompressed; repeatable.  SEL is\n"
-	       "                         START:END or START+LENGTH (bytes; K, M, G,\n"
-	       "                         KiB, MiB, GiB suffixes), partN, /dev/sdaN,\n"
-	       "                         name:GPT-NAME\n"
-	       "  -B, --block-size=SIZE  uncompressed block size (default 16MiB)\n"
+	       "  -K, --keep-raw=SEL     store SEL uncompressed; repeatable.  SEL is\n"
+	       "                         START:END or START+LENGTH (bytes), partN,\n"
+	       "                         /dev/sdaN, name:GPT-NAME (from the partition\n"
+	       "                         table), /MOUNTPOINT, label:LABEL, uuid:UUID\n"
+	       "                         (found with libguestfs, started only for these)\n"
+	       "  -k, --keep             keep INPUT (as xz -k; always the case)\n"
+	       "  -B, --block-size=SIZE  uncompressed block size, 4KiB to 1GiB (default\n"
+	       "                         16MiB): smaller blocks cost more headers and\n"
+	       "                         index records than they hold; larger ones more\n"
+	       "                         memory per thread and per patch\n"
 	       "  -0 ... -9              compression level (default 6)\n"
 	       "  -e, --extreme          slower xz compression for a little less size\n"
 	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256\n"
 	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
+	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
+	       "                         partition and what they cost; write nothing\n"
 	       "  -f, --force            overwrite an existing output file\n"
-	       "  -v, --verbose          print the resolved ranges\n"
-	       "  -q, --quiet            no progress line\n"
+	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
+	       "                         sizes, ratio, speed and time\n"
+	       "  -q, --quiet            no progress line, no warnings\n"
 	       "  -h, --help             show this help and exit\n"
 	       "  -V, --version          show the version and exit\n"
 	       "\n"
+	       "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, MiB, GiB,\n"
+	       "TiB) are powers of 1024, kB, MB, GB, TB powers of 1000, as in dd.\n"
 	       "Exit status: 0 success, 1 error, 2 usage error.\n"
 	       "The output is the same bytes for every thread count.\n",
 	       cli_program);
@@ -50,16 +61,11 @@ typedef struct pack_args {
 	bool verbose;
 	bool quiet;
 	bool format_given;
+	bool dry_run;
 	const char **selectors;
 	size_t selector_count;
 	pp_pack_options options;
 } pack_args;
-
-static bool has_suffix(const char *name, const char *suffix)
-{
-	size_t n = strlen(name), s = strlen(suffix);
-	return n > s && strcmp(name + n - s, suffix) == 0;
-}
 
 static enum pp_check parse_check(const char *text)
 {
@@ -85,13 +91,27 @@ static unsigned parse_threads(const char *text)
 	return (unsigned)n;
 }
 
+static uint64_t block_size_arg(const char *text)
+{
+	uint64_t size = cli_size_arg("--block-size", text);
+	if (size < PP_MIN_BLOCK_SIZE || size > PP_MAX_BLOCK_SIZE) {
+		cli_error("--block-size: %s is not between 4KiB and 1GiB "
+			  "(smaller blocks cost more than they hold, larger "
+			  "ones too much memory)", text);
+		exit(EXIT_USAGE);
+	}
+	return size;
+}
+
 static void parse_args(int argc, char **argv, pack_args *args)
 {
 	static const struct option long_options[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "stdout", no_argument, NULL, 'c' },
 		{ "format", required_argument, NULL, 'F' },
-		{ "keep-raw", required_argument, NULL, 'k' },
+		{ "keep-raw", required_argument, NULL, 'K' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "block-size", required_argument, NULL, 'B' },
 		{ "extreme", no_argument, NULL, 'e' },
 		{ "check", required_argument, NULL, 'C' },
@@ -110,29 +130,21 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		exit(EXIT_ERROR);
 	}
 	int c;
-	while ((c = getopt_long(argc, argv, ":o:cF:k:B:eC:T:fvqhV0123456789",
+	while ((c = getopt_long(argc, argv, ":o:cF:K:kB:eC:T:nfvqhV0123456789",
 				long_options, NULL)) != -1) {
 		switch (c) {
 		case 'o': args->output = optarg; break;
 		case 'c': args->to_stdout = true; break;
 		case 'F':
 			args->format_given = true;
-			if (strcmp(optarg, "xz") == 0) {
-				args->options.format = PP_FORMAT_XZ;
-			} else if (strcmp(optarg, "gzip") == 0 ||
-				   strcmp(optarg, "gz") == 0) {
-				args->options.format = PP_FORMAT_GZIP;
-			} else {
-				cli_error("--format: unknown format '%s' (xz, gzip)",
-					  optarg);
-				exit(EXIT_USAGE);
-			}
+			args->options.format = cli_format_arg("--format", optarg);
 			break;
-		case 'k': args->selectors[args->selector_count++] = optarg; break;
+		case 'K': args->selectors[args->selector_count++] = optarg; break;
+		case 'k': break;  /* the input is never removed */
 		case 'B':
-			args->options.block_size = cli_size_arg("--block-size",
-								optarg);
+			args->options.block_size = block_size_arg(optarg);
 			break;
+		case 'n': args->dry_run = true; break;
 		case 'e': args->options.extreme = true; break;
 		case 'C': args->options.check = parse_check(optarg); break;
 		case 'T': args->options.threads = parse_threads(optarg); break;
@@ -159,13 +171,15 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		cli_error("--stdout and --output exclude each other");
 		exit(EXIT_USAGE);
 	}
-	if (!args->input && !args->to_stdout && !args->output) {
+	if (!args->input && !args->to_stdout && !args->output &&
+	    !args->dry_run) {
 		cli_error("reading standard input: use --stdout or --output");
 		exit(EXIT_USAGE);
 	}
+	enum pp_format named;
 	if (!args->format_given && args->output &&
-	    (has_suffix(args->output, ".gz") || has_suffix(args->output, ".gzip")))
-		args->options.format = PP_FORMAT_GZIP;
+	    cli_format_of_path(args->output, &named))
+		args->options.format = named;
 }
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
@@ -192,7 +206,7 @@ static void catch_signals(void)
 
 static char *default_output(const pack_args *args)
 {
-	const char *suffix = args->options.format == PP_FORMAT_GZIP ? ".gz" : ".xz";
+	const char *suffix = cli_format_suffix(args->options.format);
 	size_t size = strlen(args->input) + strlen(suffix) + 1;
 	char *name = malloc(size);
 	if (name)
@@ -220,9 +234,17 @@ static int open_temp_output(const char *output, mode_t mode)
 	return fd;
 }
 
-/* fsync, then rename over output (refusing to replace it unless forced). */
-static int commit_output(int fd, const char *output, bool force)
+/* Gives the output the input's times, as xz and gzip do; then fsync and
+ * rename over output (refusing to replace it unless forced). */
+static int commit_output(int fd, const char *output, bool force,
+			 const struct stat *in_stat)
 {
+	const struct timespec times[2] = { in_stat->st_atim, in_stat->st_mtim };
+	if (S_ISREG(in_stat->st_mode) && futimens(fd, times)) {
+		cli_error("%s: cannot set its time: %s", output, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (fsync(fd) || close(fd)) {
 		cli_error("%s: %s", output, strerror(errno));
 		return -1;
@@ -270,6 +292,89 @@ static int resolve_ranges(pack_args *args, int in_fd, bool seekable,
 	return 0;
 }
 
+/* The bytes written to out_fd, or UINT64_MAX for a pipe. */
+static uint64_t output_size(int out_fd)
+{
+	off_t end = lseek(out_fd, 0, SEEK_CUR);
+	return end < 0 ? UINT64_MAX : (uint64_t)end;
+}
+
+static int compare_ranges(const void *a, const void *b)
+{
+	const pp_range *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The bytes the ranges cover, overlaps counted once. */
+static uint64_t covered_bytes(const pp_range *ranges, size_t count)
+{
+	pp_range *sorted = malloc((count ? count : 1) * sizeof *sorted);
+	uint64_t covered = 0, end = 0;
+	if (!sorted)
+		return 0;
+	memcpy(sorted, ranges, count * sizeof *sorted);
+	qsort(sorted, count, sizeof *sorted, compare_ranges);
+	for (size_t i = 0; i < count; i++) {
+		uint64_t from = sorted[i].offset > end ? sorted[i].offset : end;
+		uint64_t to = sorted[i].offset + sorted[i].length;
+		if (to > from)
+			covered += to - from;
+		if (to > end)
+			end = to;
+	}
+	free(sorted);
+	return covered;
+}
+
+/* --dry-run: each kept range with the partitions it lies in, then what
+ * they cost: kept bytes are stored as they are, so they cost their size. */
+static int dry_run(const pack_args *args, int in_fd, bool seekable,
+		   uint64_t image_size, const pp_range *ranges)
+{
+	pp_partition_info *parts = NULL;
+	size_t part_count = 0;
+	pp_error err;
+	if (seekable && args->selector_count &&
+	    pp_list_image_partitions(in_fd, image_size, args->input, &parts,
+				     &part_count, &err) != 0)
+		part_count = 0;  /* no table: the ranges are only bytes */
+	for (size_t i = 0; i < args->selector_count; i++) {
+		const pp_range *r = &ranges[i];
+		char size_text[32];
+		cli_format_size(size_text, sizeof size_text, r->length);
+		printf("%s: bytes %llu..%llu (%llu bytes, %s)", args->selectors[i],
+		       (unsigned long long)r->offset,
+		       (unsigned long long)(r->offset + r->length),
+		       (unsigned long long)r->length, size_text);
+		size_t shown = 0;
+		for (size_t p = 0; p < part_count; p++) {
+			const pp_partition_info *part = &parts[p];
+			if (part->offset >= r->offset + r->length ||
+			    r->offset >= part->offset + part->length)
+				continue;
+			bool whole = part->offset == r->offset &&
+				part->length == r->length;
+			printf("%s%s partition %u%s%s%s", shown++ ? "," : ";",
+			       whole ? "" : " in", part->number,
+			       part->name[0] ? " \"" : "", part->name,
+			       part->name[0] ? "\"" : "");
+		}
+		if (part_count && !shown)
+			printf("; in no partition");
+		putchar('\n');
+	}
+	free(parts);
+	uint64_t kept = covered_bytes(ranges, args->selector_count);
+	char kept_text[32], image_text[32] = "?";
+	cli_format_size(kept_text, sizeof kept_text, kept);
+	if (seekable)
+		cli_format_size(image_text, sizeof image_text, image_size);
+	printf("kept raw: %llu bytes (%s) of a %s image, stored uncompressed; "
+	       "nothing written\n", (unsigned long long)kept, kept_text,
+	       image_text);
+	return EXIT_OK;
+}
+
 static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 {
 	bool seekable = S_ISREG(in_stat->st_mode) || S_ISBLK(in_stat->st_mode);
@@ -285,6 +390,11 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 	int status = resolve_ranges(args, in_fd, seekable, image_size, &ranges);
 	if (status)
 		return status;
+	if (args->dry_run) {
+		status = dry_run(args, in_fd, seekable, image_size, ranges);
+		free(ranges);
+		return status;
+	}
 	args->options.keep = ranges;
 	args->options.keep_count = args->selector_count;
 
@@ -296,14 +406,14 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 		return EXIT_ERROR;
 	}
 	const char *out_name = output ? output : "(stdout)";
-	struct stat out_stat;
 	int out_fd = STDOUT_FILENO;
 	if (!output && isatty(STDOUT_FILENO)) {
 		cli_error("compressed data not written to a terminal");
 		status = EXIT_USAGE;
-	} else if (output && !args->force && lstat(output, &out_stat) == 0) {
-		cli_error("%s: already exists (use --force to overwrite)", output);
-		status = EXIT_ERROR;
+	} else if (output && (status = cli_check_output(output,
+						       args->options.format,
+						       args->force))) {
+		/* cli_check_output said why */
 	} else if (output) {
 		out_fd = open_temp_output(output, S_ISREG(in_stat->st_mode) ?
 					  in_stat->st_mode : 0666);
@@ -323,9 +433,14 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 		cli_progress_end(&progress);
 		if (packed)
 			status = cli_fail(&err);
+		else if (args->verbose)
+			cli_progress_summary(&progress, args->input ?
+					     args->input : "(stdin)",
+					     output_size(out_fd));
 	}
 	if (output && out_fd >= 0 && out_fd != STDOUT_FILENO) {
-		if (status == 0 && commit_output(out_fd, output, args->force))
+		if (status == 0 && commit_output(out_fd, output, args->force,
+						 in_stat))
 			status = EXIT_ERROR;
 		else if (status != 0)
 			discard_output(out_fd);
@@ -333,6 +448,35 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 	free(output);
 	free(ranges);
 	return status;
+}
+
+/*
+ * An image that is already compressed is someone's mistake (partpack of a
+ * .xz): it packs, but nothing in it is patchable.  The magic numbers of
+ * the compressors people feed it by accident.
+ */
+static void warn_if_compressed(int in_fd, const char *name)
+{
+	static const struct {
+		const char *name;
+		size_t len;
+		unsigned char magic[6];
+	} compressed[] = {
+		{ "xz", 6, { 0xfd, '7', 'z', 'X', 'Z', 0 } },
+		{ "gzip", 2, { 0x1f, 0x8b } },
+		{ "zstd", 4, { 0x28, 0xb5, 0x2f, 0xfd } },
+		{ "bzip2", 3, { 'B', 'Z', 'h' } },
+	};
+	unsigned char head[6];
+	off_t at = lseek(in_fd, 0, SEEK_CUR);
+	ssize_t got = at < 0 ? -1 : pread(in_fd, head, sizeof head, at);
+	for (size_t i = 0; got > 0 && i < sizeof compressed / sizeof *compressed;
+	     i++)
+		if ((size_t)got >= compressed[i].len &&
+		    memcmp(head, compressed[i].magic, compressed[i].len) == 0)
+			cli_error("%s: warning: already %s-compressed; partpack "
+				  "expects a raw disk image (decompress it "
+				  "first)", name, compressed[i].name);
 }
 
 int main(int argc, char **argv)
@@ -358,6 +502,8 @@ int main(int argc, char **argv)
 		cli_error("%s: is a directory", args.input);
 		return EXIT_ERROR;
 	}
+	if (!args.quiet && S_ISREG(in_stat.st_mode))
+		warn_if_compressed(in_fd, args.input ? args.input : "(stdin)");
 	catch_signals();
 	int status = pack(&args, in_fd, &in_stat);
 	if (args.input)
