@@ -24,7 +24,7 @@ for variant in "$@"; do
 	# The partition is found in the archive's own partition table; the
 	# base archive is not touched, and the variant appears atomically.
 	partpatch "$outdir/base.xz" --partition "$partition" \
-		--input "$variant" --output "$outdir/$name.xz"
+		--input "$variant" --output "$outdir/$name.xz" --force
 	# Stock xz must accept what we publish.
 	xz -t "$outdir/$name.xz"
 	echo "$outdir/$name.xz"

@@ -49,11 +49,11 @@ pack() {  # pack NAME IMAGE OPTION...
 # ---- xz ---------------------------------------------------------------------
 for check in crc32 crc64 sha256; do
 	pack "$out/xz-open/$check-kept.xz" "$work/image" -F xz -C $check -B 4KiB \
-		-k 5000+6000 -k 20480+2048
+		-K 5000+6000 -K 20480+2048
 	pack "$out/xz-open/$check-plain.xz" "$work/image" -F xz -C $check -B 8KiB
 done
-pack "$out/xz-open/one-block.xz" "$work/image" -F xz -B 1MiB -k 100:200
-pack "$out/xz-open/all-kept.xz" "$work/noise" -F xz -B 4KiB -k 0:8192
+pack "$out/xz-open/one-block.xz" "$work/image" -F xz -B 1MiB -K 100:200
+pack "$out/xz-open/all-kept.xz" "$work/noise" -F xz -B 4KiB -K 0:8192
 pack "$out/xz-open/empty.xz" "$work/empty" -F xz
 cat "$out/xz-open/crc32-kept.xz" "$out/xz-open/sha256-kept.xz" >"$out/xz-open/multi-stream.xz"
 { cat "$out/xz-open/crc64-plain.xz"; printf '\0\0\0\0'; cat "$out/xz-open/one-block.xz"; } \
@@ -63,10 +63,10 @@ xz -c -0 --check=none --block-size=2KiB "$work/image" >"$out/xz-open/xz-tool-blo
 xz -c --check=sha256 "$work/noise" >"$out/xz-open/xz-tool-noise.xz"
 
 # ---- gzip -------------------------------------------------------------------
-pack "$out/gz-open/kept.gz" "$work/image" -F gzip -B 4KiB -k 5000+6000 -k 20480+2048
+pack "$out/gz-open/kept.gz" "$work/image" -F gzip -B 4KiB -K 5000+6000 -K 20480+2048
 pack "$out/gz-open/plain.gz" "$work/image" -F gzip -B 8KiB
-pack "$out/gz-open/one-block.gz" "$work/image" -F gzip -B 1MiB -k 100:200
-pack "$out/gz-open/all-kept.gz" "$work/noise" -F gzip -B 4KiB -k 0:8192
+pack "$out/gz-open/one-block.gz" "$work/image" -F gzip -B 1MiB -K 100:200
+pack "$out/gz-open/all-kept.gz" "$work/noise" -F gzip -B 4KiB -K 0:8192
 pack "$out/gz-open/empty.gz" "$work/empty" -F gzip
 cat "$out/gz-open/kept.gz" "$out/gz-open/plain.gz" >"$out/gz-open/multi-archive.gz"
 gzip -c -n "$work/text" >"$out/gz-open/gzip-tool.gz"

@@ -61,17 +61,26 @@ int cli_fail(const pp_error *err)
 	return cli_exit_status(err->status);
 }
 
+int cli_fail_advice(const pp_error *err, const char *fmt, ...)
+{
+	va_list args;
+	fprintf(stderr, "%s: %s; ", cli_program, err->message);
+	va_start(args, fmt);
+	vfprintf(stderr, fmt, args);
+	va_end(args);
+	fputc('\n', stderr);
+	return cli_exit_status(err->status);
+}
+
 int cli_open_failed(const pp_error *err, const char *archive)
 {
 	if (err->status == PP_ERR_RECOVERY_PENDING)
-		cli_error("%s; run 'partpatch --recover %s' to undo it",
-			  err->message, archive);
-	else if (err->status == PP_ERR_BUSY)
-		cli_error("%s; another partpatch may be patching it",
-			  err->message);
-	else
-		cli_error("%s", err->message);
-	return cli_exit_status(err->status);
+		return cli_fail_advice(err, "run 'partpatch --recover %s' to "
+				       "undo it", archive);
+	if (err->status == PP_ERR_BUSY)
+		return cli_fail_advice(err, "another partpatch may be "
+				       "patching it");
+	return cli_fail(err);
 }
 
 uint64_t cli_size_arg(const char *option, const char *text)

@@ -24,6 +24,9 @@ void cli_init(const char *argv0);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints err's message and returns the exit status for its status. */
 int cli_fail(const pp_error *err);
+/* The same, with the way out after the problem: "message; advice". */
+int cli_fail_advice(const pp_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 int cli_exit_status(enum pp_status status);
 /* As cli_fail, for a failed open of archive: adds what the user can do
  * about a pending recovery or a lock held by another process. */

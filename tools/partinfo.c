@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,13 @@
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Print the format, check type, block count and size, sizes, and the\n"
-	       "stored (patchable) ranges of an .xz or .gz archive.\n"
+	       "Print the format, check type, block count and size, sizes and ratio,\n"
+	       "the stored (patchable) ranges of an .xz or .gz archive, and the\n"
+	       "partition table of its image with what of each partition is patchable.\n"
 	       "\n"
-	       "  -j, --json       print one JSON object\n"
+	       "  -b, --blocks     also print one line per block, numbered from 1 as\n"
+	       "                   xz -lvv numbers them\n"
+	       "  -j, --json       print one JSON object (see partinfo(1) for its keys)\n"
 	       "  -t, --verify     decode every block and compare every check\n"
 	       "  -q, --quiet      no progress line\n"
 	       "  -h, --help       show this help and exit\n"
@@ -23,29 +27,69 @@ static void usage(void)
 	       cli_program);
 }
 
+/* What partinfo prints besides pp_info. */
+typedef struct report {
+	const char *path;
+	bool verified;
+	pp_partition_info *parts;   /* NULL when the image has no table */
+	bool *patchable;            /* per partition: all of it stored */
+	size_t part_count;
+	pp_block_info *blocks;      /* only with --blocks */
+	size_t block_count;
+} report;
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* The length of the well-formed UTF-8 sequence at p, or 0. */
+static size_t utf8_length(const unsigned char *p)
+{
+	size_t len = *p < 0x80 ? 1 : *p >= 0xc2 && *p < 0xe0 ? 2 :
+		*p >= 0xe0 && *p < 0xf0 ? 3 : *p >= 0xf0 && *p < 0xf5 ? 4 : 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((len == 3 && *p == 0xe0 && p[1] < 0xa0) ||
+	    (len == 3 && *p == 0xed && p[1] >= 0xa0) ||
+	    (len == 4 && *p == 0xf0 && p[1] < 0x90) ||
+	    (len == 4 && *p == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return len;
+}
+
+/* A JSON string.  File names are bytes, JSON is UTF-8: a byte that is not
+ * part of a UTF-8 sequence becomes U+FFFD, so the output stays valid. */
 static void print_json_string(const char *text)
 {
 	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)text; *p;) {
+		size_t len = utf8_length(p);
 		if (*p == '"' || *p == '\\')
 			printf("\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || *p == 0x7f)
 			printf("\\u%04x", *p);
+		else if (len == 0)
+			fputs("\\ufffd", stdout);
 		else
-			putchar(*p);
+			fwrite(p, 1, len, stdout);
+		p += len ? len : 1;
 	}
 	putchar('"');
 }
 
-static void print_json(const char *path, const pp_info *info, bool verified)
+static const char *check_name(const pp_info *info)
+{
+	return info->mixed_checks ? "mixed" : pp_check_name(info->check);
+}
+
+static void print_json(const report *r, const pp_info *info)
 {
 	printf("{\"file\": ");
-	print_json_string(path);
+	print_json_string(r->path);
 	printf(", \"format\": \"%s\", \"check\": \"%s\", "
 	       "\"uncompressed_size\": %llu, \"compressed_size\": %llu, "
 	       "\"blocks\": %llu, \"block_size\": %llu, \"stored_ranges\": [",
-	       pp_format_name(info->format),
-	       info->mixed_checks ? "mixed" : pp_check_name(info->check),
+	       pp_format_name(info->format), check_name(info),
 	       (unsigned long long)info->uncompressed_size,
 	       (unsigned long long)info->compressed_size,
 	       (unsigned long long)info->block_count,
@@ -54,35 +98,173 @@ static void print_json(const char *path, const pp_info *info, bool verified)
 		printf("%s{\"offset\": %llu, \"length\": %llu}", i ? ", " : "",
 		       (unsigned long long)info->stored[i].offset,
 		       (unsigned long long)info->stored[i].length);
-	printf("]%s}\n", verified ? ", \"verified\": true" : "");
+	printf("], \"partitions\": [");
+	for (size_t i = 0; i < r->part_count; i++) {
+		const pp_partition_info *p = &r->parts[i];
+		printf("%s{\"number\": %u, \"name\": ", i ? ", " : "", p->number);
+		print_json_string(p->name);
+		printf(", \"offset\": %llu, \"length\": %llu, \"patchable\": %s}",
+		       (unsigned long long)p->offset,
+		       (unsigned long long)p->length,
+		       r->patchable[i] ? "true" : "false");
+	}
+	printf("]");
+	if (r->blocks) {
+		printf(", \"block_list\": [");
+		for (size_t i = 0; i < r->block_count; i++) {
+			const pp_block_info *b = &r->blocks[i];
+			printf("%s{\"number\": %zu, \"compressed_offset\": %llu, "
+			       "\"uncompressed_offset\": %llu, "
+			       "\"total_size\": %llu, "
+			       "\"uncompressed_size\": %llu, \"check\": \"%s\", "
+			       "\"stored\": %llu}", i ? ", " : "", i + 1,
+			       (unsigned long long)b->foffset,
+			       (unsigned long long)b->uoffset,
+			       (unsigned long long)b->fsize,
+			       (unsigned long long)b->usize,
+			       pp_check_name(b->check),
+			       (unsigned long long)b->stored_bytes);
+		}
+		printf("]");
+	}
+	printf("%s}\n", r->verified ? ", \"verified\": true" : "");
 }
 
-static void print_text(const char *path, const pp_info *info, bool verified)
+/* ---- text ------------------------------------------------------------- */
+
+/* One line of text output, without trailing spaces. */
+static void put_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void put_line(const char *fmt, ...)
 {
-	printf("File:              %s\n", path);
-	printf("Format:            %s\n", pp_format_name(info->format));
-	printf("Check:             %s\n",
-	       info->mixed_checks ? "mixed" : pp_check_name(info->check));
-	printf("Blocks:            %llu\n", (unsigned long long)info->block_count);
-	printf("Block size:        %llu\n", (unsigned long long)info->block_size);
-	printf("Uncompressed size: %llu\n",
-	       (unsigned long long)info->uncompressed_size);
-	printf("Compressed size:   %llu\n",
-	       (unsigned long long)info->compressed_size);
-	printf("Stored ranges:     %s\n", info->stored_count ? "" : "none");
-	for (size_t i = 0; i < info->stored_count; i++)
-		printf("  %llu..%llu (%llu bytes)\n",
-		       (unsigned long long)info->stored[i].offset,
-		       (unsigned long long)(info->stored[i].offset +
-					    info->stored[i].length),
-		       (unsigned long long)info->stored[i].length);
-	if (verified)
-		printf("Verified:          every check matches\n");
+	char line[512];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(line, sizeof line, fmt, args);
+	va_end(args);
+	size_t len = strlen(line);
+	while (len && line[len - 1] == ' ')
+		line[--len] = '\0';
+	puts(line);
+}
+
+/* "67108864 (64.0 MiB)": exact for scripts, readable for people. */
+static const char *sized(char *text, size_t size, uint64_t bytes)
+{
+	char unit[32];
+	cli_format_size(unit, sizeof unit, bytes);
+	if (bytes < 1024)
+		snprintf(text, size, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(text, size, "%llu (%s)", (unsigned long long)bytes,
+			 unit);
+	return text;
+}
+
+static void print_blocks(const report *r)
+{
+	put_line("Block table:");
+	put_line("  %6s %12s %12s %12s %12s %6s  %-7s %s", "Number",
+		 "CompOffset", "UncompOffset", "TotalSize", "UncompSize",
+		 "Ratio", "Check", "Stored");
+	for (size_t i = 0; i < r->block_count; i++) {
+		const pp_block_info *b = &r->blocks[i];
+		const char *stored = b->stored_bytes == 0 ? "no" :
+			b->stored_bytes == b->usize ? "all" : "part";
+		char ratio[16] = "---";
+		if (b->usize)
+			snprintf(ratio, sizeof ratio, "%.3f",
+				 (double)b->fsize / (double)b->usize);
+		put_line("  %6zu %12llu %12llu %12llu %12llu %6s  %-7s %s", i + 1,
+			 (unsigned long long)b->foffset,
+			 (unsigned long long)b->uoffset,
+			 (unsigned long long)b->fsize,
+			 (unsigned long long)b->usize, ratio,
+			 pp_check_name(b->check), stored);
+	}
+}
+
+static void print_text(const report *r, const pp_info *info)
+{
+	char a[64];
+	put_line("File:              %s", r->path);
+	put_line("Format:            %s", pp_format_name(info->format));
+	put_line("Check:             %s", check_name(info));
+	put_line("Blocks:            %llu", (unsigned long long)info->block_count);
+	put_line("Block size:        %s", sized(a, sizeof a, info->block_size));
+	put_line("Uncompressed size: %s",
+		 sized(a, sizeof a, info->uncompressed_size));
+	put_line("Compressed size:   %s",
+		 sized(a, sizeof a, info->compressed_size));
+	if (info->uncompressed_size)
+		put_line("Ratio:             %.3f",
+			 (double)info->compressed_size /
+			 (double)info->uncompressed_size);
+	else
+		put_line("Ratio:             ---");
+	put_line("Stored ranges:     %s", info->stored_count ? "" : "none");
+	for (size_t i = 0; i < info->stored_count; i++) {
+		char unit[32];
+		cli_format_size(unit, sizeof unit, info->stored[i].length);
+		put_line("  %llu..%llu (%llu bytes, %s)",
+			 (unsigned long long)info->stored[i].offset,
+			 (unsigned long long)(info->stored[i].offset +
+					      info->stored[i].length),
+			 (unsigned long long)info->stored[i].length, unit);
+	}
+	put_line("Partitions:        %s", r->part_count ? "" : "none");
+	if (r->part_count)
+		put_line("  %6s %12s %12s %10s  %-9s %s", "Number", "Offset",
+			 "Length", "Size", "Patchable", "Name");
+	for (size_t i = 0; i < r->part_count; i++) {
+		const pp_partition_info *p = &r->parts[i];
+		char unit[32];
+		cli_format_size(unit, sizeof unit, p->length);
+		put_line("  %6u %12llu %12llu %10s  %-9s %s", p->number,
+			 (unsigned long long)p->offset,
+			 (unsigned long long)p->length, unit,
+			 r->patchable[i] ? "yes" : "no", p->name);
+	}
+	if (r->blocks)
+		print_blocks(r);
+	if (r->verified)
+		put_line("Verified:          every check matches");
+}
+
+/* ---- gathering -------------------------------------------------------- */
+
+/* The image's partitions and, for each, whether one stored run covers
+ * it.  An image without a partition table simply has none.  Returns an
+ * exit status. */
+static int read_partitions(pp_archive *archive, report *r)
+{
+	pp_error err;
+	int status = pp_list_partitions(archive, &r->parts, &r->part_count,
+					&err);
+	if (status == PP_ERR_FORMAT) {
+		r->part_count = 0;
+		return 0;
+	}
+	if (status)
+		return cli_fail(&err);
+	r->patchable = calloc(r->part_count ? r->part_count : 1,
+			      sizeof *r->patchable);
+	if (!r->patchable) {
+		cli_error("out of memory");
+		return EXIT_ERROR;
+	}
+	for (size_t i = 0; i < r->part_count; i++) {
+		uint64_t run;
+		if (pp_stored_run(archive, r->parts[i].offset, &run, &err))
+			return cli_fail(&err);
+		r->patchable[i] = run >= r->parts[i].length;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option long_options[] = {
+		{ "blocks", no_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verify", no_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -91,10 +273,11 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	cli_init(argv[0]);
-	bool json = false, verify = false, quiet = false;
+	bool json = false, verify = false, quiet = false, blocks = false;
 	int c;
-	while ((c = getopt_long(argc, argv, ":jtqhV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":bjtqhV", long_options, NULL)) != -1) {
 		switch (c) {
+		case 'b': blocks = true; break;
 		case 'j': json = true; break;
 		case 't': verify = true; break;
 		case 'q': quiet = true; break;
@@ -109,15 +292,15 @@ int main(int argc, char **argv)
 			  "too many arguments: only one ARCHIVE");
 		return EXIT_USAGE;
 	}
-	const char *path = argv[optind];
+	report r = { .path = argv[optind], .verified = verify };
 	pp_archive *archive;
 	pp_error err;
 	cli_progress scanning;
 	cli_background_progress_begin(&scanning, "scanning", quiet);
-	int opened = pp_open(path, PP_OPEN_READ, &archive, &err);
+	int opened = pp_open(r.path, PP_OPEN_READ, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
-		return cli_open_failed(&err, path);
+		return cli_open_failed(&err, r.path);
 	int status = 0;
 	if (verify) {
 		cli_progress progress;
@@ -128,16 +311,22 @@ int main(int argc, char **argv)
 		if (verified)
 			status = cli_fail(&err);
 	}
-	pp_info info;
+	pp_info info = { 0 };
 	if (status == 0 && pp_get_info(archive, &info, &err))
 		status = cli_fail(&err);
-	if (status == 0) {
-		if (json)
-			print_json(path, &info, verify);
-		else
-			print_text(path, &info, verify);
-		pp_info_free(&info);
-	}
+	if (status == 0)
+		status = read_partitions(archive, &r);
+	if (status == 0 && blocks &&
+	    pp_list_blocks(archive, &r.blocks, &r.block_count, &err))
+		status = cli_fail(&err);
+	if (status == 0 && json)
+		print_json(&r, &info);
+	else if (status == 0)
+		print_text(&r, &info);
+	pp_info_free(&info);
+	free(r.parts);
+	free(r.patchable);
+	free(r.blocks);
 	pp_close(archive);
 	return status;
 }

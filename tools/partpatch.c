@@ -21,14 +21,18 @@ static void usage(void)
 	       "otherwise nothing is written.  The checks of the touched blocks are\n"
 	       "updated, so stock xz and gzip accept the result.\n"
 	       "\n"
-	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... suffixes)\n"
+	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... are\n"
+	       "                        powers of 1024, kB, MB, GB powers of 1000)\n"
 	       "  -p, --partition=SEL   write at the start of partition SEL (partN,\n"
 	       "                        /dev/sdaN, name:NAME), found in the archive's\n"
 	       "                        own partition table; the data must fit in it\n"
 	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
 	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
+	       "                        (- is standard input, which may not be a terminal)\n"
 	       "  -o, --output=NEW      leave ARCHIVE as it is: write the patched archive\n"
-	       "                        to NEW (a reflink clone where possible)\n"
+	       "                        to NEW (a reflink clone where possible); its\n"
+	       "                        suffix must agree with ARCHIVE's format\n"
+	       "  -f, --force           let --output replace an existing file\n"
 	       "  -n, --dry-run         check the patch and say what it would change\n"
 	       "      --no-wait         fail at once if another partpatch holds ARCHIVE\n"
 	       "      --recover         undo an interrupted patch of ARCHIVE and exit\n"
@@ -59,6 +63,7 @@ typedef struct patch_args {
 	bool dry_run;
 	bool no_wait;
 	bool recover;
+	bool force;
 } patch_args;
 
 static void parse_args(int argc, char **argv, patch_args *args)
@@ -70,6 +75,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "input", required_argument, NULL, 'i' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "no-wait", no_argument, NULL, 'W' },
 		{ "recover", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -79,7 +85,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, ":O:l:p:i:o:nqvhV", long_options,
+	while ((c = getopt_long(argc, argv, ":O:l:p:i:o:nfqvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'O':
@@ -91,7 +97,10 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			args->length_given = true;
 			break;
 		case 'p': args->partition = optarg; break;
-		case 'i': args->input = optarg; break;
+		case 'i':
+			args->input = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			break;
+		case 'f': args->force = true; break;
 		case 'o': args->output = optarg; break;
 		case 'n': args->dry_run = true; break;
 		case 'W': args->no_wait = true; break;
@@ -235,6 +244,11 @@ static int load_data(pp_archive *archive, const patch_args *args,
 		status = EXIT_ERROR;
 	} else if (S_ISDIR(st.st_mode)) {
 		cli_error("%s: is a directory", name);
+		status = EXIT_ERROR;
+	} else if (isatty(fd)) {
+		/* As partpack -c refuses a terminal for its output. */
+		cli_error("%s: is a terminal: give the data with --input FILE "
+			  "or through a pipe", name);
 		status = EXIT_USAGE;
 	} else if (S_ISREG(st.st_mode)) {
 		status = map_regular_input(fd, name, args, &st, data);
@@ -250,6 +264,10 @@ static int load_data(pp_archive *archive, const patch_args *args,
 	}
 	if (args->input)
 		close(fd);
+	if (status == 0 && data->len == 0) {
+		cli_error("%s: no data to write (the input is empty)", name);
+		status = EXIT_USAGE;
+	}
 	return status;
 }
 
@@ -290,25 +308,58 @@ static void report(const patch_args *args, const pp_patch_report *done)
 		(unsigned long long)done->undo_bytes);
 }
 
-/* A .gz named .xz (or the reverse) is someone's mistake: refuse it rather
- * than patch a file whose name will mislead the next tool. */
-static int check_extension(pp_archive *archive, const char *path)
+/* Whether the directory holding path lets us create files in it. */
+static bool directory_writable(const char *path)
 {
-	pp_info info;
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return access(".", W_OK) == 0;
+	if (slash == path)
+		return access("/", W_OK) == 0;
+	char *dir = strndup(path, (size_t)(slash - path));
+	bool writable = !dir || access(dir, W_OK) == 0;
+	free(dir);
+	return writable;
+}
+
+/* A .gz named .xz (or the reverse) is someone's mistake: refuse it rather
+ * than patch a file whose name will mislead the next tool.  The new file
+ * of --output follows the rule partpack's output does. */
+static int check_names(pp_archive *archive, const patch_args *args)
+{
+	enum pp_format format, named;
 	pp_error err;
-	size_t n = strlen(path);
-	bool says_xz = n > 3 && strcmp(path + n - 3, ".xz") == 0;
-	bool says_gz = (n > 3 && strcmp(path + n - 3, ".gz") == 0) ||
-		(n > 4 && strcmp(path + n - 4, ".tgz") == 0);
-	if (!says_xz && !says_gz)
-		return 0;
-	if (pp_get_format(archive, &info.format, &err))
+	if (pp_get_format(archive, &format, &err))
 		return cli_fail(&err);
-	if ((info.format == PP_FORMAT_XZ) == says_xz)
-		return 0;
-	cli_error("%s: is a %s file, but its name says %s", path,
-		  pp_format_name(info.format), says_xz ? "xz" : "gzip");
-	return EXIT_ERROR;
+	if (cli_format_of_path(args->archive, &named) && named != format) {
+		cli_error("%s: is a %s file, but its name says %s",
+			  args->archive, pp_format_name(format),
+			  pp_format_name(named));
+		return EXIT_ERROR;
+	}
+	return args->output ? cli_check_output(args->output, format,
+					       args->force) : 0;
+}
+
+/* The way out of a failed patch, after the library's problem. */
+static int patch_failed(const patch_args *args, const pp_error *err,
+			size_t len)
+{
+	if (err->status == PP_ERR_NOT_STORED) {
+		if (args->partition)
+			return cli_fail_advice(err, "to make it patchable, pack "
+					       "the image with 'partpack "
+					       "--keep-raw %s'", args->partition);
+		return cli_fail_advice(err, "to make it patchable, pack the "
+				       "image with 'partpack --keep-raw "
+				       "%llu+%zu'",
+				       (unsigned long long)args->offset, len);
+	}
+	if (err->status == PP_ERR_IO && !args->output && !args->dry_run &&
+	    !directory_writable(args->archive))
+		return cli_fail_advice(err, "use --output NEW to write a "
+				       "patched copy elsewhere");
+	return cli_fail(err);
 }
 
 static int locate(pp_archive *archive, patch_args *args)
@@ -340,7 +391,7 @@ int main(int argc, char **argv)
 		return cli_open_failed(&err, args.archive);
 	patch_data data = { 0 };
 	pp_patch_report done;
-	int status = check_extension(archive, args.archive);
+	int status = check_names(archive, &args);
 	if (status == 0 && args.partition)
 		status = locate(archive, &args);
 	if (status == 0)
@@ -348,7 +399,7 @@ int main(int argc, char **argv)
 	if (status == 0 &&
 	    pp_patch(archive, args.offset, data.bytes, data.len,
 		     args.dry_run ? PP_PATCH_DRY_RUN : 0, &done, &err))
-		status = cli_fail(&err);
+		status = patch_failed(&args, &err, data.len);
 	if (status == 0 && pp_commit(archive, &err))
 		status = cli_fail(&err);
 	if (status == 0 && (args.verbose || args.dry_run))
