@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/partpack-test-xz-XXXXXX";
@@ -111,6 +112,59 @@ static void test_our_file(const uint8_t *image, size_t size)
 	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify passes");
 	free(buf);
 	pp_info_free(&info);
+	pp_close(a);
+}
+
+/* pp_pack refuses block sizes the formats and the patcher handle badly,
+ * before writing anything. */
+static void test_block_size_bounds(void)
+{
+	static const uint64_t sizes[] = { 1, PP_MIN_BLOCK_SIZE - 1,
+					  (uint64_t)PP_MAX_BLOCK_SIZE + 1 };
+	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		pp_pack_options options;
+		pp_pack_options_init(&options);
+		options.block_size = sizes[i];
+		int in_fd = open(path_of("image"), O_RDONLY);
+		int out_fd = open(path_of("bounds.xz"),
+				  O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		pp_error err;
+		int status = pp_pack(in_fd, "image", out_fd, "bounds.xz",
+				     &options, &err);
+		struct stat st;
+		CHECK(status == PP_ERR_USAGE && fstat(out_fd, &st) == 0 &&
+		      st.st_size == 0 && strstr(err.message, "4 KiB") &&
+		      strstr(err.message, "1 GiB"),
+		      "block size %llu refused, naming the limits",
+		      (unsigned long long)sizes[i]);
+		close(in_fd);
+		close(out_fd);
+	}
+}
+
+/* pp_list_blocks hands out the block table, stored bytes included. */
+static void test_list_blocks(void)
+{
+	pp_archive *a;
+	pp_block_info *blocks = NULL;
+	size_t count = 0;
+	CHECK(pp_open(path_of("ours.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
+	      pp_list_blocks(a, &blocks, &count, NULL) == 0 &&
+	      count == a->block_count, "pp_list_blocks: one entry per block");
+	bool same = true;
+	uint64_t stored = 0;
+	for (size_t i = 0; i < count; i++) {
+		same = same && blocks[i].uoffset == a->blocks[i].uoffset &&
+			blocks[i].foffset == a->blocks[i].foffset &&
+			blocks[i].fsize == a->blocks[i].fsize &&
+			blocks[i].usize == a->blocks[i].usize;
+		stored += blocks[i].stored_bytes;
+	}
+	CHECK(same, "... with each block's place and sizes");
+	CHECK(stored == 400000 && blocks[2].stored_bytes == blocks[2].usize &&
+	      blocks[0].stored_bytes == 0,
+	      "... and the stored bytes of the kept range's blocks only");
+	free(blocks);
 	pp_close(a);
 }
 
@@ -280,6 +334,8 @@ int main(void)
 	make_noise(image + 350000, 100000, &seed);
 	write_file("image", image, size);
 	test_our_file(image, size);
+	test_list_blocks();
+	test_block_size_bounds();
 	test_stock_streams();
 	test_mixed_chunks(&seed);
 	test_corrupt();
