@@ -96,17 +96,6 @@ const char *pp_format_name(enum pp_format format)
 	       format == PP_FORMAT_XZ ? "xz" : "unknown";
 }
 
-const char *pp_check_name(enum pp_check check)
-{
-	switch (check) {
-	case PP_CHECK_NONE: return "none";
-	case PP_CHECK_CRC32: return "crc32";
-	case PP_CHECK_CRC64: return "crc64";
-	case PP_CHECK_SHA256: return "sha256";
-	}
-	return "unknown";
-}
-
 static const pp_container_ops *const containers[] = {
 	&pp_xz_container,
 	&pp_gz_container,

@@ -107,8 +107,35 @@ void pp_sha256_init(pp_sha256 *ctx);
 void pp_sha256_update(pp_sha256 *ctx, const void *data, size_t len);
 void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32]);
 
-/* Size in bytes of a check field. */
-size_t pp_check_size(enum pp_check check);
+/* ---- check kinds (check.c) ------------------------------------------- */
+
+/* The largest check field of any format (xz reserves IDs of 64 bytes). */
+#define PP_CHECK_SIZE_MAX 64
+
+/*
+ * A kind of integrity check and how a patch brings it up to date.  Every
+ * function produces the bytes as stored in the file.
+ */
+typedef struct pp_check_kind {
+	enum pp_check id;
+	const char *name;           /* pp_check_name */
+	size_t size;                /* bytes of the stored field */
+	/* Linear checks (CRC-32, CRC-64): the change of the check when
+	 * old_bytes become new_bytes, `zeros` bytes before the end of the
+	 * checked data.  new check = old check xor delta, byte by byte.
+	 * NULL for hashes. */
+	void (*linear_delta)(uint8_t *delta, const uint8_t *old_bytes,
+			     const uint8_t *new_bytes, size_t len,
+			     uint64_t zeros);
+	/* Hashes (SHA-256): re-hash the whole block; NULL for the others. */
+	size_t state_size;
+	void (*init)(void *state);
+	void (*update)(void *state, const void *data, size_t len);
+	void (*final)(void *state, uint8_t *check);
+} pp_check_kind;
+
+/* The kind with that ID, or NULL if it is not one partpack computes. */
+const pp_check_kind *pp_check_kind_of(enum pp_check check);
 
 /* ---- layout planning (plan.c) ----------------------------------------- */
 
@@ -195,6 +222,8 @@ typedef struct pp_block {
 	uint64_t foffset;       /* of the block's first byte in the file */
 	uint64_t fsize;         /* all of its bytes, padding included */
 	uint64_t check_offset;  /* file offset of its check field */
+	uint64_t check_copy_offset; /* 0: none; else a second place holding
+				     * the same check (zstd's seek table) */
 	enum pp_check check;
 	bool stored_known;      /* the index says: wholly stored (or not) */
 	bool stored;

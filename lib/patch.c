@@ -9,10 +9,10 @@
  * whole patch is known to be possible, so a refused patch leaves the file
  * as it was, and an interrupted one can be undone.
  *
- * New CRC checks come from the changed bytes alone (see crc.c): the cost is
- * reading the old bytes being replaced, not the block.  SHA-256 has no such
- * algebra, so a SHA-256 block is decoded and hashed again with the new bytes
- * laid over it.
+ * The block's check kind (check.c) says how its check follows: a linear
+ * check (CRC) from the changed bytes alone, so the cost is reading the old
+ * bytes being replaced, not the block; a hash (SHA-256) by decoding the
+ * block and hashing it again with the new bytes laid over it.
  */
 #include "internal.h"
 
@@ -27,7 +27,7 @@
 typedef struct touched_block {
 	size_t block;
 	pp_extent_list pieces;      /* where its part of the patch goes */
-	uint8_t new_check[32];
+	uint8_t new_check[PP_CHECK_SIZE_MAX];
 } touched_block;
 
 typedef struct patch {
@@ -143,15 +143,17 @@ static int map_range(patch *p, pp_error *err)
 
 /*
  * Reads the old bytes under a block's pieces once, for two uses: the undo
- * record, and the CRC change, which is crc(old) ^ crc(new) over each piece
- * (the crc0 of their xor, see crc.c) shifted past the rest of the block.
+ * record, and, for a linear check, the change of the check: the xor of each
+ * piece's delta (which depends on how far the piece lies from the block's
+ * end) into *delta, as many bytes as the check has.
  */
-static int save_old_bytes(patch *p, const touched_block *t, uint64_t *delta,
+static int save_old_bytes(patch *p, const touched_block *t,
+			  const pp_check_kind *kind, uint8_t *delta,
 			  uint8_t *old_bytes, pp_error *err)
 {
 	const pp_block *b = &p->archive->blocks[t->block];
 	uint64_t block_end = b->uoffset + b->usize;
-	*delta = 0;
+	uint8_t piece_delta[PP_CHECK_SIZE_MAX];
 	for (size_t e = 0; e < t->pieces.count; e++) {
 		const pp_extent *x = &t->pieces.items[e];
 		for (uint64_t done = 0; done < x->length;) {
@@ -171,14 +173,11 @@ static int save_old_bytes(patch *p, const touched_block *t, uint64_t *delta,
 			}
 			p->undo_bytes += len;
 			uint64_t zeros = block_end - (x->uoffset + done + len);
-			if (b->check == PP_CHECK_CRC32) {
-				uint32_t d = pp_crc32(0, old_bytes, len) ^
-					pp_crc32(0, new_bytes, len);
-				*delta ^= pp_crc32_shift(d, zeros);
-			} else if (b->check == PP_CHECK_CRC64) {
-				uint64_t d = pp_crc64(0, old_bytes, len) ^
-					pp_crc64(0, new_bytes, len);
-				*delta ^= pp_crc64_shift(d, zeros);
+			if (kind->linear_delta) {
+				kind->linear_delta(piece_delta, old_bytes,
+						   new_bytes, len, zeros);
+				for (size_t i = 0; i < kind->size; i++)
+					delta[i] ^= piece_delta[i];
 			}
 			done += len;
 		}
@@ -186,13 +185,14 @@ static int save_old_bytes(patch *p, const touched_block *t, uint64_t *delta,
 	return 0;
 }
 
-/* Feeds a block's decoded bytes, with the patch laid over, to SHA-256. */
+/* Feeds a block's decoded bytes, with the patch laid over, to a hash. */
 typedef struct overlay_sink {
 	patch *p;
 	const pp_block *block;
 	uint64_t seen;              /* block bytes decoded so far */
 	uint8_t *scratch;
-	pp_sha256 sha;
+	const pp_check_kind *kind;
+	void *state;                /* the hash's, kind->state_size bytes */
 } overlay_sink;
 
 static int hash_with_overlay(void *opaque, const uint8_t *data, size_t len,
@@ -210,54 +210,81 @@ static int hash_with_overlay(void *opaque, const uint8_t *data, size_t len,
 		       o->p->data + (from - o->p->offset), (size_t)(to - from));
 		hashed = o->scratch;
 	}
-	pp_sha256_update(&o->sha, hashed, len);
+	o->kind->update(o->state, hashed, len);
 	o->seen += len;
 	return 0;
 }
 
-static int sha256_of_patched(patch *p, touched_block *t, pp_error *err)
+static int hash_of_patched(patch *p, touched_block *t,
+			   const pp_check_kind *kind, pp_error *err)
 {
-	overlay_sink o = { .p = p, .block = &p->archive->blocks[t->block] };
+	overlay_sink o = { .p = p, .block = &p->archive->blocks[t->block],
+			   .kind = kind };
 	o.scratch = malloc(PATCH_IO_SIZE);
-	if (!o.scratch)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	pp_sha256_init(&o.sha);
-	int status = p->archive->ops->decode(p->archive, t->block, UINT64_MAX,
-					     hash_with_overlay, &o, err);
+	o.state = malloc(kind->state_size);
+	int status = 0;
+	if (!o.scratch || !o.state)
+		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	if (status == 0) {
+		kind->init(o.state);
+		status = p->archive->ops->decode(p->archive, t->block,
+						 UINT64_MAX, hash_with_overlay,
+						 &o, err);
+	}
 	if (status == 0)
-		pp_sha256_final(&o.sha, t->new_check);
+		kind->final(o.state, t->new_check);
+	free(o.state);
 	free(o.scratch);
 	return status;
+}
+
+/* Reads a check field about to be overwritten and saves it for undo. */
+static int save_check(patch *p, uint64_t offset, size_t size, uint8_t *old,
+		      pp_error *err)
+{
+	if (pp_archive_read(p->archive, old, size, offset))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
+				     p->archive->path);
+	p->undo_bytes += size;
+	return p->journal ? pp_journal_add(p->journal, offset, old, size, err) :
+			    0;
 }
 
 static int prepare_block(patch *p, touched_block *t, uint8_t *io_buf,
 			 pp_error *err)
 {
 	const pp_block *b = &p->archive->blocks[t->block];
-	size_t size = pp_check_size(b->check);
-	uint8_t old_check[32];
-	uint64_t delta;
-	int status = save_old_bytes(p, t, &delta, io_buf, err);
-	if (status || size == 0)
+	const pp_check_kind *kind = pp_check_kind_of(b->check);
+	if (!kind)  /* a reserved xz check ID: its bytes cannot be computed */
+		return pp_fail(err, PP_ERR_FORMAT, "%s: block %zu has a check "
+			       "of unknown type %d, which cannot be updated",
+			       p->archive->path, t->block, (int)b->check);
+	uint8_t old_check[PP_CHECK_SIZE_MAX], old_copy[PP_CHECK_SIZE_MAX];
+	uint8_t delta[PP_CHECK_SIZE_MAX] = { 0 };
+	int status = save_old_bytes(p, t, kind, delta, io_buf, err);
+	if (status || kind->size == 0)
 		return status;
-	if (pp_archive_read(p->archive, old_check, size, b->check_offset))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
-				     p->archive->path);
-	if (p->journal &&
-	    (status = pp_journal_add(p->journal, b->check_offset, old_check,
-				     size, err)))
-		return status;
-	p->undo_bytes += size;
-	if (b->check == PP_CHECK_SHA256)
-		return sha256_of_patched(p, t, err);
-	if (b->check == PP_CHECK_CRC32)
-		pp_put_le32(t->new_check, pp_get_le32(old_check) ^ (uint32_t)delta);
-	else
-		pp_put_le64(t->new_check, pp_get_le64(old_check) ^ delta);
+	status = save_check(p, b->check_offset, kind->size, old_check, err);
+	if (status == 0 && b->check_copy_offset)
+		status = save_check(p, b->check_copy_offset, kind->size,
+				    old_copy, err);
+	if (status || !kind->linear_delta)
+		return status ? status : hash_of_patched(p, t, kind, err);
+	for (size_t i = 0; i < kind->size; i++)
+		t->new_check[i] = old_check[i] ^ delta[i];
 	return 0;
 }
 
 /* ---- phase 2: write --------------------------------------------------- */
+
+static int write_check(pp_archive *archive, const touched_block *t,
+		       size_t size, uint64_t offset, pp_error *err)
+{
+	if (pp_archive_write(archive, t->new_check, size, offset))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
+				     archive->path);
+	return 0;
+}
 
 static int write_patch(patch *p, pp_error *err)
 {
@@ -274,10 +301,14 @@ static int write_patch(patch *p, pp_error *err)
 						     "%s: write error",
 						     archive->path);
 		}
-		if (pp_archive_write(archive, t->new_check,
-				   pp_check_size(b->check), b->check_offset))
-			return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
-					     archive->path);
+		size_t size = pp_check_kind_of(b->check)->size;
+		int status = write_check(archive, t, size, b->check_offset,
+					 err);
+		if (status == 0 && b->check_copy_offset)
+			status = write_check(archive, t, size,
+					     b->check_copy_offset, err);
+		if (status)
+			return status;
 	}
 	if (pp_archive_sync(archive))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",

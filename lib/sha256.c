@@ -1,6 +1,5 @@
 /*
- * sha256.c - SHA-256 as specified in FIPS 180-4, for xz's SHA-256 check,
- * and the sizes of the check fields.
+ * sha256.c - SHA-256 as specified in FIPS 180-4, for xz's SHA-256 check.
  *
  * Portable C with no dependencies: the message is read as big-endian words
  * byte by byte, so neither alignment nor host byte order matters.
@@ -171,20 +170,4 @@ void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32])
 	for (int i = 0; i < 8; i++)
 		put_be32(digest + 4 * i, ctx->state[i]);
 	pp_sha256_init(ctx);  /* a finished context is ready for reuse */
-}
-
-size_t pp_check_size(enum pp_check check)
-{
-	/*
-	 * The enum values are xz Check IDs, and the xz format fixes the size
-	 * of every ID, reserved ones included, in groups of three (xz file
-	 * format 2.1.1.2).  Knowing all sixteen lets a reader step over a
-	 * check it cannot compute.  IDs past 15 do not exist: 0.
-	 */
-	static const uint8_t sizes_by_id[16] = {
-		0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64,
-	};
-	if ((unsigned)check >= sizeof sizes_by_id)
-		return 0;
-	return sizes_by_id[check];
 }

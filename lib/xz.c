@@ -275,8 +275,11 @@ static int add_stream_blocks(pp_archive *archive, const xz_stream *stream,
 			     uint64_t *uoffset, pp_error *err)
 {
 	enum pp_check check = (enum pp_check)stream->check;
-	size_t check_size = pp_check_size(check);
-	if (stream->check != LZMA_CHECK_NONE && check_size == 0)
+	/* liblzma knows the field size of every check ID, the reserved ones
+	 * too (xz file format 2.1.1.2): a block whose check nobody here can
+	 * compute still has its place known, for reading. */
+	uint32_t check_size = lzma_check_size(stream->check);
+	if (check_size == UINT32_MAX)
 		return pp_fail(err, PP_ERR_FORMAT,
 			       "%s: unsupported xz check type %d",
 			       archive->path, (int)stream->check);

@@ -124,18 +124,6 @@ static void check_reuse_after_final(void)
 	      "a finished context starts afresh");
 }
 
-static void check_sizes(void)
-{
-	CHECK(pp_check_size(PP_CHECK_NONE) == 0, "check size of none");
-	CHECK(pp_check_size(PP_CHECK_CRC32) == 4, "check size of CRC32");
-	CHECK(pp_check_size(PP_CHECK_CRC64) == 8, "check size of CRC64");
-	CHECK(pp_check_size(PP_CHECK_SHA256) == 32, "check size of SHA256");
-	CHECK(pp_check_size((enum pp_check)7) == 16 &&
-	      pp_check_size((enum pp_check)15) == 64,
-	      "reserved xz check IDs have their xz sizes");
-	CHECK(pp_check_size((enum pp_check)16) == 0, "no such check ID");
-}
-
 int main(void)
 {
 	check_vector("",
@@ -155,6 +143,5 @@ int main(void)
 	check_padding_edges();
 	check_split_invariance();
 	check_reuse_after_final();
-	check_sizes();
 	return unit_done();
 }

@@ -1,0 +1,75 @@
+/*
+ * check.c - the kinds of integrity check a block may carry, and how each
+ * is brought up to date when a patch changes some of the block's bytes.
+ *
+ * There are two ways.  A linear check (CRC-32, CRC-64) changes by an amount
+ * that depends only on the changed bytes and on how far from the end of the
+ * block they lie (crc.c): the patcher reads the old bytes it replaces, never
+ * the block.  A hash (SHA-256) has no such algebra: the patcher decodes the
+ * block and hashes it again with the new bytes laid over.
+ *
+ * Every function here produces the check's bytes as the containers store
+ * them: CRCs little-endian (xz and gzip both), SHA-256 in its own byte
+ * order.  So for a linear kind the new field is the old one xor the delta,
+ * byte by byte, and for a hash it is what `final` writes, whatever the
+ * kind.  A container whose field differs from this would say so in its own
+ * file.
+ */
+#include "internal.h"
+
+static void crc32_delta(uint8_t *delta, const uint8_t *old_bytes,
+			const uint8_t *new_bytes, size_t len, uint64_t zeros)
+{
+	/* crc(old) ^ crc(new) is crc0(old ^ new) for equal lengths. */
+	uint32_t d = pp_crc32(0, old_bytes, len) ^ pp_crc32(0, new_bytes, len);
+	pp_put_le32(delta, pp_crc32_shift(d, zeros));
+}
+
+static void crc64_delta(uint8_t *delta, const uint8_t *old_bytes,
+			const uint8_t *new_bytes, size_t len, uint64_t zeros)
+{
+	uint64_t d = pp_crc64(0, old_bytes, len) ^ pp_crc64(0, new_bytes, len);
+	pp_put_le64(delta, pp_crc64_shift(d, zeros));
+}
+
+static void sha256_init(void *state)
+{
+	pp_sha256_init(state);
+}
+
+static void sha256_update(void *state, const void *data, size_t len)
+{
+	pp_sha256_update(state, data, len);
+}
+
+static void sha256_final(void *state, uint8_t *check)
+{
+	pp_sha256_final(state, check);
+}
+
+/* The sizes agree with lzma_check_size() for these xz check IDs
+ * (tests/unit/test-check.c holds them to it). */
+static const pp_check_kind kinds[] = {
+	{ .id = PP_CHECK_NONE, .name = "none", .size = 0 },
+	{ .id = PP_CHECK_CRC32, .name = "crc32", .size = 4,
+	  .linear_delta = crc32_delta },
+	{ .id = PP_CHECK_CRC64, .name = "crc64", .size = 8,
+	  .linear_delta = crc64_delta },
+	{ .id = PP_CHECK_SHA256, .name = "sha256", .size = 32,
+	  .state_size = sizeof(pp_sha256), .init = sha256_init,
+	  .update = sha256_update, .final = sha256_final },
+};
+
+const pp_check_kind *pp_check_kind_of(enum pp_check check)
+{
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+		if (kinds[i].id == check)
+			return &kinds[i];
+	return NULL;
+}
+
+const char *pp_check_name(enum pp_check check)
+{
+	const pp_check_kind *kind = pp_check_kind_of(check);
+	return kind ? kind->name : "unknown";
+}
