@@ -40,7 +40,7 @@ check-sanitize:
 	@$(SANITIZE_ENV) tests/run $(SANITIZE_O)
 
 # Coverage for the library only; the harness links the fuzzer's main.
-$(FUZZ_O)/lib/%.o: lib/%.c lib/partpack.h lib/internal.h lib/gz.h
+$(FUZZ_O)/lib/%.o: lib/%.c $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 

@@ -90,16 +90,13 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 	return archive->block_count;
 }
 
-const char *pp_format_name(enum pp_format format)
+void pp_archive_drop_blocks(pp_archive *archive)
 {
-	return format == PP_FORMAT_GZIP ? "gzip" :
-	       format == PP_FORMAT_XZ ? "xz" : "unknown";
+	free(archive->blocks);
+	archive->blocks = NULL;
+	archive->block_count = 0;
+	archive->block_capacity = 0;
 }
-
-static const pp_container_ops *const containers[] = {
-	&pp_xz_container,
-	&pp_gz_container,
-};
 
 static int identify(pp_archive *archive, pp_error *err)
 {
@@ -111,14 +108,13 @@ static int identify(pp_archive *archive, pp_error *err)
 	if (pp_archive_read(archive, head, len, 0))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     archive->path);
-	for (size_t i = 0; i < sizeof containers / sizeof *containers; i++) {
-		if (containers[i]->probe(head, len)) {
-			archive->ops = containers[i];
-			return 0;
-		}
-	}
-	return pp_fail(err, PP_ERR_FORMAT, "%s: not an xz or gzip file",
-		       archive->path);
+	archive->ops = pp_container_probe(head, len);
+	if (archive->ops)
+		return 0;
+	char names[100];
+	pp_container_names(names, sizeof names);
+	return pp_fail(err, PP_ERR_FORMAT, "%s: not an %s file", archive->path,
+		       names);
 }
 
 /* One patcher at a time; readers wait for it (see pp_open). */
@@ -270,9 +266,10 @@ int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
 		.format = archive->ops->format,
 		.compressed_size = archive->file_size,
 		.block_count = archive->block_count,
+		/* With no block, only a format of one check kind knows it. */
 		.check = archive->block_count ? archive->blocks[0].check :
-			(archive->ops->format == PP_FORMAT_GZIP ?
-			 PP_CHECK_CRC32 : PP_CHECK_NONE),
+			pp_container_check_fixed(archive->ops) ?
+			archive->ops->default_check : PP_CHECK_NONE,
 	};
 	info->uncompressed_size = pp_archive_image_size(archive);
 	for (size_t i = 0; i < archive->block_count; i++) {

@@ -375,14 +375,6 @@ static int gz_write_trailer(const pp_pack_options *options,
 	return 0;
 }
 
-const pp_writer_ops pp_gz_writer = {
-	.name = "gzip",
-	.block_bound = gz_block_bound,
-	.encode_block = gz_encode_block,
-	.write_header = gz_write_header,
-	.write_trailer = gz_write_trailer,
-};
-
 /* ---- reading our own index -------------------------------------------- */
 
 /*
@@ -579,10 +571,7 @@ static int gz_open(pp_archive *archive, pp_error *err)
 		ret = indexed ? read_index(archive, &tail, err) :
 				pp_gz_scan_file(archive, err);
 	if (ret) {
-		free(archive->blocks);
-		archive->blocks = NULL;
-		archive->block_count = 0;
-		archive->block_capacity = 0;
+		pp_archive_drop_blocks(archive);
 		gz_release(archive);
 	}
 	return ret;
@@ -740,8 +729,22 @@ static int gz_decode(pp_archive *archive, size_t which, uint64_t limit,
 	return ret;
 }
 
+/* The container, listed by the registry (format.c). */
 const pp_container_ops pp_gz_container = {
 	.format = PP_FORMAT_GZIP,
+	.names = (const char *const[]){ "gzip", "gz", NULL },
+	.suffixes = (const char *const[]){ ".gz", ".tgz", ".gzip", NULL },
+	/* gzip's levels; libdeflate's 10..12 are not offered. */
+	.level_min = 0,
+	.level_max = 9,
+	.level_default = 6,
+	/* Every member carries a CRC-32, and nothing else. */
+	.checks = 1u << PP_CHECK_CRC32,
+	.default_check = PP_CHECK_CRC32,
+	.block_bound = gz_block_bound,
+	.encode_block = gz_encode_block,
+	.write_header = gz_write_header,
+	.write_trailer = gz_write_trailer,
 	.probe = gz_probe,
 	.open = gz_open,
 	.stored_extents = gz_stored_extents,

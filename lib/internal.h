@@ -1,14 +1,14 @@
 /*
  * internal.h - what the pieces of libpartpack share and nothing else does.
  *
- * The library is format-blind above one seam: a container (xz.c, gz.c)
- * describes an archive as a table of blocks, each with its uncompressed
- * range, its place in the file and its check, and can list the stored
- * extents of a block and decode a block.  Patching, reading and verifying
- * (patch.c, archive.c) work on that table alone.  Writing has the mirror
- * seam: a container encodes one block at a time as a pure function, so the
- * thread pool (pool.c) can run blocks in any order and still emit the same
- * bytes.
+ * The library is format-blind above one seam: a container (xz.c, gz.c),
+ * found through the registry (format.c), describes an archive as a table of
+ * blocks, each with its uncompressed range, its place in the file and its
+ * check, and can list the stored extents of a block and decode a block.
+ * Patching, reading and verifying (patch.c, archive.c) work on that table
+ * and on the check kinds (check.c) alone.  Writing has the mirror seam: a
+ * container encodes one block at a time as a pure function, so the thread
+ * pool (pool.c) can run blocks in any order and still emit the same bytes.
  */
 #ifndef PARTPACK_INTERNAL_H
 #define PARTPACK_INTERNAL_H
@@ -65,6 +65,15 @@ static inline bool pp_all_zero(const uint8_t *p, size_t len)
 	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
 }
 
+static inline void pp_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline uint16_t pp_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 static inline void pp_put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -183,7 +192,7 @@ int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,
 		       pp_range *range, pp_error *err);
 void pp_guestfs_close(pp_guestfs *handle);
 
-/* ---- the write side of a container ------------------------------------ */
+/* ---- containers: one object per format ------------------------------- */
 
 /* What one encoded block tells the container's index. */
 typedef struct pp_block_record {
@@ -192,28 +201,6 @@ typedef struct pp_block_record {
 	uint64_t index_size;    /* format's own size (xz: unpadded size) */
 	bool stored;
 } pp_block_record;
-
-typedef struct pp_writer_ops {
-	const char *name;
-	/* Upper bound of an encoded block of usize bytes. */
-	size_t (*block_bound)(const pp_pack_options *options, size_t usize);
-	/* Encodes one block; pure and thread-safe. */
-	int (*encode_block)(const pp_pack_options *options, const uint8_t *in,
-			    size_t usize, bool stored, uint8_t *out,
-			    size_t *out_len, pp_block_record *record,
-			    pp_error *err);
-	/* Writes what precedes the first block and what follows the last. */
-	int (*write_header)(const pp_pack_options *options, int fd,
-			    const char *name, pp_error *err);
-	int (*write_trailer)(const pp_pack_options *options,
-			     const pp_block_record *records, size_t count,
-			     int fd, const char *name, pp_error *err);
-} pp_writer_ops;
-
-extern const pp_writer_ops pp_xz_writer;
-extern const pp_writer_ops pp_gz_writer;
-
-/* ---- the read side of a container ------------------------------------- */
 
 /* One independently decodable unit with its own check. */
 typedef struct pp_block {
@@ -250,11 +237,50 @@ void pp_extent_list_free(pp_extent_list *list);
 typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
 			  pp_error *err);
 
+/*
+ * A format: everything the rest of the library may ask about it.  Each
+ * container file (xz.c, gz.c) defines one and the registry (format.c)
+ * lists them; nothing else names a format.
+ *
+ * The read side describes an archive as a table of blocks and can list the
+ * stored extents of a block and decode one.  The write side encodes one
+ * block at a time as a pure function, so the thread pool (pool.c) can run
+ * blocks in any order and still emit the same bytes.
+ */
 typedef struct pp_container_ops {
 	enum pp_format format;
+	/* What the user calls it: names[0] is pp_format_name, any of them
+	 * selects it (partpack -F); NULL-terminated. */
+	const char *const *names;
+	/* File name suffixes that say this format: suffixes[0] is what
+	 * partpack appends; NULL-terminated. */
+	const char *const *suffixes;
+	int level_min, level_max, level_default;
+	/* Bit 1 << id for each check kind the writer can write.  A format
+	 * with one kind (gzip) always writes it, whatever options->check. */
+	uint32_t checks;
+	enum pp_check default_check;
+
+	/* ---- writing ---- */
+	/* Upper bound of an encoded block of usize bytes. */
+	size_t (*block_bound)(const pp_pack_options *options, size_t usize);
+	/* Encodes one block; pure and thread-safe. */
+	int (*encode_block)(const pp_pack_options *options, const uint8_t *in,
+			    size_t usize, bool stored, uint8_t *out,
+			    size_t *out_len, pp_block_record *record,
+			    pp_error *err);
+	/* Writes what precedes the first block and what follows the last. */
+	int (*write_header)(const pp_pack_options *options, int fd,
+			    const char *name, pp_error *err);
+	int (*write_trailer)(const pp_pack_options *options,
+			     const pp_block_record *records, size_t count,
+			     int fd, const char *name, pp_error *err);
+
+	/* ---- reading ---- */
 	/* Whether the first bytes of a file look like this format. */
 	bool (*probe)(const uint8_t *head, size_t len);
-	/* Parses the index and fills archive->blocks. */
+	/* Parses the index and fills archive->blocks; on failure leaves no
+	 * blocks (pp_archive_drop_blocks) and no state behind. */
 	int (*open)(pp_archive *archive, pp_error *err);
 	/* Appends the stored extents of one block, in order, to list. */
 	int (*stored_extents)(pp_archive *archive, size_t block,
@@ -268,8 +294,19 @@ typedef struct pp_container_ops {
 	void (*release)(pp_archive *archive);
 } pp_container_ops;
 
-extern const pp_container_ops pp_xz_container;
-extern const pp_container_ops pp_gz_container;
+/* ---- the registry of containers (format.c) ----------------------------- */
+
+/* The container of a format, or NULL. */
+const pp_container_ops *pp_container_of(enum pp_format format);
+/* The container whose probe accepts the first bytes of a file, or NULL. */
+const pp_container_ops *pp_container_probe(const uint8_t *head, size_t len);
+/* "xz or gzip": every format's name, for messages. */
+void pp_container_names(char *text, size_t size);
+/* Whether the container writes one check kind only, whatever is asked. */
+static inline bool pp_container_check_fixed(const pp_container_ops *c)
+{
+	return c->checks == (uint32_t)1 << c->default_check;
+}
 
 struct pp_archive {
 	char *path;
@@ -294,6 +331,8 @@ int pp_archive_open(const char *path, int flags, pp_archive **archive,
 		    pp_error *err);
 int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err);
+/* Empties the block table, for a container whose open failed. */
+void pp_archive_drop_blocks(pp_archive *archive);
 /*
  * The archive's bytes, for the containers, the patcher and the undo record:
  * every access to the archive file goes through these three, so where the

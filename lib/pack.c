@@ -17,12 +17,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The default format's defaults. */
 void pp_pack_options_init(pp_pack_options *options)
 {
+	const pp_container_ops *container = pp_container_of(pp_format_at(0));
 	*options = (pp_pack_options){
-		.format = PP_FORMAT_XZ,
-		.check = PP_CHECK_CRC64,
-		.level = 6,
+		.format = container->format,
+		.check = container->default_check,
+		.level = container->level_default,
 		.block_size = PP_DEFAULT_BLOCK_SIZE,
 	};
 }
@@ -50,7 +52,7 @@ typedef struct zero_encoding {
 
 typedef struct pack_state {
 	const pp_pack_options *options;
-	const pp_writer_ops *writer;
+	const pp_container_ops *container;
 	pp_plan plan;
 	int in_fd;
 	const char *in_name;
@@ -170,7 +172,7 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 	if (job->hole)
 		memset(job->input, 0, job->input_len);
 	job->output_len = state->output_capacity;
-	int status = state->writer->encode_block(state->options, job->input,
+	int status = state->container->encode_block(state->options, job->input,
 						 job->input_len, job->stored,
 						 job->output, &job->output_len,
 						 &job->record, err);
@@ -229,7 +231,7 @@ static int run_pool(pack_state *state, pp_error *err)
 	 * threads x 2 x block size of buffers, plus the encoders' own. */
 	size_t window = (size_t)threads + 1;
 	size_t input_size = (size_t)options->block_size;
-	size_t output_size = state->writer->block_bound(options, input_size);
+	size_t output_size = state->container->block_bound(options, input_size);
 	state->output_capacity = output_size;
 	pack_job *jobs = calloc(window, sizeof *jobs);
 	int status = jobs ? 0 : pp_fail(err, PP_ERR_NOMEM, "out of memory");
@@ -252,14 +254,23 @@ static int run_pool(pack_state *state, pp_error *err)
 	return status;
 }
 
-static int check_options(const pp_pack_options *options, pp_error *err)
+static int check_options(const pp_pack_options *options,
+			 const pp_container_ops *container, pp_error *err)
 {
-	if (options->format != PP_FORMAT_XZ && options->format != PP_FORMAT_GZIP)
+	if (!container)
 		return pp_fail(err, PP_ERR_USAGE, "unknown output format");
-	if (options->level < 0 || options->level > 9)
+	if (options->level < container->level_min ||
+	    options->level > container->level_max)
 		return pp_fail(err, PP_ERR_USAGE,
-			       "compression level %d is not in 0..9",
-			       options->level);
+			       "compression level %d is not in %d..%d",
+			       options->level, container->level_min,
+			       container->level_max);
+	if (!pp_container_check_fixed(container) &&
+	    ((unsigned)options->check >= 32 ||
+	     !(container->checks & (uint32_t)1 << options->check)))
+		return pp_fail(err, PP_ERR_USAGE, "%s archives cannot carry "
+			       "a %s check", container->names[0],
+			       pp_check_name(options->check));
 	if (options->block_size < PP_MIN_BLOCK_SIZE ||
 	    options->block_size > PP_MAX_BLOCK_SIZE)
 		return pp_fail(err, PP_ERR_USAGE,
@@ -270,13 +281,13 @@ static int check_options(const pp_pack_options *options, pp_error *err)
 int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	    const pp_pack_options *options, pp_error *err)
 {
-	int status = check_options(options, err);
+	const pp_container_ops *container = pp_container_of(options->format);
+	int status = check_options(options, container, err);
 	if (status != 0)
 		return status;
 	pack_state state = {
 		.options = options,
-		.writer = options->format == PP_FORMAT_GZIP ?
-			&pp_gz_writer : &pp_xz_writer,
+		.container = container,
 		.in_fd = in_fd, .in_name = in_name,
 		.out_fd = out_fd, .out_name = out_name,
 	};
@@ -292,7 +303,7 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	status = pp_plan_init(&state.plan, options->keep, options->keep_count,
 			      options->block_size, err);
 	if (status == 0)
-		status = state.writer->write_header(options, out_fd, out_name, err);
+		status = state.container->write_header(options, out_fd, out_name, err);
 	if (status == 0)
 		status = run_pool(&state, err);
 	if (status == 0 && state.read_pos < pp_plan_end(&state.plan))
@@ -302,7 +313,7 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 				 (unsigned long long)pp_plan_end(&state.plan),
 				 (unsigned long long)state.read_pos);
 	if (status == 0)
-		status = state.writer->write_trailer(options, state.records,
+		status = state.container->write_trailer(options, state.records,
 						     state.record_count, out_fd,
 						     out_name, err);
 	for (size_t i = 0; i < state.zero_count; i++)

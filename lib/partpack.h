@@ -268,6 +268,25 @@ typedef struct pp_block_info {
 PP_API int pp_list_blocks(pp_archive *archive, pp_block_info **blocks,
 			  size_t *count, pp_error *err);
 
+/*
+ * The formats partpack knows, for callers that must not name them: each
+ * answers from the library's one table of formats.  0 means no format.
+ * Thread-safe: they read constant tables.
+ */
+/* The index-th format (0 is the default, PP_FORMAT_XZ); 0 past the last. */
+PP_API enum pp_format pp_format_at(size_t index);
+/* The format a name selects ("xz", "gzip", "gz"), or 0. */
+PP_API enum pp_format pp_format_from_name(const char *name);
+/* The format a file name's suffix says (".xz", ".gz", ".tgz"), or 0. */
+PP_API enum pp_format pp_format_from_path(const char *path);
+/* The suffix to append for a format (".xz"), or NULL. */
+PP_API const char *pp_format_suffix(enum pp_format format);
+/* A format's compression levels: 0, or PP_ERR_USAGE if it is unknown. */
+PP_API int pp_format_levels(enum pp_format format, int *min, int *max,
+			    int *default_level);
+/* The check a format writes by default (gzip: its only one, CRC32). */
+PP_API enum pp_check pp_format_default_check(enum pp_format format);
+
 /* Decodes every block and compares every check, sizes and the index;
  * progress is called on the calling thread. */
 PP_API int pp_verify(pp_archive *archive, pp_progress_fn progress,

@@ -156,14 +156,6 @@ static int xz_write_trailer(const pp_pack_options *options,
 	return status;
 }
 
-const pp_writer_ops pp_xz_writer = {
-	.name = "xz",
-	.block_bound = xz_block_bound,
-	.encode_block = xz_encode_block,
-	.write_header = xz_write_header,
-	.write_trailer = xz_write_trailer,
-};
-
 /* ---- reading the index ------------------------------------------------ */
 
 static bool xz_probe(const uint8_t *head, size_t len)
@@ -580,8 +572,23 @@ static int xz_decode(pp_archive *archive, size_t block_index, uint64_t limit,
 	return status;
 }
 
+/* The container, listed by the registry (format.c). */
 const pp_container_ops pp_xz_container = {
 	.format = PP_FORMAT_XZ,
+	.names = (const char *const[]){ "xz", NULL },
+	.suffixes = (const char *const[]){ ".xz", ".txz", NULL },
+	/* xz's presets, 6 its default; -e is options->extreme. */
+	.level_min = 0,
+	.level_max = 9,
+	.level_default = 6,
+	/* The check IDs liblzma computes; CRC64 is xz's default. */
+	.checks = 1u << PP_CHECK_NONE | 1u << PP_CHECK_CRC32 |
+		  1u << PP_CHECK_CRC64 | 1u << PP_CHECK_SHA256,
+	.default_check = PP_CHECK_CRC64,
+	.block_bound = xz_block_bound,
+	.encode_block = xz_encode_block,
+	.write_header = xz_write_header,
+	.write_trailer = xz_write_trailer,
 	.probe = xz_probe,
 	.open = xz_open,
 	.stored_extents = xz_stored_extents,

@@ -97,67 +97,28 @@ uint64_t cli_size_arg(const char *option, const char *text)
 
 /* ---- formats and file names ------------------------------------------- */
 
-/*
- * Until the library's format registry answers these questions (the name
- * -F takes, the suffix a file of the format carries), the tools keep this
- * one table of the formats partpack writes; nothing else in tools/ names
- * a format.  The first name and suffix are the ones partpack uses.
- */
-static const struct format_names {
-	enum pp_format format;
-	const char *names[3];
-	const char *suffixes[4];
-} formats[] = {
-	{ PP_FORMAT_XZ, { "xz" }, { ".xz", ".txz" } },
-	{ PP_FORMAT_GZIP, { "gzip", "gz" }, { ".gz", ".tgz", ".gzip" } },
-};
-#define FORMAT_COUNT (sizeof formats / sizeof *formats)
-
 enum pp_format cli_format_arg(const char *option, const char *name)
 {
-	char known[128] = "";
-	for (size_t i = 0; i < FORMAT_COUNT; i++) {
-		for (size_t n = 0; n < 3 && formats[i].names[n]; n++)
-			if (strcmp(name, formats[i].names[n]) == 0)
-				return formats[i].format;
-		snprintf(known + strlen(known), sizeof known - strlen(known),
-			 "%s%s", i ? ", " : "", formats[i].names[0]);
-	}
+	enum pp_format format = pp_format_from_name(name);
+	if (format)
+		return format;
+	char known[200] = "";
+	size_t used = 0;
+	for (size_t i = 0; pp_format_at(i) && used < sizeof known; i++)
+		used += (size_t)snprintf(known + used, sizeof known - used,
+					 "%s%s", i ? ", " : "",
+					 pp_format_name(pp_format_at(i)));
 	cli_error("%s: unknown format '%s' (%s)", option, name, known);
 	exit(EXIT_USAGE);
 }
 
-bool cli_format_of_path(const char *path, enum pp_format *format)
-{
-	size_t len = strlen(path);
-	for (size_t i = 0; i < FORMAT_COUNT; i++) {
-		for (size_t n = 0; n < 4 && formats[i].suffixes[n]; n++) {
-			size_t s = strlen(formats[i].suffixes[n]);
-			if (len > s && strcmp(path + len - s,
-					      formats[i].suffixes[n]) == 0) {
-				*format = formats[i].format;
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
-const char *cli_format_suffix(enum pp_format format)
-{
-	for (size_t i = 0; i < FORMAT_COUNT; i++)
-		if (formats[i].format == format)
-			return formats[i].suffixes[0];
-	return "";
-}
-
 int cli_check_output(const char *path, enum pp_format format, bool force)
 {
-	enum pp_format named;
-	if (cli_format_of_path(path, &named) && named != format) {
+	enum pp_format named = pp_format_from_path(path);
+	if (named && named != format) {
 		cli_error("%s: the name says %s, but the archive is %s "
 			  "(name it *%s)", path, pp_format_name(named),
-			  pp_format_name(format), cli_format_suffix(format));
+			  pp_format_name(format), pp_format_suffix(format));
 		return EXIT_USAGE;
 	}
 	struct stat st;

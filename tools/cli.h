@@ -39,13 +39,11 @@ void cli_format_size(char *text, size_t size, uint64_t bytes);
 
 /* ---- formats and file names ------------------------------------------- */
 
+/* The library's registry knows the formats (pp_format_from_path,
+ * pp_format_suffix...); the tools add only these. */
+
 /* The format -F NAME names, or exits with a usage error. */
 enum pp_format cli_format_arg(const char *option, const char *name);
-/* The format a file name's suffix says (.xz, .gz...); false when the
- * suffix names no format partpack writes. */
-bool cli_format_of_path(const char *path, enum pp_format *format);
-/* The suffix partpack gives a new file of this format (".xz"). */
-const char *cli_format_suffix(enum pp_format format);
 /*
  * The one rule partpack and partpatch share for an output file: a name
  * whose suffix says another format is refused (EXIT_USAGE), and an

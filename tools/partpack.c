@@ -62,10 +62,29 @@ typedef struct pack_args {
 	bool quiet;
 	bool format_given;
 	bool dry_run;
+	bool level_given;
+	bool check_given;
 	const char **selectors;
 	size_t selector_count;
 	pp_pack_options options;
 } pack_args;
+
+/* What was not given follows from the format: -F, else the output's
+ * suffix, else the default. */
+static void settle_format(pack_args *args)
+{
+	pp_pack_options *options = &args->options;
+	enum pp_format named = args->output ?
+		pp_format_from_path(args->output) : 0;
+	if (!args->format_given && named)
+		options->format = named;
+	int min, max, level;
+	if (!args->level_given &&
+	    pp_format_levels(options->format, &min, &max, &level) == 0)
+		options->level = level;
+	if (!args->check_given)
+		options->check = pp_format_default_check(options->format);
+}
 
 static enum pp_check parse_check(const char *text)
 {
@@ -146,7 +165,10 @@ static void parse_args(int argc, char **argv, pack_args *args)
 			break;
 		case 'n': args->dry_run = true; break;
 		case 'e': args->options.extreme = true; break;
-		case 'C': args->options.check = parse_check(optarg); break;
+		case 'C':
+			args->check_given = true;
+			args->options.check = parse_check(optarg);
+			break;
 		case 'T': args->options.threads = parse_threads(optarg); break;
 		case 'f': args->force = true; break;
 		case 'v': args->verbose = true; break;
@@ -155,6 +177,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		case 'V': cli_version(); exit(EXIT_OK);
 		case '0': case '1': case '2': case '3': case '4':
 		case '5': case '6': case '7': case '8': case '9':
+			args->level_given = true;
 			args->options.level = c - '0';
 			break;
 		default:
@@ -176,10 +199,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		cli_error("reading standard input: use --stdout or --output");
 		exit(EXIT_USAGE);
 	}
-	enum pp_format named;
-	if (!args->format_given && args->output &&
-	    cli_format_of_path(args->output, &named))
-		args->options.format = named;
+	settle_format(args);
 }
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
@@ -206,7 +226,7 @@ static void catch_signals(void)
 
 static char *default_output(const pack_args *args)
 {
-	const char *suffix = cli_format_suffix(args->options.format);
+	const char *suffix = pp_format_suffix(args->options.format);
 	size_t size = strlen(args->input) + strlen(suffix) + 1;
 	char *name = malloc(size);
 	if (name)

@@ -327,11 +327,11 @@ static bool directory_writable(const char *path)
  * of --output follows the rule partpack's output does. */
 static int check_names(pp_archive *archive, const patch_args *args)
 {
-	enum pp_format format, named;
+	enum pp_format format, named = pp_format_from_path(args->archive);
 	pp_error err;
 	if (pp_get_format(archive, &format, &err))
 		return cli_fail(&err);
-	if (cli_format_of_path(args->archive, &named) && named != format) {
+	if (named && named != format) {
 		cli_error("%s: is a %s file, but its name says %s",
 			  args->archive, pp_format_name(format),
 			  pp_format_name(named));
