@@ -179,6 +179,25 @@ static int read_at(pp_archive *archive, void *buf, size_t len,
 	return 0;
 }
 
+/*
+ * The file is walked from its end: padding, footer, index, header, then
+ * the stream before.  liblzma parses every one of those pieces here; only
+ * the stepping between them is ours.  lzma_file_info_decoder (liblzma 5.4)
+ * would do the stepping too, with padding and several streams, but it would
+ * lose two things this walk has:
+ *
+ *  - A memory limit per index.  liblzma's index decoder allocates for the
+ *    record count an index declares, and a record takes at least 2 bytes,
+ *    so a limit from each index's own size refuses a lying count cheaply
+ *    as corrupt data (the fuzz finding test-xz replays).  The file info
+ *    decoder takes one limit for all streams together; the tightest one we
+ *    could give it grows with the file, so in a large archive a lying
+ *    count would become a huge allocation (or "out of memory") again.
+ *  - Errors that say what is wrong and where: it returns LZMA_DATA_ERROR
+ *    with no position, where this walk names the footer, index or header
+ *    at fault and its byte offset.
+ */
+
 /* One stream's blocks, collected while walking the file backwards. */
 typedef struct xz_stream {
 	uint64_t start;             /* file offset of its header */
