@@ -20,12 +20,13 @@
  * reads and no inflating.
  *
  * Any other gzip file has no such index: gzscan.c reads it once, one block
- * per member, and leaves the stored extents it found in the gz_state this
- * file keeps for the archive.  Members of either kind are decoded here,
- * through the reader and inflater that gzscan.c defines (gz.h).
+ * per member, and fills the list of stored extents this file keeps for the
+ * archive.  Members of either kind are decoded here, with the member
+ * framing of gzmember.c and the inflater of gzread.c.
  */
-#include "internal.h"
-#include "gz.h"
+#include "gzmember.h"
+#include "gzread.h"
+#include "gzscan.h"
 
 #include <libdeflate.h>
 
@@ -36,9 +37,7 @@
 
 /* ---- the format's numbers --------------------------------------------- */
 
-/* The member header's sizes and fields that gzscan.c parses are in gz.h. */
-#define GZ_OS_UNKNOWN 255
-
+/* The member header's and trailer's fields and sizes are in gzmember.h. */
 #define GZ_STORED_MAX 65535u    /* LEN of a deflate stored block is 16 bits */
 #define GZ_STORED_HEADER 5      /* BFINAL/BTYPE byte, LEN, NLEN */
 
@@ -79,37 +78,15 @@ _Static_assert(GZ_TAIL_SIZE == 56, "the tail member is 56 bytes");
  */
 #define GZ_MAX_BLOCK_SIZE ((uint64_t)4032 << 20)
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-/* ---- member framing, shared by writer and reader ---------------------- */
-
-/* No name, no time, "unknown" OS: the same image gives the same bytes. */
-static void put_member_header(uint8_t *p, uint8_t flags)
-{
-	static const uint8_t fixed[GZ_HEADER_SIZE] = {
-		GZ_ID1, GZ_ID2, GZ_CM_DEFLATE, 0, 0, 0, 0, 0, 0, GZ_OS_UNKNOWN
-	};
-	memcpy(p, fixed, sizeof fixed);
-	p[3] = flags;
-}
-
-static void put_member_trailer(uint8_t *p, uint32_t crc, uint64_t usize)
-{
-	pp_put_le32(p, crc);
-	pp_put_le32(p + 4, (uint32_t)usize);   /* ISIZE is the size mod 2^32 */
-}
+/* ---- index frames, shared by writer and reader ------------------------ */
 
 static void put_frame_head(uint8_t *p, uint8_t si2, size_t payload_len)
 {
-	put_member_header(p, GZ_FLG_FEXTRA);
-	put_le16(p + GZ_HEADER_SIZE, (uint16_t)(4 + payload_len));
+	pp_gz_put_member_header(p, GZ_FLG_FEXTRA);
+	pp_put_le16(p + GZ_HEADER_SIZE, (uint16_t)(4 + payload_len));
 	p[GZ_HEADER_SIZE + 2] = GZ_SI1;
 	p[GZ_HEADER_SIZE + 3] = si2;
-	put_le16(p + GZ_HEADER_SIZE + 4, (uint16_t)payload_len);
+	pp_put_le16(p + GZ_HEADER_SIZE + 4, (uint16_t)payload_len);
 }
 
 static void put_frame_tail(uint8_t *p)
@@ -118,7 +95,7 @@ static void put_frame_tail(uint8_t *p)
 	 * bits 1 (BFINAL), 1 0 (BTYPE 01), 0000000 (code 256) -> 03 00. */
 	p[0] = 0x03;
 	p[1] = 0x00;
-	put_member_trailer(p + 2, 0, 0);       /* CRC-32 and size of nothing */
+	pp_gz_put_member_trailer(p + 2, 0, 0);  /* CRC-32, size of nothing */
 }
 
 /* Whether frame holds exactly our framing around payload_len bytes. */
@@ -200,8 +177,8 @@ static size_t put_stored_blocks(uint8_t *out, const uint8_t *in, size_t usize)
 		/* BFINAL on the last block, BTYPE 00, then padding to the
 		 * byte boundary: the header is one whole byte. */
 		p[0] = done + len == usize ? 1 : 0;
-		put_le16(p + 1, (uint16_t)len);
-		put_le16(p + 3, (uint16_t)~len);
+		pp_put_le16(p + 1, (uint16_t)len);
+		pp_put_le16(p + 3, (uint16_t)~len);
 		if (len > 0)   /* in may be NULL for an empty block */
 			memcpy(p + GZ_STORED_HEADER, in + done, len);
 		p += GZ_STORED_HEADER + len;
@@ -258,7 +235,7 @@ static int gz_encode_block(const pp_pack_options *options, const uint8_t *in,
 			       capacity, usize);
 	uint8_t *body = out + GZ_HEADER_SIZE;
 	size_t body_len = 0;
-	put_member_header(out, 0);
+	pp_gz_put_member_header(out, 0);
 	if (stored) {
 		body_len = put_stored_blocks(body, in, usize);
 	} else {
@@ -268,7 +245,8 @@ static int gz_encode_block(const pp_pack_options *options, const uint8_t *in,
 		if (ret)
 			return ret;
 	}
-	put_member_trailer(body + body_len, pp_crc32(0, in, usize), usize);
+	pp_gz_put_member_trailer(body + body_len, pp_crc32(0, in, usize),
+				 usize);
 	*out_len = GZ_HEADER_SIZE + body_len + GZ_TRAILER_SIZE;
 	*record = (pp_block_record){
 		.usize = usize,
@@ -545,6 +523,14 @@ static int read_index(pp_archive *archive, const gz_tail *tail, pp_error *err)
 
 /* ---- the container ---------------------------------------------------- */
 
+/* Container-private state: only gzip files from elsewhere need any. */
+typedef struct gz_state {
+	/* The bytes of stored deflate blocks the scan found, less those
+	 * that later compressed data copies from (gzscan.c), in file order
+	 * (which is uncompressed order too). */
+	pp_extent_list stored;
+} gz_state;
+
 static bool gz_probe(const uint8_t *head, size_t len)
 {
 	return len >= 3 && head[0] == GZ_ID1 && head[1] == GZ_ID2 &&
@@ -561,6 +547,17 @@ static void gz_release(pp_archive *archive)
 	archive->container = NULL;
 }
 
+/* A file with no index of ours: the scan finds the blocks, and the stored
+ * extents that only this file keeps. */
+static int scan_foreign(pp_archive *archive, pp_error *err)
+{
+	gz_state *state = calloc(1, sizeof *state);
+	if (!state)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	archive->container = state;
+	return pp_gz_scan(archive, &state->stored, err);
+}
+
 /* On failure, leaves no blocks and no state behind. */
 static int gz_open(pp_archive *archive, pp_error *err)
 {
@@ -569,7 +566,7 @@ static int gz_open(pp_archive *archive, pp_error *err)
 	int ret = read_tail(archive, &tail, &indexed, err);
 	if (!ret)
 		ret = indexed ? read_index(archive, &tail, err) :
-				pp_gz_scan_file(archive, err);
+				scan_foreign(archive, err);
 	if (ret) {
 		pp_archive_drop_blocks(archive);
 		gz_release(archive);

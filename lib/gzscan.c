@@ -2,7 +2,8 @@
  * gzscan.c - gzip files that partpack did not write: one pass over the file
  * finds every member, each of which becomes one block, and where the raw
  * bytes of its stored deflate blocks lie.  gz.c calls it for a file that
- * has no partpack index (docs/gzip-layout.md, section 8).
+ * has no partpack index (docs/gzip-layout.md, section 8) and keeps the
+ * list of stored extents it fills.
  *
  * Such a file is scanned once: inflate stops at every deflate block header
  * (Z_TREES), and for each stored block we note where its raw bytes lie.
@@ -11,308 +12,22 @@
  * data may copy from it, so the scan traces those copies and offers only the
  * stored bytes that nothing copies from.
  *
- * Members are read with our own header parsing, since any optional field
- * may turn up, and raw inflate, so that we know where every byte is.  gz.c
- * decodes members, ours and others', through the same reader and inflater.
+ * Members are read with our own header parsing (gzmember.c), since any
+ * optional field may turn up, and raw inflate (gzread.c), so that we know
+ * where every byte is.
  */
-#include "internal.h"
-#include "gz.h"
+#include "gzscan.h"
+#include "gzmember.h"
+#include "gzread.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Header flags that only other writers set (FEXTRA is in gz.h). */
-#define GZ_FLG_FHCRC 0x02
-#define GZ_FLG_FNAME 0x08
-#define GZ_FLG_FCOMMENT 0x10
-#define GZ_FLG_RESERVED 0xe0
-
-/* Reads and inflate output go 1 MiB at a time: files can be many GiB. */
-#define GZ_CHUNK ((size_t)1 << 20)
-/* Bytes a reader keeps from before its current chunk; see reader_fill. */
-#define GZ_HISTORY 8
-
 /* strm->data_type after inflate() with Z_BLOCK or Z_TREES (zlib.h). */
 #define INFLATE_UNUSED_BITS 63
 #define INFLATE_AT_BLOCK_END 128
 #define INFLATE_AT_HEADER_END 256
-
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-/* ---- buffered reading ------------------------------------------------- */
-
-static bool reader_at_end(const gz_reader *reader)
-{
-	return reader_offset(reader) == reader->end;
-}
-
-/*
- * Reads the next chunk once every byte in buf is consumed.  The last
- * GZ_HISTORY consumed bytes stay at the front: the scanner looks back at a
- * deflate block header after inflate consumed it (note_block_header).
- * At the end, it leaves pos == len.
- */
-static int reader_fill(gz_reader *reader, pp_error *err)
-{
-	size_t keep = PP_MIN(reader->len, (size_t)GZ_HISTORY);
-	memmove(reader->buf, reader->buf + reader->len - keep, keep);
-	reader->start += reader->len - keep;
-	reader->len = keep;
-	reader->pos = keep;
-	uint64_t from = reader->start + keep;
-	size_t want = (size_t)PP_MIN((uint64_t)GZ_CHUNK, reader->end - from);
-	if (want == 0)
-		return 0;
-	if (pp_archive_read(reader->archive, reader->buf + keep, want,
-			  from) < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, reader->archive->path, from);
-	reader->len += want;
-	if (reader->reports_progress)
-		pp_progress(from + want, reader->end);
-	return 0;
-}
-
-static int reader_init(gz_reader *reader, const pp_archive *archive,
-		       uint64_t start, uint64_t end, pp_error *err)
-{
-	*reader = (gz_reader){ .archive = archive, .end = end, .start = start };
-	reader->buf = malloc(GZ_HISTORY + GZ_CHUNK);
-	if (!reader->buf)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	return 0;
-}
-
-static void reader_free(gz_reader *reader)
-{
-	free(reader->buf);
-	reader->buf = NULL;
-}
-
-/* Data ran out in the middle of a member. */
-static int fail_truncated(const gz_reader *reader, size_t member,
-			  pp_error *err)
-{
-	const pp_archive *archive = reader->archive;
-	if (reader->end == archive->file_size)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: truncated at byte %"
-			       PRIu64 " (in member %zu)", archive->path,
-			       reader->end, member);
-	return pp_fail(err, PP_ERR_FORMAT, "%s: member %zu runs past its end "
-		       "at byte %" PRIu64, archive->path, member, reader->end);
-}
-
-/*
- * Consumes n bytes, copying them to dst unless it is NULL and adding them
- * to *crc unless that is NULL.
- */
-static int reader_take(gz_reader *reader, size_t member, void *dst, size_t n,
-		       uint32_t *crc, pp_error *err)
-{
-	uint8_t *out = dst;
-	while (n > 0) {
-		if (reader->pos == reader->len) {
-			int ret = reader_fill(reader, err);
-			if (ret)
-				return ret;
-			if (reader->pos == reader->len)
-				return fail_truncated(reader, member, err);
-		}
-		const uint8_t *p = reader->buf + reader->pos;
-		size_t piece = PP_MIN(n, reader->len - reader->pos);
-		if (crc)
-			*crc = pp_crc32(*crc, p, piece);
-		if (out) {
-			memcpy(out, p, piece);
-			out += piece;
-		}
-		reader->pos += piece;
-		n -= piece;
-	}
-	return 0;
-}
-
-/* The consumed bytes [offset, offset + n), or NULL if no longer held. */
-static const uint8_t *reader_look_back(const gz_reader *reader,
-				       uint64_t offset, size_t n)
-{
-	if (offset < reader->start || offset + n > reader_offset(reader))
-		return NULL;
-	return reader->buf + (offset - reader->start);
-}
-
-/* ---- gzip members: header, deflate data, trailer ---------------------- */
-
-static int fail_not_member(const gz_reader *reader, size_t member,
-			   uint64_t at, pp_error *err)
-{
-	if (member == 1)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: not a gzip file",
-			       reader->archive->path);
-	return pp_fail(err, PP_ERR_FORMAT, "%s: trailing data at byte %" PRIu64
-		       " is not a gzip member", reader->archive->path, at);
-}
-
-/* Skips a zero-terminated FNAME or FCOMMENT. */
-static int skip_string(gz_reader *reader, size_t member, uint32_t *crc,
-		       pp_error *err)
-{
-	uint8_t c;
-	do {
-		int ret = reader_take(reader, member, &c, 1, crc, err);
-		if (ret)
-			return ret;
-	} while (c != 0);
-	return 0;
-}
-
-/* Reads a member header (RFC 1952, 2.3), leaving the reader at its
- * deflate data.  Every optional field is allowed: files come from anywhere. */
-int pp_gz_read_member_header(gz_reader *reader, size_t member,
-			     pp_error *err)
-{
-	const char *path = reader->archive->path;
-	uint64_t at = reader_offset(reader);
-	uint8_t fixed[GZ_HEADER_SIZE];
-	uint32_t crc = 0;    /* FHCRC is the low 16 bits of this */
-	/* The magic first, so that short trailing junk is called junk. */
-	int ret = reader_take(reader, member, fixed, 2, &crc, err);
-	if (ret)
-		return ret;
-	if (fixed[0] != GZ_ID1 || fixed[1] != GZ_ID2)
-		return fail_not_member(reader, member, at, err);
-	ret = reader_take(reader, member, fixed + 2, sizeof fixed - 2, &crc,
-			  err);
-	if (ret)
-		return ret;
-	if (fixed[2] != GZ_CM_DEFLATE)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: member %zu: compression "
-			       "method %u is not deflate", path, member,
-			       fixed[2]);
-	uint8_t flags = fixed[3];
-	if (flags & GZ_FLG_RESERVED)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: member %zu: reserved "
-			       "header flags 0x%02x are set", path, member,
-			       flags & GZ_FLG_RESERVED);
-	if (flags & GZ_FLG_FEXTRA) {
-		uint8_t xlen[2];
-		ret = reader_take(reader, member, xlen, 2, &crc, err);
-		if (!ret)
-			ret = reader_take(reader, member, NULL,
-					  get_le16(xlen), &crc, err);
-	}
-	if (!ret && (flags & GZ_FLG_FNAME))
-		ret = skip_string(reader, member, &crc, err);
-	if (!ret && (flags & GZ_FLG_FCOMMENT))
-		ret = skip_string(reader, member, &crc, err);
-	if (ret || !(flags & GZ_FLG_FHCRC))
-		return ret;
-	uint8_t header_crc[2];
-	ret = reader_take(reader, member, header_crc, 2, NULL, err);
-	if (ret)
-		return ret;
-	if (get_le16(header_crc) != (uint16_t)crc)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: member %zu: header "
-			       "CRC mismatch", path, member);
-	return 0;
-}
-
-int pp_gz_read_member_trailer(gz_reader *reader, size_t member,
-			      uint32_t *crc, uint32_t *isize, pp_error *err)
-{
-	uint8_t trailer[GZ_TRAILER_SIZE];
-	*crc = 0;
-	*isize = 0;
-	int ret = reader_take(reader, member, trailer, sizeof trailer, NULL,
-			      err);
-	if (ret)
-		return ret;
-	*crc = pp_get_le32(trailer);
-	*isize = pp_get_le32(trailer + 4);
-	return 0;
-}
-
-void pp_gz_inflater_free(gz_inflater *inflater)
-{
-	if (inflater->strm_ready)
-		inflateEnd(&inflater->strm);
-	inflater->strm_ready = false;
-	free(inflater->out);
-	inflater->out = NULL;
-	reader_free(&inflater->in);
-}
-
-/* Ready to inflate from [start, end) of the archive; free it even if this
- * fails. */
-int pp_gz_inflater_init(gz_inflater *inflater, const pp_archive *archive,
-			uint64_t start, uint64_t end, pp_error *err)
-{
-	*inflater = (gz_inflater){ 0 };
-	int ret = reader_init(&inflater->in, archive, start, end, err);
-	if (ret)
-		return ret;
-	inflater->out = malloc(GZ_CHUNK);
-	if (!inflater->out)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	ret = inflateInit2(&inflater->strm, -15);
-	if (ret == Z_MEM_ERROR)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	if (ret != Z_OK)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: zlib inflateInit2 "
-			       "failed (%d)", archive->path, ret);
-	inflater->strm_ready = true;
-	return 0;
-}
-
-/*
- * One call of inflate(): *produced bytes are then in inflater->out, and
- * *finished says the member's deflate data ended.
- */
-int pp_gz_inflater_step(gz_inflater *inflater, size_t member, int flush,
-			size_t *produced, bool *finished, pp_error *err)
-{
-	gz_reader *in = &inflater->in;
-	z_stream *strm = &inflater->strm;
-	*produced = 0;
-	*finished = false;
-	if (in->pos == in->len) {
-		/* Deflate data is always followed by the 8-byte trailer:
-		 * no input left before its end means the member is cut. */
-		int ret = reader_fill(in, err);
-		if (ret)
-			return ret;
-		if (in->pos == in->len)
-			return fail_truncated(in, member, err);
-	}
-	strm->next_in = in->buf + in->pos;
-	strm->avail_in = (uInt)(in->len - in->pos);
-	strm->next_out = inflater->out;
-	strm->avail_out = (uInt)GZ_CHUNK;
-	int ret = inflate(strm, flush);
-	in->pos = in->len - strm->avail_in;
-	*produced = GZ_CHUNK - strm->avail_out;
-	*finished = ret == Z_STREAM_END;
-	switch (ret) {
-	case Z_OK:
-	case Z_STREAM_END:
-	/* No progress: inflate stopped at a block boundary (Z_TREES) it
-	 * could reach without input.  With input and output room it always
-	 * moves on at the next call. */
-	case Z_BUF_ERROR:
-		return 0;
-	case Z_MEM_ERROR:
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	default:
-		return pp_fail(err, PP_ERR_FORMAT, "%s: member %zu: bad deflate "
-			       "data near byte %" PRIu64 ": %s",
-			       in->archive->path, member, reader_offset(in),
-			       strm->msg ? strm->msg : "unknown error");
-	}
-}
 
 /* ---- stored bytes that later data copies from -------------------------- */
 
@@ -387,12 +102,9 @@ static int tracer_new(gz_tracer **out, const pp_archive *archive,
 	*out = tracer;
 	if (!tracer)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	int ret = inflateInit2(&tracer->strm, -15);
-	if (ret == Z_MEM_ERROR)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	if (ret != Z_OK)
-		return pp_fail(err, PP_ERR_FORMAT, "%s: zlib inflateInit2 "
-			       "failed (%d)", archive->path, ret);
+	int ret = pp_gz_raw_inflate_init(&tracer->strm, archive, err);
+	if (ret)
+		return ret;
 	tracer->strm_ready = true;
 	for (uInt i = 0; i < GZ_WINDOW; i++) {
 		tracer->low_labels[i] = (uint8_t)i;
@@ -579,7 +291,7 @@ static int append_uncopied(pp_extent_list *list, const pp_extent *extent,
 
 typedef struct gz_scan {
 	pp_archive *archive;
-	gz_state *state;
+	pp_extent_list *stored;     /* the caller's */
 	gz_inflater inflater;
 	uint64_t uoffset;       /* of the current member's first byte */
 	uint64_t produced;      /* by the current member so far */
@@ -595,7 +307,7 @@ typedef struct gz_scan {
  * bytes the window marks copied from. */
 static int drop_copied(gz_scan *scan, const gz_window *window, pp_error *err)
 {
-	pp_extent_list *list = &scan->state->stored;
+	pp_extent_list *list = scan->stored;
 	size_t count = list->count - scan->run_first;
 	/* The pieces go where the run's extents were: work from a copy. */
 	pp_extent *run = malloc(count * sizeof *run);
@@ -617,7 +329,7 @@ static int drop_copied(gz_scan *scan, const gz_window *window, pp_error *err)
  */
 static int end_run(gz_scan *scan, pp_error *err)
 {
-	if (scan->state->stored.count == scan->run_first)
+	if (scan->stored->count == scan->run_first)
 		return 0;
 	/* The run's last stored block ended on a byte boundary, so the
 	 * compressed block starts on one: no bits to feed in by hand. */
@@ -643,7 +355,7 @@ static int end_run(gz_scan *scan, pp_error *err)
 		.copied = tracer->copied,
 	};
 	ret = drop_copied(scan, &window, err);
-	scan->run_first = scan->state->stored.count;
+	scan->run_first = scan->stored->count;
 	return ret;
 }
 
@@ -663,8 +375,8 @@ static int note_block_header(gz_scan *scan, pp_error *err)
 	uint64_t end = reader_offset(in) * 8 - (uint64_t)unused_bits;
 	if (end != (start + 3 + 7) / 8 * 8 + 32)
 		return end_run(scan, err);     /* too long or short: Huffman */
-	const uint8_t *header = reader_look_back(in, start / 8, 2);
-	const uint8_t *len_nlen = reader_look_back(in, end / 8 - 4, 4);
+	const uint8_t *header = pp_gz_reader_look_back(in, start / 8, 2);
+	const uint8_t *len_nlen = pp_gz_reader_look_back(in, end / 8 - 4, 4);
 	if (!header || !len_nlen)
 		return pp_fail(err, PP_ERR_FORMAT, "%s: lost the deflate block "
 			       "header at byte %" PRIu64, scan->archive->path,
@@ -672,11 +384,11 @@ static int note_block_header(gz_scan *scan, pp_error *err)
 	unsigned bits = header[0] | (unsigned)header[1] << 8;
 	if ((bits >> (start % 8 + 1) & 3) != 0)
 		return end_run(scan, err);     /* BTYPE 01 or 10: Huffman */
-	uint16_t len = get_le16(len_nlen);
+	uint16_t len = pp_get_le16(len_nlen);
 	if (len == 0)
 		return 0;      /* a flush marker: nothing to patch, the run
 				* goes on */
-	return pp_extent_append(&scan->state->stored,
+	return pp_extent_append(scan->stored,
 				scan->uoffset + scan->produced, len, end / 8,
 				err);
 }
@@ -723,7 +435,7 @@ static int scan_member(gz_scan *scan, size_t member, pp_error *err)
 	scan->produced = 0;
 	/* The window starts empty: no run of an earlier member can be
 	 * copied from, and one at the end of a member is safe as it is. */
-	scan->run_first = scan->state->stored.count;
+	scan->run_first = scan->stored->count;
 	ret = scan_deflate(scan, member, err);
 	if (ret)
 		return ret;
@@ -754,17 +466,12 @@ static int scan_member(gz_scan *scan, size_t member, pp_error *err)
 	return ret;
 }
 
-/* One pass over the whole file: one block per member, stored extents kept. */
-int pp_gz_scan_file(pp_archive *archive, pp_error *err)
+int pp_gz_scan(pp_archive *archive, pp_extent_list *stored, pp_error *err)
 {
 	if (archive->file_size == 0)
 		return pp_fail(err, PP_ERR_FORMAT, "%s: empty file, not a gzip "
 			       "archive", archive->path);
-	gz_state *state = calloc(1, sizeof *state);
-	if (!state)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	archive->container = state;
-	gz_scan scan = { .archive = archive, .state = state };
+	gz_scan scan = { .archive = archive, .stored = stored };
 	int ret = pp_gz_inflater_init(&scan.inflater, archive, 0,
 				      archive->file_size, err);
 	scan.inflater.in.reports_progress = true;
