@@ -1193,7 +1193,7 @@ static void test_foreign_copies(void)
 	check_region("flood.gz", AFTER_FLUSH_FLOOD);
 }
 
-/* Appends one member encoded by pp_gz_writer, as a bare gzip member. */
+/* Appends one member encoded by pp_gz_container, as a bare gzip member. */
 static void add_member(buffer *file, const uint8_t *data, size_t len,
 		       bool stored)
 {
