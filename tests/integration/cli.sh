@@ -212,3 +212,25 @@ check "partinfo --blocks numbers blocks as xz -lvv does" bash -c '
 	[ -s xz.txt ] && cmp ours.txt xz.txt'
 check_eq "partinfo --blocks: stored blocks are the kept partition's" "$S1" \
 	"$(partinfo --json --blocks K.xz | python3 -c 'import json, sys; print(sum(b["stored"] for b in json.load(sys.stdin)["block_list"]))')"
+
+# ---- formats come from the library's registry -------------------------------
+# Formats come from the library's registry: output suffixes and -F names
+# pick one, and partpatch refuses an archive whose name says another
+# format, naming both.
+head -c 300000 /dev/urandom >small
+check "partpack -o NAME.tgz writes gzip" \
+	bash -c 'partpack -q -o s.tgz small && partinfo s.tgz | grep -q "^Format: *gzip$"'
+check_fails "partpack -F zip: status 2" 2 partpack -F zip -o s.zip small
+check_eq "... listing the formats" \
+	"partpack: --format: unknown format 'zip' (xz, gzip)" "$CHECK_STDERR"
+cp s.tgz s.xz
+check_fails "a gzip archive named .xz is refused: status 1" 1 \
+	partpatch s.xz --offset 0 --input patch.bin
+check_eq "... naming both formats" \
+	"partpatch: s.xz: is a gzip file, but its name says xz" "$CHECK_STDERR"
+partpack -q -o x.xz small && cp x.xz x.gzip
+check_fails "an xz archive named .gzip is refused: status 1" 1 \
+	partpatch x.gzip --offset 0 --input patch.bin
+check_eq "... naming both formats" \
+	"partpatch: x.gzip: is a xz file, but its name says gzip" "$CHECK_STDERR"
+check_cmp "... and left as it was" x.xz x.gzip
