@@ -5,7 +5,9 @@
  *
  * No container has such blocks yet, so the test gives one to an xz
  * archive: zero stream padding after the stream is a valid place to put
- * the copy, and stock readers ignore it.
+ * the copy, and stock readers ignore it.  Likewise a block whose check is
+ * of no kind partpack computes (a reserved xz check ID) must be refused
+ * with nothing written.
  */
 #include "internal.h"
 #include "unit.h"
@@ -204,6 +206,28 @@ static void test_undo_restores_both(void)
 	free(new);
 }
 
+static void test_unknown_kind_refused(void)
+{
+	size_t old_len, now_len;
+	uint8_t *old = read_all(archive_path, &old_len);
+	pp_archive *archive;
+	pp_error err;
+	int status = pp_open(archive_path, PP_OPEN_WRITE, &archive, &err);
+	if (status == 0) {
+		archive->blocks[1].check = (enum pp_check)7;   /* 16 bytes */
+		uint8_t data[100] = { 0 };
+		status = pp_patch(archive, BLOCK_SIZE + 1000, data,
+				  sizeof data, 0, NULL, &err);
+		pp_close(archive);
+	}
+	uint8_t *now = read_all(archive_path, &now_len);
+	CHECK(status == PP_ERR_FORMAT && strstr(err.message, "unknown type"),
+	      "a check of unknown kind is refused: %s", err.message);
+	CHECK(same(old, old_len, now, now_len), "... with nothing written");
+	free(old);
+	free(now);
+}
+
 /* The child of run_cut_short: patches, nothing else. */
 static int patch_only(const char *path)
 {
@@ -228,6 +252,8 @@ int main(int argc, char **argv)
 	test_undo_restores_both();
 	make_archive();
 	test_both_written();
+	make_archive();
+	test_unknown_kind_refused();
 	char command[512];
 	snprintf(command, sizeof command, "rm -rf %s", dir);
 	return system(command) == 0 ? unit_done() : EXIT_FAILURE;
