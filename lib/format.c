@@ -92,6 +92,12 @@ enum pp_format pp_format_from_path(const char *path)
 	return (enum pp_format)0;
 }
 
+enum pp_format pp_format_of_head(const void *head, size_t len)
+{
+	const pp_container_ops *c = pp_container_probe(head, len);
+	return c ? c->format : (enum pp_format)0;
+}
+
 const char *pp_format_suffix(enum pp_format format)
 {
 	const pp_container_ops *c = pp_container_of(format);

@@ -279,6 +279,8 @@ PP_API enum pp_format pp_format_at(size_t index);
 PP_API enum pp_format pp_format_from_name(const char *name);
 /* The format a file name's suffix says (".xz", ".gz", ".tgz"), or 0. */
 PP_API enum pp_format pp_format_from_path(const char *path);
+/* The format whose signature the first bytes of a file carry, or 0. */
+PP_API enum pp_format pp_format_of_head(const void *head, size_t len);
 /* The suffix to append for a format (".xz"), or NULL. */
 PP_API const char *pp_format_suffix(enum pp_format format);
 /* A format's compression levels: 0, or PP_ERR_USAGE if it is unknown. */

@@ -472,8 +472,9 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 
 /*
  * An image that is already compressed is someone's mistake (partpack of a
- * .xz): it packs, but nothing in it is patchable.  The magic numbers of
- * the compressors people feed it by accident.
+ * .xz): it packs, but nothing in it is patchable.  The library knows the
+ * signatures of its own formats; these are the other compressors people
+ * feed it by accident.
  */
 static void warn_if_compressed(int in_fd, const char *name)
 {
@@ -482,21 +483,25 @@ static void warn_if_compressed(int in_fd, const char *name)
 		size_t len;
 		unsigned char magic[6];
 	} compressed[] = {
-		{ "xz", 6, { 0xfd, '7', 'z', 'X', 'Z', 0 } },
-		{ "gzip", 2, { 0x1f, 0x8b } },
 		{ "zstd", 4, { 0x28, 0xb5, 0x2f, 0xfd } },
 		{ "bzip2", 3, { 'B', 'Z', 'h' } },
 	};
 	unsigned char head[6];
 	off_t at = lseek(in_fd, 0, SEEK_CUR);
 	ssize_t got = at < 0 ? -1 : pread(in_fd, head, sizeof head, at);
-	for (size_t i = 0; got > 0 && i < sizeof compressed / sizeof *compressed;
+	if (got <= 0)
+		return;
+	enum pp_format format = pp_format_of_head(head, (size_t)got);
+	const char *kind = format ? pp_format_name(format) : NULL;
+	for (size_t i = 0; !kind && i < sizeof compressed / sizeof *compressed;
 	     i++)
 		if ((size_t)got >= compressed[i].len &&
 		    memcmp(head, compressed[i].magic, compressed[i].len) == 0)
-			cli_error("%s: warning: already %s-compressed; partpack "
-				  "expects a raw disk image (decompress it "
-				  "first)", name, compressed[i].name);
+			kind = compressed[i].name;
+	if (kind)
+		cli_error("%s: warning: already %s-compressed; partpack "
+			  "expects a raw disk image (decompress it first)",
+			  name, kind);
 }
 
 int main(int argc, char **argv)

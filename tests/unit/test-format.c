@@ -97,6 +97,11 @@ static void test_probe(void)
 	CHECK(xz && xz->format == PP_FORMAT_XZ && gz &&
 	      gz->format == PP_FORMAT_GZIP &&
 	      !pp_container_probe(text, sizeof text), "probing");
+	CHECK(pp_format_of_head(xz_head, sizeof xz_head) == PP_FORMAT_XZ &&
+	      pp_format_of_head(gz_head, sizeof gz_head) == PP_FORMAT_GZIP &&
+	      pp_format_of_head(xz_head, 3) == 0 &&
+	      pp_format_of_head(text, sizeof text) == 0,
+	      "pp_format_of_head answers the same");
 	char names[200];
 	pp_container_names(names, sizeof names);
 	CHECK(strncmp(names, "xz", 2) == 0 && strstr(names, "gzip") &&
