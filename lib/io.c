@@ -4,8 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
@@ -68,4 +71,120 @@ int pp_open_directory_of(const char *path)
 	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(copy);
 	return fd;
+}
+
+static int append_extent(pp_range **extents, size_t *count, size_t *capacity,
+			 uint64_t start, uint64_t end, pp_error *err)
+{
+	if (*count > 0) {
+		pp_range *last = &(*extents)[*count - 1];
+		if (last->offset + last->length >= start) {
+			last->length = PP_MAX(last->offset + last->length, end) -
+				last->offset;
+			return 0;
+		}
+	}
+	pp_range *grown = pp_grow(*extents, *count, capacity, sizeof *grown, 16);
+	if (!grown)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	*extents = grown;
+	(*extents)[(*count)++] = (pp_range){ start, end - start };
+	return 0;
+}
+
+/*
+ * FIEMAP lists the extents the filesystem allocated, unwritten
+ * (preallocated) ones included, which SEEK_DATA may call holes: bmaptool
+ * create maps with FIEMAP, so this does too.  1: no FIEMAP here.
+ */
+static int fiemap_extents(int fd, uint64_t base, uint64_t size,
+			  pp_range **extents, size_t *count, size_t *capacity,
+			  pp_error *err)
+{
+	enum { BATCH = 512 };
+	struct fiemap *map = calloc(1, sizeof *map +
+				    BATCH * sizeof(struct fiemap_extent));
+	if (!map)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	int status = 0;
+	for (uint64_t pos = base; pos < base + size && status == 0;) {
+		*map = (struct fiemap){
+			.fm_start = pos, .fm_length = base + size - pos,
+			.fm_flags = FIEMAP_FLAG_SYNC, .fm_extent_count = BATCH,
+		};
+		if (ioctl(fd, FS_IOC_FIEMAP, map)) {
+			status = 1;
+			break;
+		}
+		if (map->fm_mapped_extents == 0)
+			break;
+		bool last = false;
+		for (unsigned i = 0; i < map->fm_mapped_extents && status == 0; i++) {
+			const struct fiemap_extent *x = &map->fm_extents[i];
+			uint64_t start = PP_MAX(x->fe_logical, base);
+			uint64_t end = PP_MIN(x->fe_logical + x->fe_length,
+					      base + size);
+			if (start < end)
+				status = append_extent(extents, count, capacity,
+						       start - base, end - base,
+						       err);
+			pos = x->fe_logical + x->fe_length;
+			last = x->fe_flags & FIEMAP_EXTENT_LAST;
+		}
+		if (last)
+			break;
+	}
+	free(map);
+	return status;
+}
+
+/* The same from SEEK_DATA and SEEK_HOLE, where there is no FIEMAP. */
+static int seek_extents(int fd, uint64_t base, uint64_t size,
+			pp_range **extents, size_t *count, size_t *capacity,
+			pp_error *err)
+{
+	for (uint64_t pos = 0; pos < size;) {
+		off_t data = lseek(fd, (off_t)(base + pos), SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;  /* only a hole up to the end */
+		off_t hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+		uint64_t start, end;
+		if (data < 0 || hole < 0) {
+			/* No hole support here: all of the rest is data. */
+			start = pos;
+			end = size;
+		} else {
+			start = (uint64_t)data - base;
+			end = PP_MIN((uint64_t)hole - base, size);
+		}
+		if (start >= end)
+			break;
+		int status = append_extent(extents, count, capacity, start, end,
+					   err);
+		if (status)
+			return status;
+		pos = end;
+	}
+	return 0;
+}
+
+int pp_data_extents(int fd, uint64_t base, uint64_t size, pp_range **extents,
+		    size_t *count, pp_error *err)
+{
+	*extents = NULL;
+	*count = 0;
+	size_t capacity = 0;
+	int status = fiemap_extents(fd, base, size, extents, count, &capacity,
+				    err);
+	if (status == 1) {
+		*count = 0;
+		status = seek_extents(fd, base, size, extents, count, &capacity,
+				      err);
+	}
+	if (status) {
+		free(*extents);
+		*extents = NULL;
+		*count = 0;
+	}
+	return status;
 }

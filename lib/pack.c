@@ -7,6 +7,11 @@
  * the encoding of the first zero block of its size and kind: encoding is
  * a pure function of the bytes, so the reuse changes nothing in the
  * output, only the time.
+ *
+ * With a bmap asked for, each block's share of the bmap's ranges is placed
+ * when the block is read, hashed on the worker that encodes the block, and
+ * stored when the block is written (bmap.c): the digests cost a worker's
+ * time, not the pipeline's.
  */
 #include "internal.h"
 
@@ -38,6 +43,7 @@ typedef struct pack_job {
 	bool stored;
 	bool hole;                  /* not read: all zeros */
 	pp_block_record record;
+	pp_bmap_share bmap;         /* its ranges of the bmap */
 } pack_job;
 
 /* Encodings of all-zero blocks, by size and kind. */
@@ -72,6 +78,10 @@ typedef struct pack_state {
 	pp_block_record *records;
 	size_t record_count;
 	size_t record_capacity;
+	bool with_bmap;
+	pp_bmap bmap;
+	pp_range *data_extents;     /* the input's hole map, for the bmap */
+	size_t data_extent_count;
 } pack_state;
 
 /* Whether [pos, pos + length) of a sparse file is one hole. */
@@ -117,6 +127,13 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 		state->input_ended = true;
 	if (got == 0)
 		return 1;
+	if (state->with_bmap) {
+		int status = pp_bmap_plan(&state->bmap, &job->bmap,
+					  state->read_pos, (uint64_t)got,
+					  state->input_ended, err);
+		if (status)
+			return status;
+	}
 	job->input_len = (size_t)got;
 	state->read_pos += (uint64_t)got;
 	return 0;
@@ -166,6 +183,8 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 {
 	pack_state *state = opaque;
 	pack_job *job = slot;
+	if (state->with_bmap)
+		pp_bmap_hash_share(&job->bmap, job->hole ? NULL : job->input);
 	bool zero = job->hole || pp_all_zero(job->input, job->input_len);
 	if (zero && reuse_zero(state, job))
 		return 0;
@@ -203,6 +222,9 @@ static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: write error",
 				     state->out_name);
 	int status = remember_record(state, &job->record, err);
+	if (state->with_bmap)
+		pp_bmap_store_share(&state->bmap, &job->bmap,
+				    job->hole ? NULL : job->input);
 	/* Progress counts blocks written, not read: reading runs ahead. */
 	state->written_pos += job->input_len;
 	if (status == 0 && state->options->progress)
@@ -249,6 +271,7 @@ static int run_pool(pack_state *state, pp_error *err)
 	for (size_t i = 0; jobs && i < window; i++) {
 		free(jobs[i].input);
 		free(jobs[i].output);
+		pp_bmap_share_free(&jobs[i].bmap);
 	}
 	free(jobs);
 	return status;
@@ -299,6 +322,18 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 		state.input_base = (uint64_t)start;
 		state.image_size = (uint64_t)(st.st_size - start);
 	}
+	if (options->bmap_path) {
+		state.with_bmap = true;
+		if (state.seekable)
+			status = pp_data_extents(in_fd, state.input_base,
+						 state.image_size,
+						 &state.data_extents,
+						 &state.data_extent_count, err);
+		if (status)
+			return status;
+		pp_bmap_init(&state.bmap, state.data_extents,
+			     state.data_extent_count, !state.seekable);
+	}
 	pthread_mutex_init(&state.zero_lock, NULL);
 	status = pp_plan_init(&state.plan, options->keep, options->keep_count,
 			      options->block_size, err);
@@ -316,6 +351,12 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 		status = state.container->write_trailer(options, state.records,
 						     state.record_count, out_fd,
 						     out_name, err);
+	if (status == 0 && state.with_bmap) {
+		pp_bmap_finish(&state.bmap, state.read_pos);
+		status = pp_bmap_write(&state.bmap, options->bmap_path, err);
+	}
+	pp_bmap_release(&state.bmap);
+	free(state.data_extents);
 	for (size_t i = 0; i < state.zero_count; i++)
 		free(state.zeros[i].output);
 	pthread_mutex_destroy(&state.zero_lock);

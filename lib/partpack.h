@@ -161,10 +161,15 @@ typedef struct pp_pack_options {
 	size_t keep_count;
 	pp_progress_fn progress;
 	void *progress_opaque;
+	/* If set, also write a bmap file here (bmap-tools' format 2.0, see
+	 * pp_bmap_open): the image's mapped 4 KiB blocks with a SHA-256 per
+	 * range, the ranges split at the archive's block boundaries.  It took
+	 * the first pointer slot of the reserved room. */
+	const char *bmap_path;
 	/* Room for new options (see "ABI" above): zeroed by
 	 * pp_pack_options_init; a new field replaces a slot of its kind. */
 	uint64_t reserved_int[8];
-	void *reserved_ptr[4];
+	void *reserved_ptr[3];
 } pp_pack_options;
 
 #define PP_DEFAULT_BLOCK_SIZE (16u << 20)
@@ -374,6 +379,50 @@ PP_API int pp_list_image_partitions(int image_fd, uint64_t image_size,
  */
 PP_API int pp_stored_run(pp_archive *archive, uint64_t offset,
 			 uint64_t *length, pp_error *err);
+
+/* ---- bmap files and digests ------------------------------------------- */
+
+/*
+ * A bmap file (bmap-tools' format 2.0, what `bmaptool copy --bmap` reads)
+ * lists the mapped 4 KiB blocks of an image with a SHA-256 per range.
+ * pp_pack writes one (pp_pack_options.bmap_path); these keep it true as
+ * the archive is patched:
+ *
+ *   pp_bmap_open(archive, path, &bmap)     parse and check it (the file's
+ *                                          own checksum, the image size)
+ *   pp_patch(...), pp_commit(...)
+ *   pp_bmap_patched(bmap, archive, ranges) the image ranges written: they
+ *                                          become mapped, and the ranges
+ *                                          there are hashed again
+ *   pp_bmap_save(bmap, path)               write it atomically
+ *
+ * Open it before patching, so a bad bmap stops the run before the archive
+ * changes; save it after the archive is committed.  After an interrupted
+ * patch, once the archive is recovered (old or new), pp_bmap_recovered
+ * brings a bmap back in line with it from the stored ranges alone (the only
+ * bytes a patch can change): it hashes again every range meeting them and
+ * maps the non-zero blocks there.
+ */
+typedef struct pp_bmap pp_bmap;
+
+PP_API int pp_bmap_open(pp_archive *archive, const char *path,
+			pp_bmap **bmap, pp_error *err);
+PP_API int pp_bmap_patched(pp_bmap *bmap, pp_archive *archive,
+			   const pp_range *ranges, size_t count, pp_error *err);
+/* *changed says whether the bmap did not match the archive. */
+PP_API int pp_bmap_recovered(pp_bmap *bmap, pp_archive *archive,
+			     bool *changed, pp_error *err);
+PP_API int pp_bmap_save(pp_bmap *bmap, const char *path, pp_error *err);
+PP_API void pp_bmap_close(pp_bmap *bmap);
+
+/*
+ * The SHA-256 of the uncompressed image (decoding every block) and of the
+ * archive file itself, as sha256sum would print them for the decompressed
+ * image and for the file.  Either pointer may be NULL.
+ */
+PP_API int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
+		     uint8_t file_sha256[32], pp_progress_fn progress,
+		     void *opaque, pp_error *err);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,9 @@ static void usage(void)
 	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
 	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
 	       "                         partition and what they cost; write nothing\n"
+	       "      --bmap=FILE        also write a bmap file of the image (bmap-tools'\n"
+	       "                         format 2.0: its non-hole blocks, a SHA-256 per\n"
+	       "                         range) for bmaptool copy\n"
 	       "  -f, --force            overwrite an existing output file\n"
 	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
 	       "                         sizes, ratio, speed and time\n"
@@ -135,6 +138,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		{ "extreme", no_argument, NULL, 'e' },
 		{ "check", required_argument, NULL, 'C' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "bmap", required_argument, NULL, 'M' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -170,6 +174,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 			args->options.check = parse_check(optarg);
 			break;
 		case 'T': args->options.threads = parse_threads(optarg); break;
+		case 'M': args->options.bmap_path = optarg; break;
 		case 'f': args->force = true; break;
 		case 'v': args->verbose = true; break;
 		case 'q': args->quiet = true; break;

@@ -1,0 +1,91 @@
+/*
+ * digest.c - the SHA-256 of an archive's image and of the archive file,
+ * what release pipelines publish beside an image.
+ *
+ * The image's digest needs every block decoded, in order; the file's needs
+ * only its bytes, so it is hashed on a second thread alongside.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define DIGEST_IO_SIZE (1u << 20)
+
+typedef struct file_hash {
+	pp_archive *archive;
+	uint8_t *digest;
+	int status;
+	pp_error err;
+} file_hash;
+
+static void *hash_file(void *opaque)
+{
+	file_hash *f = opaque;
+	uint8_t *buf = malloc(DIGEST_IO_SIZE);
+	if (!buf) {
+		f->status = pp_fail(&f->err, PP_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	pp_sha256 sha;
+	pp_sha256_init(&sha);
+	for (uint64_t at = 0; at < f->archive->file_size;) {
+		size_t len = (size_t)PP_MIN(DIGEST_IO_SIZE,
+					    f->archive->file_size - at);
+		if (pp_archive_read(f->archive, buf, len, at)) {
+			f->status = pp_fail_errno(&f->err, PP_ERR_IO,
+						  "%s: read error",
+						  f->archive->path);
+			break;
+		}
+		pp_sha256_update(&sha, buf, len);
+		at += len;
+	}
+	if (f->status == 0)
+		pp_sha256_final(&sha, f->digest);
+	free(buf);
+	return NULL;
+}
+
+static int hash_sink(void *opaque, const uint8_t *data, size_t len,
+		     pp_error *err)
+{
+	(void)err;
+	pp_sha256_update(opaque, data, len);
+	return 0;
+}
+
+int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
+	      uint8_t file_sha256[32], pp_progress_fn progress, void *opaque,
+	      pp_error *err)
+{
+	file_hash f = { .archive = archive, .digest = file_sha256 };
+	pthread_t thread;
+	bool threaded = file_sha256 &&
+		pthread_create(&thread, NULL, hash_file, &f) == 0;
+	if (file_sha256 && !threaded)
+		hash_file(&f);
+	int status = 0;
+	if (image_sha256) {
+		uint64_t total = pp_archive_image_size(archive), done = 0;
+		pp_sha256 sha;
+		pp_sha256_init(&sha);
+		for (size_t i = 0; status == 0 && i < archive->block_count; i++) {
+			status = archive->ops->decode(archive, i, UINT64_MAX,
+						      hash_sink, &sha, err);
+			done += archive->blocks[i].usize;
+			if (status == 0 && progress)
+				progress(opaque, done, total);
+		}
+		if (status == 0)
+			pp_sha256_final(&sha, image_sha256);
+	}
+	if (threaded)
+		pthread_join(thread, NULL);
+	if (status == 0 && f.status) {
+		if (err)
+			*err = f.err;
+		status = f.status;
+	}
+	return status;
+}
