@@ -18,6 +18,8 @@ static void usage(void)
 	       "                   xz -lvv numbers them\n"
 	       "  -j, --json       print one JSON object (see partinfo(1) for its keys)\n"
 	       "  -t, --verify     decode every block and compare every check\n"
+	       "  -d, --digest     print the SHA-256 of the uncompressed image and of\n"
+	       "                   the archive file (as sha256sum would)\n"
 	       "  -q, --quiet      no progress line\n"
 	       "  -h, --help       show this help and exit\n"
 	       "  -V, --version    show the version and exit\n"
@@ -31,6 +33,9 @@ static void usage(void)
 typedef struct report {
 	const char *path;
 	bool verified;
+	bool digested;              /* --digest: the two below are set */
+	char image_sha256[65];
+	char file_sha256[65];
 	pp_partition_info *parts;   /* NULL when the image has no table */
 	bool *patchable;            /* per partition: all of it stored */
 	size_t part_count;
@@ -127,7 +132,12 @@ static void print_json(const report *r, const pp_info *info)
 		}
 		printf("]");
 	}
-	printf("%s}\n", r->verified ? ", \"verified\": true" : "");
+	if (r->verified)
+		printf(", \"verified\": true");
+	if (r->digested)
+		printf(", \"image_sha256\": \"%s\", \"file_sha256\": \"%s\"",
+		       r->image_sha256, r->file_sha256);
+	printf("}\n");
 }
 
 /* ---- text ------------------------------------------------------------- */
@@ -228,9 +238,37 @@ static void print_text(const report *r, const pp_info *info)
 		print_blocks(r);
 	if (r->verified)
 		put_line("Verified:          every check matches");
+	if (r->digested) {
+		put_line("Image SHA-256:     %s", r->image_sha256);
+		put_line("File SHA-256:      %s", r->file_sha256);
+	}
 }
 
 /* ---- gathering -------------------------------------------------------- */
+
+static void to_hex(const uint8_t digest[32], char hex[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
+/* --digest: the image's SHA-256 and the file's. */
+static int digest_archive(pp_archive *archive, report *r, bool quiet)
+{
+	uint8_t image_sha256[32], file_sha256[32];
+	pp_error err;
+	cli_progress progress;
+	cli_progress_init(&progress, "hashing", quiet);
+	int hashed = pp_digest(archive, image_sha256, file_sha256,
+			       cli_progress_update, &progress, &err);
+	cli_progress_end(&progress);
+	if (hashed)
+		return cli_fail(&err);
+	r->digested = true;
+	to_hex(image_sha256, r->image_sha256);
+	to_hex(file_sha256, r->file_sha256);
+	return 0;
+}
 
 /* The image's partitions and, for each, whether one stored run covers
  * it.  An image without a partition table simply has none.  Returns an
@@ -267,6 +305,7 @@ int main(int argc, char **argv)
 		{ "blocks", no_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verify", no_argument, NULL, 't' },
+		{ "digest", no_argument, NULL, 'd' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -274,12 +313,14 @@ int main(int argc, char **argv)
 	};
 	cli_init(argv[0]);
 	bool json = false, verify = false, quiet = false, blocks = false;
+	bool digest = false;
 	int c;
-	while ((c = getopt_long(argc, argv, ":bjtqhV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":bjtdqhV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'b': blocks = true; break;
 		case 'j': json = true; break;
 		case 't': verify = true; break;
+		case 'd': digest = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(); return EXIT_OK;
 		case 'V': cli_version(); return EXIT_OK;
@@ -311,6 +352,8 @@ int main(int argc, char **argv)
 		if (verified)
 			status = cli_fail(&err);
 	}
+	if (status == 0 && digest)
+		status = digest_archive(archive, &r, quiet);
 	pp_info info = { 0 };
 	if (status == 0 && pp_get_info(archive, &info, &err))
 		status = cli_fail(&err);

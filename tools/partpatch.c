@@ -35,7 +35,14 @@ static void usage(void)
 	       "  -f, --force           let --output replace an existing file\n"
 	       "  -n, --dry-run         check the patch and say what it would change\n"
 	       "      --no-wait         fail at once if another partpatch holds ARCHIVE\n"
-	       "      --recover         undo an interrupted patch of ARCHIVE and exit\n"
+	       "      --bmap=FILE       keep the bmap FILE (written by partpack --bmap)\n"
+	       "                        true: new digests where the patch wrote, blocks\n"
+	       "                        written in holes mapped; replaced atomically\n"
+	       "                        after the archive is committed\n"
+	       "      --bmap-output=NEW write the updated bmap to NEW and leave FILE as it\n"
+	       "                        is (needed with --output: FILE is the base's)\n"
+	       "      --recover         undo an interrupted patch of ARCHIVE and exit;\n"
+	       "                        with --bmap, also bring FILE in line with it\n"
 	       "  -q, --quiet           no progress line\n"
 	       "  -v, --verbose         say what was written\n"
 	       "  -h, --help            show this help and exit\n"
@@ -53,6 +60,8 @@ typedef struct patch_args {
 	const char *input;
 	const char *partition;
 	const char *output;
+	const char *bmap;
+	const char *bmap_output;
 	uint64_t offset;
 	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
@@ -78,6 +87,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "force", no_argument, NULL, 'f' },
 		{ "no-wait", no_argument, NULL, 'W' },
 		{ "recover", no_argument, NULL, 'R' },
+		{ "bmap", required_argument, NULL, 'M' },
+		{ "bmap-output", required_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -105,6 +116,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 'n': args->dry_run = true; break;
 		case 'W': args->no_wait = true; break;
 		case 'R': args->recover = true; break;
+		case 'M': args->bmap = optarg; break;
+		case 'N': args->bmap_output = optarg; break;
 		case 'q': args->quiet = true; break;
 		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
@@ -119,8 +132,17 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		exit(EXIT_USAGE);
 	}
 	args->archive = argv[optind];
+	if (args->bmap_output && !args->bmap) {
+		cli_error("--bmap-output needs --bmap (the bmap to start from)");
+		exit(EXIT_USAGE);
+	}
 	if (args->recover)
 		return;
+	if (args->output && args->bmap && !args->bmap_output) {
+		cli_error("with --output, give --bmap-output for the new archive's "
+			  "bmap (--bmap is the base's, left as it is)");
+		exit(EXIT_USAGE);
+	}
 	if (args->offset_given == (args->partition != NULL)) {
 		cli_error("give exactly one of --offset and --partition");
 		exit(EXIT_USAGE);
@@ -271,16 +293,63 @@ static int load_data(pp_archive *archive, const patch_args *args,
 	return status;
 }
 
+/* After the archive is recovered (old or new), the bmap is brought in line
+ * with whichever it is: an interrupted run may have stopped before or
+ * after replacing it. */
+static int recover_bmap(const patch_args *args)
+{
+	pp_archive *archive;
+	pp_bmap *bmap = NULL;
+	pp_error err;
+	bool changed = false;
+	if (pp_open(args->archive, PP_OPEN_READ, &archive, &err))
+		return cli_fail(&err);
+	int status = pp_bmap_open(archive, args->bmap, &bmap, &err);
+	if (status == 0)
+		status = pp_bmap_recovered(bmap, archive, &changed, &err);
+	if (status == 0 && (changed || args->bmap_output))
+		status = pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
+				      args->bmap, &err);
+	if (status == 0 && changed)
+		fprintf(stderr, "%s: %s: updated to match %s\n", cli_program,
+			args->bmap_output ? args->bmap_output : args->bmap,
+			args->archive);
+	pp_bmap_close(bmap);
+	pp_close(archive);
+	return status ? cli_fail(&err) : EXIT_OK;
+}
+
 static int recover(const patch_args *args)
 {
 	bool recovered;
 	pp_error err;
 	if (pp_recover(args->archive, &recovered, &err))
 		return cli_fail(&err);
-	if (!recovered)
+	if (!recovered && !args->bmap)
 		fprintf(stderr, "%s: %s: no interrupted patch to recover\n",
 			cli_program, args->archive);
-	return EXIT_OK;
+	return args->bmap ? recover_bmap(args) : EXIT_OK;
+}
+
+/* The patch is committed: the bmap follows it. */
+static int update_bmap(const patch_args *args, pp_bmap *bmap,
+		       pp_archive *archive, uint64_t length)
+{
+	pp_error err;
+	pp_range written = { args->offset, length };
+	if (pp_bmap_patched(bmap, archive, &written, 1, &err) ||
+	    pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
+			 args->bmap, &err)) {
+		/* One line: what failed, and how to finish the job. */
+		cli_error("%s (the archive is patched but its bmap is not: run "
+			  "'%s --recover --bmap %s%s%s %s')", err.message,
+			  cli_program, args->bmap, args->bmap_output ?
+			  " --bmap-output " : "", args->bmap_output ?
+			  args->bmap_output : "", args->output ? args->output :
+			  args->archive);
+		return EXIT_ERROR;
+	}
+	return 0;
 }
 
 static int open_target(const patch_args *args, pp_archive **archive,
@@ -391,7 +460,13 @@ int main(int argc, char **argv)
 		return cli_open_failed(&err, args.archive);
 	patch_data data = { 0 };
 	pp_patch_report done;
+	pp_bmap *bmap = NULL;
 	int status = check_names(archive, &args);
+	/* Read before the patch: a bad bmap stops the run with the archive
+	 * untouched. */
+	if (status == 0 && args.bmap && pp_bmap_open(archive, args.bmap, &bmap,
+						     &err))
+		status = cli_fail(&err);
 	if (status == 0 && args.partition)
 		status = locate(archive, &args);
 	if (status == 0)
@@ -402,9 +477,12 @@ int main(int argc, char **argv)
 		status = patch_failed(&args, &err, data.len);
 	if (status == 0 && pp_commit(archive, &err))
 		status = cli_fail(&err);
+	if (status == 0 && bmap && !args.dry_run)
+		status = update_bmap(&args, bmap, archive, data.len);
 	if (status == 0 && (args.verbose || args.dry_run))
 		report(&args, &done);
 	release_data(&data);
+	pp_bmap_close(bmap);
 	pp_close(archive);
 	return status;
 }
