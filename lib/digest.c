@@ -3,7 +3,9 @@
  * what release pipelines publish beside an image.
  *
  * The image's digest needs every block decoded, in order; the file's needs
- * only its bytes, so it is hashed on a second thread alongside.
+ * only its bytes, so it is hashed on a second thread alongside.  Blocks
+ * are decoded one after the other here (decode_in_order), with the sink
+ * shape of the parallel in-order decoder that replaces it.
  */
 #include "internal.h"
 
@@ -47,12 +49,59 @@ static void *hash_file(void *opaque)
 	return NULL;
 }
 
-static int hash_sink(void *opaque, const uint8_t *data, size_t len,
-		     pp_error *err)
+/* The image's digest, fed a block at a time, in order. */
+typedef struct image_hash {
+	pp_sha256 sha;
+	uint64_t total;
+	pp_progress_fn progress;
+	void *opaque;
+} image_hash;
+
+static int hash_block(void *opaque, uint64_t uoffset, const uint8_t *data,
+		      size_t len, bool is_zero, pp_error *err)
 {
+	static const uint8_t zeros[1 << 16];
+	image_hash *h = opaque;
 	(void)err;
-	pp_sha256_update(opaque, data, len);
+	for (size_t done = 0; is_zero && done < len;) {
+		size_t piece = PP_MIN(sizeof zeros, len - done);
+		pp_sha256_update(&h->sha, zeros, piece);
+		done += piece;
+	}
+	if (!is_zero)
+		pp_sha256_update(&h->sha, data, len);
+	if (h->progress)
+		h->progress(h->opaque, uoffset + len, h->total);
 	return 0;
+}
+
+/* Feeds one block's decoded pieces to a block sink. */
+typedef struct piece_sink {
+	int (*sink)(void *opaque, uint64_t uoffset, const uint8_t *data,
+		    size_t len, bool is_zero, pp_error *err);
+	void *opaque;
+	uint64_t uoffset;
+} piece_sink;
+
+static int forward_piece(void *opaque, const uint8_t *data, size_t len,
+			 pp_error *err)
+{
+	piece_sink *p = opaque;
+	int status = p->sink(p->opaque, p->uoffset, data, len, false, err);
+	p->uoffset += len;
+	return status;
+}
+
+static int decode_in_order(pp_archive *archive, image_hash *h, pp_error *err)
+{
+	int status = 0;
+	for (size_t i = 0; status == 0 && i < archive->block_count; i++) {
+		piece_sink p = { .sink = hash_block, .opaque = h,
+				 .uoffset = archive->blocks[i].uoffset };
+		status = archive->ops->decode(archive, i, UINT64_MAX,
+					      forward_piece, &p, err);
+	}
+	return status;
 }
 
 int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
@@ -67,18 +116,12 @@ int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
 		hash_file(&f);
 	int status = 0;
 	if (image_sha256) {
-		uint64_t total = pp_archive_image_size(archive), done = 0;
-		pp_sha256 sha;
-		pp_sha256_init(&sha);
-		for (size_t i = 0; status == 0 && i < archive->block_count; i++) {
-			status = archive->ops->decode(archive, i, UINT64_MAX,
-						      hash_sink, &sha, err);
-			done += archive->blocks[i].usize;
-			if (status == 0 && progress)
-				progress(opaque, done, total);
-		}
+		image_hash h = { .total = pp_archive_image_size(archive),
+				 .progress = progress, .opaque = opaque };
+		pp_sha256_init(&h.sha);
+		status = decode_in_order(archive, &h, err);
 		if (status == 0)
-			pp_sha256_final(&sha, image_sha256);
+			pp_sha256_final(&h.sha, image_sha256);
 	}
 	if (threaded)
 		pthread_join(thread, NULL);

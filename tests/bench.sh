@@ -81,12 +81,19 @@ s_pp=$(size_of pp.xz)
 # image with nothing kept.
 timed t_pp0 partpack -q -T"$threads" -6 --block-size=16MiB -o pp0.xz disk.img
 s_pp0=$(size_of pp0.xz)
+# The same pack writing a bmap too: its digests are computed on the workers.
+timed t_ppb partpack -q -T"$threads" -6 --block-size=16MiB --keep-raw part1 \
+	--bmap pp.bmap -o ppb.xz disk.img
+cmp pp.xz ppb.xz
+rm -f ppb.xz
 
 # ---- pack to gz ---------------------------------------------------------------
 timed t_pigz pigz -p "$threads" -6 -k -c disk.img >stock.gz
 timed t_ppgz partpack -q -T"$threads" -6 --format=gzip -o pp0.gz disk.img
 s_pigz=$(size_of stock.gz)
 s_ppgz=$(size_of pp0.gz)
+timed t_ppgzb partpack -q -T"$threads" -6 --format=gzip --bmap pp0.gz.bmap -o ppb.gz disk.img
+rm -f ppb.gz pp0.gz.bmap
 
 # zlib against libdeflate on the same blocks, for the gzip writer's choice.
 deflate_table=$("$build/bench-deflate" disk.img $((root_start * MIB)))
@@ -94,6 +101,10 @@ deflate_table=$("$build/bench-deflate" disk.img $((root_start * MIB)))
 # ---- decoding partpack output with stock xz --------------------------------
 timed t_d1 sh -c 'xz -T1 -dc pp0.xz >/dev/null'
 timed t_d2 sh -c "xz -T$threads -dc pp0.xz >/dev/null"
+# Both digests of partpack output against stock xz piped to sha256sum.
+timed t_sum sh -c "xz -T$threads -dc pp.xz | sha256sum >stock.sum"
+timed t_digest sh -c "partinfo -q --digest pp.xz >pp.sum"
+[ "$(cut -d' ' -f1 stock.sum)" = "$(sed -n 's/^Image SHA-256: *//p' pp.sum)" ]
 
 # ---- an 8 GiB sparse image holding 512 MiB of data --------------------------
 truncate -s 0 sparse.img
@@ -117,19 +128,27 @@ head -c $MIB /dev/urandom >patch.bin
 for gib in 1 64; do
 	truncate -s 0 big$gib.img
 	truncate -s ${gib}G big$gib.img
-	partpack -q -T"$threads" --keep-raw 512MiB+64MiB -o big$gib.xz big$gib.img
+	partpack -q -T"$threads" --keep-raw 512MiB+64MiB --bmap big$gib.bmap \
+		-o big$gib.xz big$gib.img
 done
-best_patch() { # best of 5 runs, in seconds
-	local best=999 t i
+best_patch() { # best of 5 runs, in seconds; more partpatch options after
+	local best=999 t i archive=$1
+	shift
 	for i in 1 2 3 4 5; do
-		timed t partpatch "$1" --offset 520MiB --input patch.bin
+		timed t partpatch "$archive" --offset 520MiB --input patch.bin "$@"
 		best=$(calc "($t < $best) ? $t : $best")
 	done
 	printf '%.4f' "$best"
 }
 t_p1=$(best_patch big1.xz)
 t_p64=$(best_patch big64.xz)
+t_p64b=$(best_patch big64.xz --bmap big64.bmap)
 xz -t big1.xz
+rm -f target.raw
+if command -v bmaptool >/dev/null; then
+	bmaptool -q copy --bmap big64.bmap big64.xz target.raw
+	rm -f target.raw
+fi
 
 # ---- stamping N variants ------------------------------------------------------
 truncate -s 0 newboot.img
@@ -160,6 +179,10 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
 | ... against packing its 512 MiB of data alone | ${t_spp} s | partpack: ${t_data} s | $(ratio "$t_spp" "$t_data") | about 1 |
 | 1 MiB partpatch, 64 GiB image (best of 5) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
+| ... with --bmap (into a hole: maps it) | ${t_p64b} s | without: ${t_p64} s | $(ratio "$t_p64b" "$t_p64") | < 0.1 s |
+| partpack --bmap, xz as above keeping /boot | ${t_ppb} s | without: ${t_pp} s | $(ratio "$t_ppb" "$t_pp") | <= 1.05 |
+| partpack --bmap, gz as above | ${t_ppgzb} s | without: ${t_ppgz} s | $(ratio "$t_ppgzb" "$t_ppgz") | <= 1.05 |
+| partinfo --digest (image and file) | ${t_digest} s | xz -T$threads -dc \| sha256sum: ${t_sum} s | $(ratio "$t_digest" "$t_sum") | <= 0.7 |
 | stamp $variants variants (pack once + $variants partpatch --output) | $(calc "$t_pp + $t_stamp") s | $variants x xz: $(calc "$variants * $t_xz") s | $(ratio "$(calc "$t_pp + $t_stamp")" "$(calc "$variants * $t_xz")") | |
 
 (The $variants x xz column is $variants times the xz time measured above on the same image:
