@@ -149,6 +149,16 @@ for fmt in xz gz; do
 		"$(($(field h.$fmt.bmap MappedBlocksCount) + last - first + 1))" "$(field hp.$fmt.bmap MappedBlocksCount)"
 done
 
+# ---- archive blocks on odd byte offsets (a one-block range spans two) ----
+for fmt in xz gz; do
+	check "$fmt: partpack --bmap, blocks of 100000 bytes, a kept range on odd offsets" \
+		partpack -q -F "${fmt/gz/gzip}" -B 100000 --keep-raw 1000000+3000000 \
+		--bmap u.$fmt.bmap -o u.$fmt holes.img
+	check "$fmt: ... bmaptool copy writes the image" copies u.$fmt.bmap u.$fmt holes.img
+	check "$fmt: ... a patch with --bmap" partpatch u.$fmt --offset $AT --input patch.bin --bmap u.$fmt.bmap
+	check "$fmt: ... bmaptool copy writes the patched image" copies u.$fmt.bmap u.$fmt holes-new.img
+done
+
 # ---- interrupted at every point: archive and bmap agree after recovery ----
 for fmt in xz gz; do
 	k=1 old=0 new=0 bad=0
