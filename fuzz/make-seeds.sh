@@ -11,6 +11,7 @@
 #   OUT_DIR/xz-open for fuzz-xz-open
 #   OUT_DIR/gz-open for fuzz-gz-open
 #   OUT_DIR/patch   for fuzz-patch (its own input layout; see fuzz-patch.c)
+#   OUT_DIR/bmap    for fuzz-bmap (bmap files partpack --bmap wrote)
 #
 # Needs python3 for deterministic noise and the zlib streams.
 
@@ -22,8 +23,8 @@ out=$2
 [ -x "$partpack" ] || { echo "make-seeds: $partpack: not built" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/partpack-seeds.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-rm -rf "$out/xz-open" "$out/gz-open" "$out/patch"
-mkdir -p "$out/xz-open" "$out/gz-open" "$out/patch"
+rm -rf "$out/xz-open" "$out/gz-open" "$out/patch" "$out/bmap"
+mkdir -p "$out/xz-open" "$out/gz-open" "$out/patch" "$out/bmap"
 
 # ---- images: text, noise and zeros, so blocks of every kind appear -------
 python3 - "$work" <<'EOF'
@@ -107,3 +108,12 @@ for archive in 0 1 2 3 4; do
 	printf '%b' "$a\\x03\\0\\0\\xf0\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\x01\\x00y" \
 		>"$out/patch/a$archive-overflow"
 done
+
+# ---- bmap files: sparse and dense images, a pipe ---------------------------
+truncate -s 64K "$work/sparse"
+dd if="$work/image" of="$work/sparse" bs=4096 seek=5 conv=notrunc status=none
+"$partpack" -q -f -T 1 -B 8KiB -k 20000+9000 --bmap "$out/bmap/sparse.bmap" \
+	-o "$work/sparse.xz" "$work/sparse"
+"$partpack" -q -f -T 1 -B 4KiB --bmap "$out/bmap/dense.bmap" -o "$work/image.xz" "$work/image"
+"$partpack" -q -f -T 1 --bmap "$out/bmap/pipe.bmap" -c <"$work/text" >"$work/text.xz"
+"$partpack" -q -f -T 1 --bmap "$out/bmap/empty.bmap" -o "$work/empty.xz" "$work/empty"

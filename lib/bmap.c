@@ -592,6 +592,11 @@ typedef struct scanner {
 	const char *end;
 } scanner;
 
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static const char *find(const scanner *s, const char *from, const char *what)
 {
 	size_t n = strlen(what);
@@ -625,11 +630,10 @@ static bool next_element(scanner *s, const char **name, size_t *name_len,
 			continue;
 		}
 		*name = s->p + 1;
-		*name_len = strcspn(*name, " \t\r\n/>");
-		if (*name + *name_len > close) {
-			*bad = true;
-			return false;
-		}
+		*name_len = 0;
+		while (*name + *name_len < close && !is_blank((*name)[*name_len]) &&
+		       (*name)[*name_len] != '/')
+			(*name_len)++;
 		*attrs = *name + *name_len;
 		*attrs_len = (size_t)(close - *attrs);
 		*content = close + 1;
@@ -649,11 +653,11 @@ static bool is_named(const char *name, size_t len, const char *want)
 /* The text without surrounding blanks, as a bounded copy. */
 static void trimmed(const char *text, size_t len, char *out, size_t size)
 {
-	while (len > 0 && strchr(" \t\r\n", *text)) {
+	while (len > 0 && is_blank(*text)) {
 		text++;
 		len--;
 	}
-	while (len > 0 && strchr(" \t\r\n", text[len - 1]))
+	while (len > 0 && is_blank(text[len - 1]))
 		len--;
 	if (len >= size)
 		len = size - 1;
@@ -696,15 +700,15 @@ static bool attribute(const char *attrs, size_t len, const char *key,
 	size_t key_len = strlen(key);
 	for (size_t i = 0; i + key_len + 2 <= len; i++) {
 		if (memcmp(attrs + i, key, key_len) != 0 ||
-		    (i > 0 && !strchr(" \t\r\n", attrs[i - 1])))
+		    (i > 0 && !is_blank(attrs[i - 1])))
 			continue;
 		size_t j = i + key_len;
-		while (j < len && strchr(" \t\r\n", attrs[j]))
+		while (j < len && is_blank(attrs[j]))
 			j++;
 		if (j >= len || attrs[j] != '=')
 			continue;
 		j++;
-		while (j < len && strchr(" \t\r\n", attrs[j]))
+		while (j < len && is_blank(attrs[j]))
 			j++;
 		if (j >= len || (attrs[j] != '"' && attrs[j] != '\''))
 			return false;
