@@ -33,21 +33,6 @@
 
 static const uint8_t zero_page[PP_BMAP_BLOCK_SIZE];
 
-/* SHA-256 of len bytes, data NULL meaning zeros. */
-static void sha256_update_or_zeros(pp_sha256 *sha, const uint8_t *data,
-				   uint64_t len)
-{
-	if (data) {
-		pp_sha256_update(sha, data, (size_t)len);
-		return;
-	}
-	for (uint64_t done = 0; done < len;) {
-		size_t piece = (size_t)PP_MIN(sizeof zero_page, len - done);
-		pp_sha256_update(sha, zero_page, piece);
-		done += piece;
-	}
-}
-
 static uint64_t blocks_count(const pp_bmap *bmap)
 {
 	return (bmap->image_size + bmap->block_size - 1) / bmap->block_size;
@@ -220,9 +205,11 @@ void pp_bmap_hash_share(pp_bmap_share *share, const uint8_t *data)
 			continue;
 		pp_sha256 sha;
 		pp_sha256_init(&sha);
-		sha256_update_or_zeros(&sha, data ? data + (p->offset -
-							    share->offset) :
-				       NULL, p->length);
+		if (data)
+			pp_sha256_update(&sha, data + (p->offset - share->offset),
+					 (size_t)p->length);
+		else
+			pp_sha256_zeros(&sha, p->length);
 		pp_sha256_final(&sha, p->sha256);
 	}
 }

@@ -60,15 +60,11 @@ typedef struct image_hash {
 static int hash_block(void *opaque, uint64_t uoffset, const uint8_t *data,
 		      size_t len, bool is_zero, pp_error *err)
 {
-	static const uint8_t zeros[1 << 16];
 	image_hash *h = opaque;
 	(void)err;
-	for (size_t done = 0; is_zero && done < len;) {
-		size_t piece = PP_MIN(sizeof zeros, len - done);
-		pp_sha256_update(&h->sha, zeros, piece);
-		done += piece;
-	}
-	if (!is_zero)
+	if (is_zero)
+		pp_sha256_zeros(&h->sha, len);
+	else
 		pp_sha256_update(&h->sha, data, len);
 	if (h->progress)
 		h->progress(h->opaque, uoffset + len, h->total);

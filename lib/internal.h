@@ -121,6 +121,8 @@ typedef struct pp_sha256 {
 void pp_sha256_init(pp_sha256 *ctx);
 void pp_sha256_update(pp_sha256 *ctx, const void *data, size_t len);
 void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32]);
+/* Hashes len zero bytes (a hole, an all-zero block). */
+void pp_sha256_zeros(pp_sha256 *ctx, uint64_t len);
 
 /* ---- check kinds (check.c) ------------------------------------------- */
 

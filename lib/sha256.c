@@ -248,6 +248,16 @@ void pp_sha256_update(pp_sha256 *ctx, const void *data, size_t len)
 	ctx->fill = len;
 }
 
+void pp_sha256_zeros(pp_sha256 *ctx, uint64_t len)
+{
+	static const uint8_t zeros[4096];
+	while (len > 0) {
+		size_t piece = (size_t)PP_MIN(sizeof zeros, len);
+		pp_sha256_update(ctx, zeros, piece);
+		len -= piece;
+	}
+}
+
 void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32])
 {
 	/* FIPS 180-4 5.1.1: a 1 bit, zeros up to 56 mod 64 bytes, then the
