@@ -3,6 +3,7 @@
 # partinfo --digest.
 
 require_cmd partpack partpatch partinfo bmaptool xz gzip cmp sha256sum python3
+inject_faults partpatch
 
 decode() { case $1 in *.gz) gzip -dc "$1" ;; *) xz -dc "$1" ;; esac; }
 # field BMAP NAME: the number in <NAME> ... </NAME>.
