@@ -528,6 +528,22 @@ static char *temp_path_for(const char *path)
 	return temp;
 }
 
+int pp_bmap_check_path(const char *path, pp_error *err)
+{
+	char *temp = temp_path_for(path);
+	if (!temp)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int status = fd < 0 ? pp_fail_errno(err, PP_ERR_IO, "%s: cannot write",
+					    path) : 0;
+	if (fd >= 0) {
+		close(fd);
+		unlink(temp);
+	}
+	free(temp);
+	return status;
+}
+
 int pp_bmap_write(const pp_bmap *bmap, const char *path, pp_error *err)
 {
 	size_t len;
@@ -541,7 +557,7 @@ int pp_bmap_write(const pp_bmap *bmap, const char *path, pp_error *err)
 	int status = 0;
 	int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
-		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot create", temp);
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot write", path);
 	} else {
 		if (pp_write_full(fd, text, len))
 			status = pp_fail_errno(err, PP_ERR_IO, "%s: write error",

@@ -252,6 +252,9 @@ int pp_bmap_parse(pp_bmap *bmap, const char *text, size_t len,
 /* Writes the bmap to path atomically: a temporary file beside it,
  * fsync, rename, fsync of the directory. */
 int pp_bmap_write(const pp_bmap *bmap, const char *path, pp_error *err);
+/* Whether pp_bmap_write could create its temporary file beside path: a
+ * pack checks before it starts, not after an hour of compressing. */
+int pp_bmap_check_path(const char *path, pp_error *err);
 void pp_bmap_release(pp_bmap *bmap);
 
 /* ---- layout planning (plan.c) ----------------------------------------- */

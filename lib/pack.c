@@ -324,7 +324,8 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	}
 	if (options->bmap_path) {
 		state.with_bmap = true;
-		if (state.seekable)
+		status = pp_bmap_check_path(options->bmap_path, err);
+		if (status == 0 && state.seekable)
 			status = pp_data_extents(in_fd, state.input_base,
 						 state.image_size,
 						 &state.data_extents,

@@ -118,6 +118,10 @@ check_fails "--bmap-output without --bmap: status 2" 2 \
 	partpatch a.xz --partition part1 --input newboot.img --bmap-output b.bmap
 check_cmp "... the archive is unchanged" a.orig a.xz
 
+check_fails "partpack --bmap into a missing directory: status 1, before packing" 1 \
+	partpack -q --bmap no-such-dir/x.bmap -o nb.xz small.img
+check "... and no archive is left" test ! -e nb.xz
+
 # ---- from a pipe: no holes, every block mapped ---------------------------
 check "partpack --bmap reading a pipe" \
 	bash -c 'partpack -q --bmap pipe.bmap -c <small.img >pipe.xz'
