@@ -14,8 +14,8 @@
  *
  * The text is laid out exactly as `bmaptool create` lays it out, comments
  * and padding included, so that the two differ only in where ranges split.
- * A mapped block is one holding any data byte of the source (SEEK_DATA), as
- * bmaptool maps a raw image.
+ * A mapped block is one meeting an extent the source file has allocated
+ * (FIEMAP, see pp_data_extents), as bmaptool maps a raw image.
  */
 #include "internal.h"
 

@@ -209,8 +209,8 @@ typedef struct pp_bmap_share {
 	size_t capacity;
 } pp_bmap_share;
 
-/* Starts a bmap for packing an image whose data extents (SEEK_DATA) are
- * data[0..count), sorted; all_data for a pipe. */
+/* Starts a bmap for packing an image whose data extents (pp_data_extents)
+ * are data[0..count), sorted; all_data for a pipe. */
 void pp_bmap_init(pp_bmap *bmap, const pp_range *data, size_t count,
 		  bool all_data);
 /* Places the ranges of archive block [offset, offset + length), in image

@@ -40,7 +40,7 @@ static void usage(void)
 	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
 	       "                         partition and what they cost; write nothing\n"
 	       "      --bmap=FILE        also write a bmap file of the image (bmap-tools'\n"
-	       "                         format 2.0: its non-hole blocks, a SHA-256 per\n"
+	       "                         format 2.0: its mapped blocks, a SHA-256 per\n"
 	       "                         range) for bmaptool copy\n"
 	       "  -f, --force            overwrite an existing output file\n"
 	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
