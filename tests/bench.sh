@@ -144,11 +144,6 @@ t_p1=$(best_patch big1.xz)
 t_p64=$(best_patch big64.xz)
 t_p64b=$(best_patch big64.xz --bmap big64.bmap)
 xz -t big1.xz
-rm -f target.raw
-if command -v bmaptool >/dev/null; then
-	bmaptool -q copy --bmap big64.bmap big64.xz target.raw
-	rm -f target.raw
-fi
 
 # ---- stamping N variants ------------------------------------------------------
 truncate -s 0 newboot.img
