@@ -17,6 +17,12 @@
  */
 #include "internal.h"
 
+/* libxxhash's own code, inlined: so XXH64's state can live where the
+ * patcher puts a hash's state (state_size bytes), which the shared
+ * library's opaque type does not allow. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static void crc32_delta(uint8_t *delta, const uint8_t *old_bytes,
 			const uint8_t *new_bytes, size_t len, uint64_t zeros)
 {
@@ -47,6 +53,23 @@ static void sha256_final(void *state, uint8_t *check)
 	pp_sha256_final(state, check);
 }
 
+/* zstd's content checksum: the low 32 bits of XXH64 (seed 0),
+ * little-endian. */
+static void xxh64_init(void *state)
+{
+	XXH64_reset(state, 0);
+}
+
+static void xxh64_update(void *state, const void *data, size_t len)
+{
+	XXH64_update(state, data, len);
+}
+
+static void xxh64_final(void *state, uint8_t *check)
+{
+	pp_put_le32(check, (uint32_t)XXH64_digest(state));
+}
+
 /* The sizes agree with lzma_check_size() for these xz check IDs
  * (tests/unit/test-check.c holds them to it). */
 static const pp_check_kind kinds[] = {
@@ -58,6 +81,9 @@ static const pp_check_kind kinds[] = {
 	{ .id = PP_CHECK_SHA256, .name = "sha256", .size = 32,
 	  .state_size = sizeof(pp_sha256), .init = sha256_init,
 	  .update = sha256_update, .final = sha256_final },
+	{ .id = PP_CHECK_XXH64, .name = "xxh64", .size = 4,
+	  .state_size = sizeof(XXH64_state_t), .init = xxh64_init,
+	  .update = xxh64_update, .final = xxh64_final },
 };
 
 const pp_check_kind *pp_check_kind_of(enum pp_check check)

@@ -12,13 +12,15 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const pp_container_ops pp_xz_container, pp_gz_container;
+extern const pp_container_ops pp_xz_container, pp_gz_container,
+	pp_zstd_container;
 
 /* In order of preference: the first is the default, and probing tries
  * them in this order. */
 static const pp_container_ops *const containers[] = {
 	&pp_xz_container,
 	&pp_gz_container,
+	&pp_zstd_container,
 };
 
 #define CONTAINER_COUNT (sizeof containers / sizeof *containers)

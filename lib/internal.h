@@ -311,6 +311,9 @@ typedef struct pp_block_record {
 	uint64_t fsize;         /* bytes written to the file */
 	uint64_t index_size;    /* format's own size (xz: unpadded size) */
 	bool stored;
+	/* The block's check as written (its first 8 bytes), for an index
+	 * that repeats it (zstd's seek table). */
+	uint8_t check[8];
 } pp_block_record;
 
 /* One independently decodable unit with its own check. */

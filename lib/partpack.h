@@ -91,14 +91,19 @@ typedef struct pp_error {
 	char message[PP_ERROR_MAX];
 } pp_error;
 
-enum pp_format { PP_FORMAT_XZ = 1, PP_FORMAT_GZIP = 2 };
+enum pp_format { PP_FORMAT_XZ = 1, PP_FORMAT_GZIP = 2, PP_FORMAT_ZSTD = 3 };
 
-/* Integrity checks.  xz offers all of these; gzip always uses CRC-32. */
+/* Integrity checks.  xz offers the first four; gzip always uses CRC-32;
+ * zstd offers XXH64 (default) and none. */
 enum pp_check {
 	PP_CHECK_NONE = 0,
 	PP_CHECK_CRC32 = 1,
 	PP_CHECK_CRC64 = 4,
 	PP_CHECK_SHA256 = 10,   /* the values are xz's check IDs */
+	/* zstd's content checksum: the low 32 bits of XXH64, little-endian.
+	 * Past xz's 4-bit IDs (0..15), so the two can never clash, and under
+	 * 32, so a format's set of checks fits one uint32_t bit mask. */
+	PP_CHECK_XXH64 = 16,
 };
 
 /* A half-open byte range [offset, offset + length) of the uncompressed image. */
@@ -151,9 +156,10 @@ PP_API int pp_parse_size(const char *text, uint64_t *bytes);
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct pp_pack_options {
-	enum pp_format format;     /* PP_FORMAT_XZ (default) or PP_FORMAT_GZIP */
-	enum pp_check check;       /* xz: CRC32, CRC64 (default), SHA256 */
-	int level;                 /* 0..9, default 6 */
+	enum pp_format format;     /* PP_FORMAT_XZ (default), _GZIP or _ZSTD */
+	enum pp_check check;       /* xz: CRC32, CRC64 (default), SHA256;
+	                              zstd: XXH64 (default) or NONE */
+	int level;                 /* 0..9, default 6; zstd 1..19, default 3 */
 	bool extreme;              /* xz -e */
 	uint64_t block_size;       /* default 16 MiB */
 	unsigned threads;          /* 0: one per online core */
@@ -207,7 +213,7 @@ enum pp_open_flags {
 };
 
 /*
- * Opens an .xz or .gz archive (format found from its content).  It takes
+ * Opens an .xz, .gz or .zst archive (format found from its content).  It takes
  * a lock (shared for reading, exclusive for writing) held until pp_close.
  * An interrupted patch is undone first when opening for writing; opening
  * for reading fails with PP_ERR_RECOVERY_PENDING while one is pending.

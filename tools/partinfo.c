@@ -1,4 +1,4 @@
-/* partinfo - describe an .xz or .gz archive and its patchable ranges. */
+/* partinfo - describe an .xz, .gz or .zst archive and its patchable ranges. */
 #include "cli.h"
 
 #include <getopt.h>
@@ -11,7 +11,7 @@ static void usage(void)
 {
 	printf("Usage: %s [OPTION]... ARCHIVE\n"
 	       "Print the format, check type, block count and size, sizes and ratio,\n"
-	       "the stored (patchable) ranges of an .xz or .gz archive, and the\n"
+	       "the stored (patchable) ranges of an .xz, .gz or .zst archive, and the\n"
 	       "partition table of its image with what of each partition is patchable.\n"
 	       "\n"
 	       "  -b, --blocks     also print one line per block, numbered from 1 as\n"

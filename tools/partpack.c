@@ -1,4 +1,5 @@
-/* partpack - compress a disk image into an .xz or .gz that stays patchable. */
+/* partpack - compress a disk image into an .xz, .gz or .zst that stays
+ * patchable. */
 #include "cli.h"
 
 #include <errno.h>
@@ -14,15 +15,16 @@
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... [INPUT]\n"
-	       "Compress the disk image INPUT into a standard .xz or .gz file whose\n"
-	       "chosen ranges stay uncompressed, so partpatch can overwrite them in\n"
-	       "place.  Writes INPUT.xz (or INPUT.gz); INPUT is always kept.  Without\n"
-	       "INPUT, or when INPUT is -, reads standard input.\n"
+	       "Compress the disk image INPUT into a standard .xz, .gz or .zst file\n"
+	       "whose chosen ranges stay uncompressed, so partpatch can overwrite them\n"
+	       "in place.  Writes INPUT.xz (or INPUT.gz, INPUT.zst); INPUT is always\n"
+	       "kept.  Without INPUT, or when INPUT is -, reads standard input.\n"
 	       "\n"
 	       "  -o, --output=FILE      write FILE instead of INPUT.xz; its suffix must\n"
-	       "                         agree with the format (.xz, .gz)\n"
+	       "                         agree with the format (.xz, .gz, .zst)\n"
 	       "  -c, --stdout           write to standard output\n"
-	       "  -F, --format=FORMAT    xz or gzip (default: from the output name, else xz)\n"
+	       "  -F, --format=FORMAT    xz, gzip or zstd (default: from the output name,\n"
+	       "                         else xz)\n"
 	       "  -K, --keep-raw=SEL     store SEL uncompressed; repeatable.  SEL is\n"
 	       "                         START:END or START+LENGTH (bytes), partN,\n"
 	       "                         /dev/sdaN, name:GPT-NAME (from the partition\n"
@@ -33,9 +35,11 @@ static void usage(void)
 	       "                         16MiB): smaller blocks cost more headers and\n"
 	       "                         index records than they hold; larger ones more\n"
 	       "                         memory per thread and per patch\n"
-	       "  -0 ... -9              compression level (default 6)\n"
+	       "  -0 ... -9              compression level (default 6); zstd: -1 ... -19\n"
+	       "                         (default 3)\n"
 	       "  -e, --extreme          slower xz compression for a little less size\n"
-	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256\n"
+	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256;\n"
+	       "                         zstd frame checksum: xxh64 (default), none\n"
 	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
 	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
 	       "                         partition and what they cost; write nothing\n"
@@ -89,16 +93,76 @@ static void settle_format(pack_args *args)
 		options->check = pp_format_default_check(options->format);
 }
 
+/* -C NAME: the library names the check kinds (IDs under 32, the bits of
+ * a format's set of checks); which of them a format takes, pp_pack says. */
 static enum pp_check parse_check(const char *text)
 {
-	if (strcmp(text, "crc32") == 0)
-		return PP_CHECK_CRC32;
-	if (strcmp(text, "crc64") == 0)
-		return PP_CHECK_CRC64;
-	if (strcmp(text, "sha256") == 0)
-		return PP_CHECK_SHA256;
-	cli_error("--check: unknown check '%s' (crc32, crc64, sha256)", text);
+	char known[200] = "";
+	size_t used = 0;
+	for (int id = 0; id < 32; id++) {
+		const char *name = pp_check_name((enum pp_check)id);
+		if (strcmp(name, "unknown") == 0)
+			continue;
+		if (strcmp(name, text) == 0)
+			return (enum pp_check)id;
+		if (used < sizeof known)
+			used += (size_t)snprintf(known + used, sizeof known - used,
+						 "%s%s", used ? ", " : "", name);
+	}
+	cli_error("--check: unknown check '%s' (%s)", text, known);
 	exit(EXIT_USAGE);
+}
+
+/* Whether an option word leaves its argument to the next word: -o FILE,
+ * -vK SEL, --output FILE (not -oFILE, --output=FILE). */
+static bool takes_next_word(const char *w)
+{
+	static const char *const with_argument[] = {
+		"--output", "--format", "--keep-raw", "--block-size", "--check",
+		"--threads",
+	};
+	if (w[0] != '-' || w[1] == 0)
+		return false;
+	if (w[1] == '-') {
+		for (size_t i = 0; i < sizeof with_argument /
+		     sizeof *with_argument; i++)
+			if (strcmp(w, with_argument[i]) == 0)
+				return true;
+		return false;
+	}
+	for (const char *c = w + 1; *c; c++)
+		if (strchr("oFKBCT", *c))
+			return c[1] == 0;
+	return false;
+}
+
+/*
+ * Takes compression levels given as words of digits (-3, -19) out of argv
+ * before getopt, which would read -19 as -1 -9.  Stops at "--".  Digits
+ * combined with letters (-9e) are left to getopt, one digit each.
+ */
+static int take_levels(int argc, char **argv, pack_args *args)
+{
+	int kept = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+		if (w[0] == '-' && w[1] &&
+		    strspn(w + 1, "0123456789") == strlen(w + 1)) {
+			args->options.level = atoi(w + 1);
+			args->level_given = true;
+			continue;
+		}
+		argv[kept++] = argv[i];
+		if (strcmp(w, "--") == 0) {
+			while (++i < argc)
+				argv[kept++] = argv[i];
+			break;
+		}
+		if (takes_next_word(w) && i + 1 < argc)
+			argv[kept++] = argv[++i];
+	}
+	argv[kept] = NULL;
+	return kept;
 }
 
 static unsigned parse_threads(const char *text)
@@ -147,6 +211,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	pp_pack_options_init(&args->options);
+	argc = take_levels(argc, argv, args);
 	args->selectors = calloc((size_t)argc, sizeof *args->selectors);
 	if (!args->selectors) {
 		cli_error("out of memory");

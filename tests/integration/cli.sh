@@ -222,7 +222,7 @@ check "partpack -o NAME.tgz writes gzip" \
 	bash -c 'partpack -q -o s.tgz small && partinfo s.tgz | grep -q "^Format: *gzip$"'
 check_fails "partpack -F zip: status 2" 2 partpack -F zip -o s.zip small
 check_eq "... listing the formats" \
-	"partpack: --format: unknown format 'zip' (xz, gzip)" "$CHECK_STDERR"
+	"partpack: --format: unknown format 'zip' (xz, gzip, zstd)" "$CHECK_STDERR"
 cp s.tgz s.xz
 check_fails "a gzip archive named .xz is refused: status 1" 1 \
 	partpatch s.xz --offset 0 --input patch.bin

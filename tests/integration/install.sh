@@ -32,7 +32,7 @@ check "examples/read-at.c builds against the shared library with pkg-config" bas
 	_ "$PP_SRCDIR/examples/read-at.c"
 check "... and against the static library" bash -c \
 	'cc ${PP_TEST_CFLAGS:-} -o read-at-static "$1" $(pkg-config --cflags partpack) "$2" \
-	 $(pkg-config --libs liblzma zlib libdeflate) -pthread -ldl' \
+	 $(pkg-config --libs liblzma zlib libdeflate libzstd) -pthread -ldl' \
 	_ "$PP_SRCDIR/examples/read-at.c" "$root/opt/pp/lib/libpartpack.a"
 export LD_LIBRARY_PATH=$root/opt/pp/lib
 head -c 1048576 /dev/zero >img

@@ -51,7 +51,7 @@ static void test_table(void)
 	}
 	CHECK(pp_check_kind_of((enum pp_check)7) == NULL &&
 	      pp_check_kind_of((enum pp_check)15) == NULL &&
-	      pp_check_kind_of((enum pp_check)16) == NULL,
+	      pp_check_kind_of((enum pp_check)17) == NULL,
 	      "reserved and impossible IDs have no kind");
 	CHECK(strcmp(pp_check_name((enum pp_check)7), "unknown") == 0,
 	      "and are called unknown");
@@ -106,11 +106,45 @@ static void test_hash(void)
 	free(state);
 }
 
+/* zstd's content checksum: the low 32 bits of XXH64, little-endian.
+ * XXH64 of nothing is 0xEF46DB3751D8E999 (xxHash's own test vector). */
+static void test_xxh64(void)
+{
+	const pp_check_kind *kind = pp_check_kind_of(PP_CHECK_XXH64);
+	CHECK(kind && kind->size == 4 && !kind->linear_delta && kind->init &&
+	      strcmp(kind->name, "xxh64") == 0 &&
+	      strcmp(pp_check_name(PP_CHECK_XXH64), "xxh64") == 0,
+	      "xxh64: 4 bytes, updated by re-hashing");
+	if (!kind)
+		return;
+	void *state = malloc(kind->state_size);
+	uint8_t check[PP_CHECK_SIZE_MAX];
+	kind->init(state);
+	kind->final(state, check);
+	static const uint8_t empty[4] = { 0x99, 0xE9, 0xD8, 0x51 };
+	CHECK(memcmp(check, empty, 4) == 0,
+	      "xxh64 of nothing: the low half of 0xEF46DB3751D8E999, LE");
+	/* Fed in two pieces, as a decoder feeds it, or in one. */
+	uint8_t data[1000], whole[4];
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 7);
+	kind->init(state);
+	kind->update(state, data, 1000);
+	kind->final(state, whole);
+	kind->init(state);
+	kind->update(state, data, 333);
+	kind->update(state, data + 333, 667);
+	kind->final(state, check);
+	CHECK(memcmp(check, whole, 4) == 0, "xxh64: pieces hash as the whole");
+	free(state);
+}
+
 int main(void)
 {
 	test_table();
 	test_linear(PP_CHECK_CRC32);
 	test_linear(PP_CHECK_CRC64);
 	test_hash();
+	test_xxh64();
 	return unit_done();
 }

@@ -109,7 +109,7 @@ static void test_probe(void)
 	      "the formats named for messages: %s", names);
 	char short_text[4];
 	pp_container_names(short_text, sizeof short_text);
-	CHECK(strcmp(short_text, "xz ") == 0,
+	CHECK(strlen(short_text) == 3 && strncmp(short_text, names, 3) == 0,
 	      "a short buffer gets a cut, terminated list");
 }
 
