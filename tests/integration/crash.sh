@@ -1,16 +1,16 @@
 # crash.sh - issue 5: a patch never loses an image.  Interrupt a patch at
 # every write, sync and unlink (PARTPACK_FAULT_AFTER=k, with the test-only
-# shim of inject_faults in tests/lib.sh) for both formats and
+# shim of inject_faults in tests/lib.sh) for every format and
 # check old-or-new after recovery; a real SIGKILL; locking; --output and
 # --dry-run; and bad input, each refused with one line, a documented status
 # and an unchanged archive.
 
-require_cmd partpack partpatch partinfo xz gzip cmp python3 flock
+require_cmd partpack partpatch partinfo xz gzip zstd cmp python3 flock
 inject_faults partpatch
 
 size_of() { stat -c %s "$1"; }
-decode() { case $1 in *.gz) gzip -dc "$1" ;; *) xz -dc "$1" ;; esac; }
-test_integrity() { case $1 in *.gz) gzip -t "$1" ;; *) xz -t "$1" ;; esac; }
+decode() { case $1 in *.gz) gzip -dc "$1" ;; *.zst) zstd -qdc "$1" ;; *) xz -dc "$1" ;; esac; }
+test_integrity() { case $1 in *.gz) gzip -t "$1" ;; *.zst) zstd -qt "$1" ;; *) xz -t "$1" ;; esac; }
 
 # A 6 MiB image with a kept range over blocks of 256 KiB: the patch below
 # spans three blocks, so it has many write points.
@@ -24,7 +24,7 @@ replace_range new.img $AT patch.bin
 # same_as FILE IMAGE: FILE decodes to IMAGE.
 same_as() { decode "$1" | cmp -s - "$2"; }
 
-for fmt in xz gz; do
+for fmt in xz gz zst; do
 	base=base.$fmt
 	check "$fmt: pack" partpack -1 --block-size=256KiB --keep-raw $RANGE -o $base img
 
@@ -170,3 +170,54 @@ if [ "$(id -u)" = 0 ] && mkdir -p small && mount -t tmpfs -o size=1M tmpfs small
 else
 	skip "--output on a full filesystem" "needs root to mount a small tmpfs"
 fi
+
+# ---- bad input on .zst ---------------------------------------------------------
+cp base.zst z.zst
+cp base.zst z.orig
+refuse_zst() { # refuse_zst STATUS DESC ARGS...: partpatch ARGS fails, z.zst unchanged
+	local status=$1 desc=$2
+	shift 2
+	check_fails "zst: $desc: status $status" "$status" partpatch "$@"
+	check_cmp "... zst: $desc: the archive is unchanged" z.orig z.zst
+}
+refuse_zst 2 "offset past the end" z.zst --offset 7MiB --input patch.bin
+refuse_zst 2 "an input shorter than --length" z.zst --offset 2MiB --length 700000 --input patch.bin
+refuse_zst 3 "a range not entirely stored" z.zst --offset 4MiB --length 2MiB --input img
+size=$(size_of base.zst)
+head -c $((size - 5)) base.zst >trunc.zst
+check_fails "zst: a truncated archive (no footer): status 1" 1 partpatch trunc.zst --offset $AT --input patch.bin
+check_cmp "... unchanged" trunc.zst <(head -c $((size - 5)) base.zst)
+head -c 100000 /dev/urandom >random.zst
+check_fails "zst: a random file: status 1" 1 partpatch random.zst --offset $AT --input patch.bin
+# The seek table's first entry's Decompressed_Size: every later frame would
+# shift in the image, so the frame headers before a patched frame are read.
+cp base.zst flip.zst
+python3 -c '
+import sys
+f = open(sys.argv[1], "r+b")
+f.seek(-9, 2)
+n = int.from_bytes(f.read(4), "little")
+at = -9 - 12 * n + 4
+f.seek(at, 2); b = f.read(1); f.seek(at, 2); f.write(bytes([b[0] ^ 1]))' flip.zst
+cp flip.zst flip.orig
+check_fails "zst: a bit flip in the seek table's first size: status 1" 1 partpatch flip.zst --offset $AT --input patch.bin
+check_cmp "... unchanged" flip.orig flip.zst
+check_fails "zst: ... and partinfo --verify refuses it: status 1" 1 partinfo --verify flip.zst
+cp base.zst footer.zst
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-5, 2); f.write(b"\xff")' footer.zst
+cp footer.zst footer.orig
+check_fails "zst: reserved bits in the seek table descriptor: status 1" 1 partpatch footer.zst --offset $AT --input patch.bin
+check_cmp "... unchanged" footer.orig footer.zst
+# A bit flip in the data of a stored frame: patching another frame works,
+# and partinfo --verify finds the damage (status 4).
+cp base.zst data.zst
+python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); i = d.index(open(sys.argv[2], "rb").read()[(3 << 20) + 10:(3 << 20) + 50]); f = open(sys.argv[1], "r+b"); f.seek(i); f.write(bytes([d[i] ^ 1]))' data.zst img
+check_fails "zst: partinfo --verify finds a flipped stored byte: status 4" 4 partinfo --verify data.zst
+cp base.xz looks-like.zst
+cp base.xz looks-like.orig
+check_fails "zst: an xz archive named .zst: status 1" 1 partpatch looks-like.zst --offset $AT --input patch.bin
+check_cmp "... unchanged" looks-like.orig looks-like.zst
+cp base.zst looks-like2.xz
+cp base.zst looks-like2.orig
+check_fails "zst: a zstd archive named .xz: status 1" 1 partpatch looks-like2.xz --offset $AT --input patch.bin
+check_cmp "... unchanged" looks-like2.orig looks-like2.xz
