@@ -49,6 +49,7 @@ $(FUZZ_O)/fuzz-%: fuzz/fuzz-%.c fuzz/fuzz.h $(FUZZ_LIB_OBJS)
 		$(FUZZ_LIB_OBJS) $(PP_LIBS)
 
 $(FUZZ_O)/fuzz-gz-open: fuzz/fuzz-xz-open.c
+$(FUZZ_O)/fuzz-zstd-open: fuzz/fuzz-xz-open.c
 
 $(FUZZ_O)/seeds: fuzz/make-seeds.sh $(O)/partpack
 	fuzz/make-seeds.sh $(O) $@

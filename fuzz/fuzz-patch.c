@@ -3,10 +3,11 @@
  * image range onto stored extents, refusing ranges that are not stored,
  * and fixing the checks of the touched blocks.
  *
- * At startup it packs one image five ways into a private temporary
- * directory: xz with CRC-32, CRC-64 and SHA-256, partpack's gzip, and a
- * gzip file as zlib writes it when switched to level 0 around the kept
- * ranges (no index: pp_open scans it).  Each input picks one of them, a
+ * At startup it packs one image seven ways into a private temporary
+ * directory: xz with CRC-32, CRC-64 and SHA-256, partpack's gzip, a gzip
+ * file as zlib writes it when switched to level 0 around the kept ranges
+ * (no index: pp_open scans it), and zstd with and without checksums (the
+ * checksum is re-hashed and written twice, frame and seek table).  Each input picks one of them, a
  * range and the bytes to write; the harness patches a fresh copy and holds
  * pp_patch to its promises:
  *
@@ -65,7 +66,9 @@ typedef struct base_archive {
 	size_t stored_count;
 } base_archive;
 
-static base_archive bases[5];
+#define BASE_COUNT 7
+#define BASE_ZLIB 4           /* the one partpack did not write */
+static base_archive bases[BASE_COUNT];
 static uint8_t image[IMAGE_SIZE];
 static char temp_dir[256], copy_path[300], undo_path[320];
 
@@ -250,11 +253,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pack_one(image_path, PP_FORMAT_XZ, PP_CHECK_SHA256, &bases[2]);
 	bases[3].name = "gzip";
 	pack_one(image_path, PP_FORMAT_GZIP, PP_CHECK_CRC32, &bases[3]);
-	bases[4].name = "zlib-gzip";
-	build_zlib_gzip(&bases[4]);
+	bases[BASE_ZLIB].name = "zlib-gzip";
+	build_zlib_gzip(&bases[BASE_ZLIB]);
+	bases[5].name = "zstd-xxh64";
+	pack_one(image_path, PP_FORMAT_ZSTD, PP_CHECK_XXH64, &bases[5]);
+	bases[6].name = "zstd-none";
+	pack_one(image_path, PP_FORMAT_ZSTD, PP_CHECK_NONE, &bases[6]);
 	unlink(image_path);
-	for (size_t i = 0; i < 5; i++)
-		learn_stored_ranges(&bases[i], i < 4);
+	for (size_t i = 0; i < BASE_COUNT; i++)
+		learn_stored_ranges(&bases[i], i != BASE_ZLIB);
 	return 0;
 }
 
@@ -337,7 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 {
 	cursor c = { .next = input, .left = size };
-	const base_archive *base = &bases[take(&c, 1) % 5];
+	const base_archive *base = &bases[take(&c, 1) % BASE_COUNT];
 	unsigned mode = (unsigned)take(&c, 1);
 	uint64_t delta = (uint64_t)(int64_t)(int16_t)take(&c, 2);
 	uint64_t raw = take(&c, 8);

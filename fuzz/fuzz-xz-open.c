@@ -5,8 +5,9 @@
  * status and a message, and never crash, hang or leak.
  *
  * pp_open probes the container by its magic, so this one harness reaches
- * both parsers; it is built twice (fuzz-gz-open.c includes this file) only
- * so each format grows its own corpus from its own seeds.
+ * every parser; it is built three times (fuzz-gz-open.c and
+ * fuzz-zstd-open.c include this file) only so each format grows its own
+ * corpus from its own seeds.
  *
  * Beyond "no crash", it checks what any caller relies on: a failure sets
  * err to the status it returns; the stored ranges lie sorted inside the

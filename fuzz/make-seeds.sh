@@ -2,14 +2,15 @@
 # fuzz/make-seeds.sh BUILD_DIR OUT_DIR - writes the fuzzers' seed corpora.
 #
 # Seeds are generated, never committed: small archives made with
-# BUILD_DIR/partpack (both formats, every check, stored ranges, one block or
-# many), with xz and gzip themselves, multi-stream and multi-member files,
-# and gzip streams from zlib at level 0 (stored blocks).  Images are a few
+# BUILD_DIR/partpack (every format and check, stored ranges, one block or
+# many), with xz, gzip and zstd themselves, multi-stream and multi-member
+# files, and gzip streams from zlib at level 0 (stored blocks).  Images are a few
 # KiB with small blocks, so the fuzzers start from inputs that already reach
 # the index, the stored-extent lists and the checks.
 #
 #   OUT_DIR/xz-open for fuzz-xz-open
 #   OUT_DIR/gz-open for fuzz-gz-open
+#   OUT_DIR/zstd-open for fuzz-zstd-open
 #   OUT_DIR/patch   for fuzz-patch (its own input layout; see fuzz-patch.c)
 #   OUT_DIR/bmap    for fuzz-bmap (bmap files partpack --bmap wrote)
 #
@@ -23,8 +24,8 @@ out=$2
 [ -x "$partpack" ] || { echo "make-seeds: $partpack: not built" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/partpack-seeds.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-rm -rf "$out/xz-open" "$out/gz-open" "$out/patch" "$out/bmap"
-mkdir -p "$out/xz-open" "$out/gz-open" "$out/patch" "$out/bmap"
+rm -rf "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap"
+mkdir -p "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap"
 
 # ---- images: text, noise and zeros, so blocks of every kind appear -------
 python3 - "$work" <<'EOF'
@@ -92,11 +93,28 @@ open(out + "/zlib-mixed.gz", "wb").write(mixed)
 open(out + "/zlib-wrapper.gz", "wb").write(gzip_stream(image, 0, 15))
 EOF
 
+# ---- zstd -------------------------------------------------------------------
+for check in xxh64 none; do
+	pack "$out/zstd-open/$check-kept.zst" "$work/image" -F zstd -C $check -B 4KiB \
+		-K 5000+6000 -K 20480+2048
+	pack "$out/zstd-open/$check-plain.zst" "$work/image" -F zstd -C $check -B 8KiB
+done
+pack "$out/zstd-open/one-block.zst" "$work/image" -F zstd -B 1MiB -K 100:200
+pack "$out/zstd-open/all-kept.zst" "$work/noise" -F zstd -B 4KiB -K 0:8192
+pack "$out/zstd-open/empty.zst" "$work/empty" -F zstd
+# Without a seek table: stock zstd (one frame with its content size, or
+# none when reading a pipe), and several frames with a skippable one.
+zstd -q -c -3 --check "$work/image" >"$out/zstd-open/zstd-tool.zst"
+zstd -q -c -1 --no-check "$work/noise" >"$out/zstd-open/zstd-tool-noise.zst"
+zstd -q -c -1 <"$work/text" >"$out/zstd-open/zstd-tool-pipe.zst"
+{ cat "$out/zstd-open/zstd-tool.zst"; printf '\x50\x2a\x4d\x18\x02\0\0\0hi'; \
+	cat "$out/zstd-open/zstd-tool-noise.zst"; } >"$out/zstd-open/zstd-frames.zst"
+
 # ---- patch inputs: archive, mode, delta, raw offset, length, data ---------
 # Modes 0 and 1 measure from the start and end of kept range 0, 4 and 5 of
 # range 1, 2 from a block edge, 3 take the raw offset; 0x80 is a dry run.
 zero7='\0\0\0\0\0\0\0'
-for archive in 0 1 2 3 4; do
+for archive in 0 1 2 3 4 5 6; do
 	a="\\x0$archive"
 	for mode in 00 01 02 04 05 80; do
 		printf '%b' "$a\\x$mode\\x10\\x00\\x01$zero7\\x00\\x10\\x00patched by a seed" \
