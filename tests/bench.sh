@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/bench.sh BUILD_DIR - partpack against xz -T and pigz, side by side in
-# one run, on a realistic disk image.  Prints the table of issue 6 with
+# tests/bench.sh BUILD_DIR - partpack against xz -T, pigz and zstd -T, side
+# by side in one run, on a realistic disk image.  Prints the table of issue 6 with
 # measured ratios; it is a measurement, not a test: nothing here fails on a
 # slow number.
 #
@@ -98,6 +98,28 @@ rm -f ppb.gz pp0.gz.bmap
 # zlib against libdeflate on the same blocks, for the gzip writer's choice.
 deflate_table=$("$build/bench-deflate" disk.img $((root_start * MIB)))
 
+# ---- pack to zstd, at -3 and -19 ------------------------------------------------
+# Nothing kept, so the sizes compare the compression alone.
+for level in 3 19; do
+	timed "t_zst$level" zstd -q -T"$threads" -$level -k -c disk.img >stock$level.zst
+	timed "t_ppzst$level" partpack -q -T"$threads" -$level --format=zstd \
+		--block-size=16MiB -o pp$level.zst disk.img
+	printf -v "s_zst$level" '%s' "$(size_of stock$level.zst)"
+	printf -v "s_ppzst$level" '%s' "$(size_of pp$level.zst)"
+	rm -f stock$level.zst
+done
+zstd -qt pp3.zst
+# Reading it back whole: partcat (when built) against stock zstd, both
+# writing the image to a file.
+if command -v partcat >/dev/null; then
+	timed t_zcat sh -c 'zstd -qdc pp3.zst >cat.img'
+	timed t_pcat sh -c "partcat -T$threads pp3.zst >cat.img"
+	zstd_cat_row="| partcat -T$threads of partpack's .zst | ${t_pcat} s | zstd -dc: ${t_zcat} s | $(ratio "$t_pcat" "$t_zcat") | <= 0.6 |"
+	rm -f cat.img
+else
+	zstd_cat_row="| partcat -T$threads of partpack's .zst | (no partcat) | | | <= 0.6 |"
+fi
+
 # ---- decoding partpack output with stock xz --------------------------------
 timed t_d1 sh -c 'xz -T1 -dc pp0.xz >/dev/null'
 timed t_d2 sh -c "xz -T$threads -dc pp0.xz >/dev/null"
@@ -130,6 +152,7 @@ for gib in 1 64; do
 	truncate -s ${gib}G big$gib.img
 	partpack -q -T"$threads" --keep-raw 512MiB+64MiB --bmap big$gib.bmap \
 		-o big$gib.xz big$gib.img
+	partpack -q -T"$threads" --keep-raw 512MiB+64MiB -o big$gib.zst big$gib.img
 done
 best_patch() { # best of 5 runs, in seconds; more partpatch options after
 	local best=999 t i archive=$1
@@ -144,6 +167,9 @@ t_p1=$(best_patch big1.xz)
 t_p64=$(best_patch big64.xz)
 t_p64b=$(best_patch big64.xz --bmap big64.bmap)
 xz -t big1.xz
+t_pz1=$(best_patch big1.zst)
+t_pz64=$(best_patch big64.zst)
+zstd -qt big1.zst
 
 # ---- stamping N variants ------------------------------------------------------
 truncate -s 0 newboot.img
@@ -178,6 +204,10 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | partpack --bmap, xz as above keeping /boot | ${t_ppb} s | without: ${t_pp} s | $(ratio "$t_ppb" "$t_pp") | <= 1.05 |
 | partpack --bmap, gz as above | ${t_ppgzb} s | without: ${t_ppgz} s | $(ratio "$t_ppgzb" "$t_ppgz") | <= 1.05 |
 | partinfo --digest (image and file) | ${t_digest} s | xz -T$threads -dc \| sha256sum: ${t_sum} s | $(ratio "$t_digest" "$t_sum") | <= 0.7 |
+| pack to zstd -3, 16 MiB blocks, -T$threads (nothing kept) | ${t_ppzst3} s, $s_ppzst3 B | zstd -T$threads -3: ${t_zst3} s, $s_zst3 B | time $(ratio "$t_ppzst3" "$t_zst3"), size $(ratio "$s_ppzst3" "$s_zst3") | <= 1.0, <= 1.03 |
+| pack to zstd -19, the same | ${t_ppzst19} s, $s_ppzst19 B | zstd -T$threads -19: ${t_zst19} s, $s_zst19 B | time $(ratio "$t_ppzst19" "$t_zst19"), size $(ratio "$s_ppzst19" "$s_zst19") | <= 1.0, <= 1.03 |
+$zstd_cat_row
+| 1 MiB partpatch, 64 GiB .zst (best of 5) | ${t_pz64} s | 1 GiB .zst: ${t_pz1} s | $(ratio "$t_pz64" "$t_pz1") | <= 1.5 |
 | stamp $variants variants (pack once + $variants partpatch --output) | $(calc "$t_pp + $t_stamp") s | $variants x xz: $(calc "$variants * $t_xz") s | $(ratio "$(calc "$t_pp + $t_stamp")" "$(calc "$variants * $t_xz")") | |
 
 (The $variants x xz column is $variants times the xz time measured above on the same image:
