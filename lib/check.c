@@ -4,9 +4,14 @@
  *
  * There are two ways.  A linear check (CRC-32, CRC-64) changes by an amount
  * that depends only on the changed bytes and on how far from the end of the
- * block they lie (crc.c): the patcher reads the old bytes it replaces, never
- * the block.  A hash (SHA-256) has no such algebra: the patcher decodes the
- * block and hashes it again with the new bytes laid over.
+ * block they lie (crc.c): the patcher reads the old bytes it replaces, not
+ * the block.  A hash (SHA-256) has no such algebra: the patcher hashes the
+ * block again with the new bytes laid over.
+ *
+ * Every kind can also be computed over a block's bytes (init, update,
+ * final): before a patch, the patcher checks each block it touches against
+ * its stored check, since CRC arithmetic would carry an existing error into
+ * a fresh-looking check.
  *
  * Every function here produces the check's bytes as the containers store
  * them: CRCs little-endian (xz and gzip both), SHA-256 in its own byte
@@ -31,11 +36,41 @@ static void crc32_delta(uint8_t *delta, const uint8_t *old_bytes,
 	pp_put_le32(delta, pp_crc32_shift(d, zeros));
 }
 
+static void crc32_init(void *state)
+{
+	*(uint32_t *)state = 0;
+}
+
+static void crc32_update(void *state, const void *data, size_t len)
+{
+	*(uint32_t *)state = pp_crc32(*(uint32_t *)state, data, len);
+}
+
+static void crc32_final(void *state, uint8_t *check)
+{
+	pp_put_le32(check, *(uint32_t *)state);
+}
+
 static void crc64_delta(uint8_t *delta, const uint8_t *old_bytes,
 			const uint8_t *new_bytes, size_t len, uint64_t zeros)
 {
 	uint64_t d = pp_crc64(0, old_bytes, len) ^ pp_crc64(0, new_bytes, len);
 	pp_put_le64(delta, pp_crc64_shift(d, zeros));
+}
+
+static void crc64_init(void *state)
+{
+	*(uint64_t *)state = 0;
+}
+
+static void crc64_update(void *state, const void *data, size_t len)
+{
+	*(uint64_t *)state = pp_crc64(*(uint64_t *)state, data, len);
+}
+
+static void crc64_final(void *state, uint8_t *check)
+{
+	pp_put_le64(check, *(uint64_t *)state);
 }
 
 static void sha256_init(void *state)
@@ -75,9 +110,11 @@ static void xxh64_final(void *state, uint8_t *check)
 static const pp_check_kind kinds[] = {
 	{ .id = PP_CHECK_NONE, .name = "none", .size = 0 },
 	{ .id = PP_CHECK_CRC32, .name = "crc32", .size = 4,
-	  .linear_delta = crc32_delta },
+	  .linear_delta = crc32_delta, .state_size = sizeof(uint32_t),
+	  .init = crc32_init, .update = crc32_update, .final = crc32_final },
 	{ .id = PP_CHECK_CRC64, .name = "crc64", .size = 8,
-	  .linear_delta = crc64_delta },
+	  .linear_delta = crc64_delta, .state_size = sizeof(uint64_t),
+	  .init = crc64_init, .update = crc64_update, .final = crc64_final },
 	{ .id = PP_CHECK_SHA256, .name = "sha256", .size = 32,
 	  .state_size = sizeof(pp_sha256), .init = sha256_init,
 	  .update = sha256_update, .final = sha256_final },

@@ -144,7 +144,9 @@ typedef struct pp_check_kind {
 	void (*linear_delta)(uint8_t *delta, const uint8_t *old_bytes,
 			     const uint8_t *new_bytes, size_t len,
 			     uint64_t zeros);
-	/* Hashes (SHA-256): re-hash the whole block; NULL for the others. */
+	/* The check computed over a block's bytes, for every kind with a
+	 * size: to verify a block before patching it, and for a hash (no
+	 * linear_delta) to hash the patched block again. */
 	size_t state_size;
 	void (*init)(void *state);
 	void (*update)(void *state, const void *data, size_t len);

@@ -313,9 +313,11 @@ enum pp_patch_flags {
 	PP_PATCH_DRY_RUN = 1,     /* check and report, write nothing */
 };
 
-/* What a patch did (or, with PP_PATCH_DRY_RUN, would do). */
+/* What a patch did (or, with PP_PATCH_DRY_RUN, would do), summed over
+ * all the ranges of a transaction. */
 typedef struct pp_patch_report {
-	uint64_t data_bytes;       /* image bytes overwritten */
+	uint64_t data_bytes;       /* image bytes overwritten (each counted
+	                              once where ranges overlap) */
 	uint64_t blocks_touched;   /* blocks whose check was updated */
 	uint64_t first_block;      /* index of the first of them */
 	uint64_t undo_bytes;       /* old bytes saved to the undo record */
@@ -324,12 +326,50 @@ typedef struct pp_patch_report {
 } pp_patch_report;
 
 /*
+ * A patch transaction: any number of ranges of the uncompressed image,
+ * written in place all at once, or not at all.
+ *
+ * pp_patch_begin starts one on an archive opened with PP_OPEN_WRITE (or,
+ * with PP_PATCH_DRY_RUN in flags, any archive).  pp_patch_add copies
+ * [offset, offset + len) of new bytes into it; a range with any byte that
+ * is not stored data is refused (PP_ERR_NOT_STORED, PP_ERR_USAGE past the
+ * end of the image) and nothing of it is kept, while the ranges added
+ * before stay.  Where ranges overlap, the one added later wins.
+ *
+ * pp_patch_commit first checks every block the transaction touches
+ * against its stored check (one read of each such block; a block holding
+ * compressed data is decoded): a block that is already corrupt refuses the
+ * whole transaction with PP_ERR_CHECK naming it, and nothing is written.
+ * It then saves the old bytes of everything it will overwrite, checks
+ * included, to one undo record beside the archive, writes all ranges,
+ * updates each touched block's check once, and syncs once.  An interrupted
+ * commit is undone by the next pp_open for writing (or pp_recover): the
+ * archive ends with all of the transaction or none of it.  With
+ * PP_PATCH_DRY_RUN it checks everything and fills report, writing nothing.
+ * report may be NULL.  Commit frees the transaction, whatever it returns;
+ * pp_patch_abort frees one without writing anything.  A transaction uses
+ * its archive: the archive's thread rules cover it, and the archive must
+ * stay open until the transaction is committed or aborted.
+ */
+typedef struct pp_patch_txn pp_patch_txn;
+
+PP_API int pp_patch_begin(pp_archive *archive, int flags,
+			  pp_patch_txn **txn, pp_error *err);
+PP_API int pp_patch_add(pp_patch_txn *txn, uint64_t offset, const void *data,
+			size_t len, pp_error *err);
+PP_API int pp_patch_commit(pp_patch_txn *txn, pp_patch_report *report,
+			   pp_error *err);
+PP_API void pp_patch_abort(pp_patch_txn *txn);
+
+/*
  * Overwrites [offset, offset + len) of the uncompressed image with data,
- * in place.  Every byte of the range must be stored data, or nothing is
- * written and PP_ERR_NOT_STORED is returned.  The checks of the touched
- * blocks are updated.  The old bytes are saved to an undo record before
- * the first write, so an interrupted patch can be undone (pp_open does it
- * on the next open for writing).  report may be NULL.
+ * in place: the transaction of that one range (data is not copied).  Every
+ * byte of the range must be stored data, or nothing is written and
+ * PP_ERR_NOT_STORED is returned; a touched block that is already corrupt
+ * gives PP_ERR_CHECK.  The checks of the touched blocks are updated.  The
+ * old bytes are saved to an undo record before the first write, so an
+ * interrupted patch can be undone (pp_open does it on the next open for
+ * writing).  report may be NULL.
  */
 PP_API int pp_patch(pp_archive *archive, uint64_t offset, const void *data,
 		    size_t len, int flags, pp_patch_report *report,

@@ -15,11 +15,17 @@ static void usage(void)
 {
 	printf("Usage: %s [OPTION]... ARCHIVE --offset=N\n"
 	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL\n"
+	       "  or:  %s [OPTION]... ARCHIVE --offset=N --input=FILE [--offset=N --input=FILE]...\n"
 	       "Overwrite bytes of the uncompressed image inside ARCHIVE (.xz or .gz)\n"
 	       "in place, starting at image offset N, with data from standard input or\n"
 	       "--input.  Every byte written must lie in stored (uncompressed) data;\n"
 	       "otherwise nothing is written.  The checks of the touched blocks are\n"
-	       "updated, so stock xz and gzip accept the result.\n"
+	       "verified first and then updated, so stock xz and gzip accept the result.\n"
+	       "\n"
+	       "Each --offset or --partition starts a range; the --input and --length\n"
+	       "after it (or, for the first range, before it) belong to that range.\n"
+	       "All ranges are written as one transaction: all of them or none; where\n"
+	       "they overlap, the later one wins.  At most one reads standard input.\n"
 	       "\n"
 	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... are\n"
 	       "                        powers of 1024, kB, MB, GB powers of 1000)\n"
@@ -49,24 +55,33 @@ static void usage(void)
 	       "  -V, --version         show the version and exit\n"
 	       "\n"
 	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
-	       "(the archive is unchanged), 5 ARCHIVE is locked (--no-wait).\n"
+	       "(the archive is unchanged), 4 a touched block is already corrupt (the\n"
+	       "archive is unchanged), 5 ARCHIVE is locked (--no-wait).\n"
 	       "An interrupted patch leaves an undo record beside ARCHIVE; the next\n"
 	       "partpatch, or --recover, restores the archive from it.\n",
-	       cli_program, cli_program);
+	       cli_program, cli_program, cli_program);
 }
 
-typedef struct patch_args {
-	const char *archive;
-	const char *input;
+/* One range of the transaction: where it goes and where its bytes come from. */
+typedef struct range_arg {
+	const char *input;          /* NULL: standard input */
+	bool input_given;
 	const char *partition;
-	const char *output;
-	const char *bmap;
-	const char *bmap_output;
 	uint64_t offset;
 	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
+	uint64_t written;           /* bytes added to the transaction */
 	bool offset_given;
 	bool length_given;
+} range_arg;
+
+typedef struct patch_args {
+	const char *archive;
+	const char *output;
+	const char *bmap;
+	const char *bmap_output;
+	range_arg *ranges;
+	size_t range_count;
 	bool verbose;
 	bool quiet;
 	bool dry_run;
@@ -74,6 +89,44 @@ typedef struct patch_args {
 	bool recover;
 	bool force;
 } patch_args;
+
+static range_arg *new_range(patch_args *args)
+{
+	range_arg *ranges = realloc(args->ranges,
+				    (args->range_count + 1) * sizeof *ranges);
+	if (!ranges) {
+		cli_error("out of memory");
+		exit(EXIT_ERROR);
+	}
+	args->ranges = ranges;
+	ranges[args->range_count] = (range_arg){ .limit = UINT64_MAX };
+	return &ranges[args->range_count++];
+}
+
+/* The range an --offset or --partition starts. */
+static range_arg *located_range(patch_args *args)
+{
+	range_arg *r = args->range_count ?
+		&args->ranges[args->range_count - 1] : NULL;
+	if (!r || r->offset_given || r->partition)
+		r = new_range(args);
+	return r;
+}
+
+/* The range an --input or --length belongs to: the latest one, or the
+ * first, not yet located, if it comes before any --offset. */
+static range_arg *current_range(patch_args *args, const char *option,
+				bool taken)
+{
+	range_arg *r = args->range_count ?
+		&args->ranges[args->range_count - 1] : new_range(args);
+	if (taken) {
+		cli_error("%s given twice for one range (each --offset or "
+			  "--partition starts a range)", option);
+		exit(EXIT_USAGE);
+	}
+	return r;
+}
 
 static void parse_args(int argc, char **argv, patch_args *args)
 {
@@ -96,20 +149,32 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
+	range_arg *r;
 	while ((c = getopt_long(argc, argv, ":O:l:p:i:o:nfqvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'O':
-			args->offset = cli_size_arg("--offset", optarg);
-			args->offset_given = true;
+			r = located_range(args);
+			r->offset = cli_size_arg("--offset", optarg);
+			r->offset_given = true;
+			break;
+		case 'p':
+			located_range(args)->partition = optarg;
 			break;
 		case 'l':
-			args->length = cli_size_arg("--length", optarg);
-			args->length_given = true;
+			r = args->range_count ?
+				&args->ranges[args->range_count - 1] : NULL;
+			r = current_range(args, "--length",
+					  r && r->length_given);
+			r->length = cli_size_arg("--length", optarg);
+			r->length_given = true;
 			break;
-		case 'p': args->partition = optarg; break;
 		case 'i':
-			args->input = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			r = args->range_count ?
+				&args->ranges[args->range_count - 1] : NULL;
+			r = current_range(args, "--input", r && r->input_given);
+			r->input = strcmp(optarg, "-") == 0 ? NULL : optarg;
+			r->input_given = true;
 			break;
 		case 'f': args->force = true; break;
 		case 'o': args->output = optarg; break;
@@ -143,11 +208,21 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			  "bmap (--bmap is the base's, left as it is)");
 		exit(EXIT_USAGE);
 	}
-	if (args->offset_given == (args->partition != NULL)) {
+	size_t from_stdin = 0;
+	for (size_t i = 0; i < args->range_count; i++) {
+		if (!args->ranges[i].input)
+			from_stdin++;
+	}
+	if (args->range_count == 0 ||
+	    (!args->ranges[0].offset_given && !args->ranges[0].partition)) {
 		cli_error("give exactly one of --offset and --partition");
 		exit(EXIT_USAGE);
 	}
-	args->limit = UINT64_MAX;
+	if (from_stdin > 1) {
+		cli_error("%zu ranges would read standard input: give each "
+			  "range but one an --input", from_stdin);
+		exit(EXIT_USAGE);
+	}
 }
 
 /* The bytes to write: a mapping of a regular file, or what a pipe gave. */
@@ -166,7 +241,7 @@ static void release_data(patch_data *data)
 		free(data->bytes);
 }
 
-static int map_regular_input(int fd, const char *name, const patch_args *args,
+static int map_regular_input(int fd, const char *name, const range_arg *args,
 			     const struct stat *st, patch_data *data)
 {
 	off_t pos = lseek(fd, 0, SEEK_CUR);
@@ -206,7 +281,7 @@ static int map_regular_input(int fd, const char *name, const patch_args *args,
 
 /* Reads a pipe to its end (or to --length), but never more than `cap`
  * bytes: past the stored run the patch is refused anyway. */
-static int read_stream_input(int fd, const char *name, const patch_args *args,
+static int read_stream_input(int fd, const char *name, const range_arg *args,
 			     uint64_t cap, patch_data *data)
 {
 	uint64_t want = args->length_given ? args->length : cap;
@@ -250,7 +325,7 @@ static int read_stream_input(int fd, const char *name, const patch_args *args,
 	return 0;
 }
 
-static int load_data(pp_archive *archive, const patch_args *args,
+static int load_data(pp_archive *archive, const range_arg *args,
 		     patch_data *data)
 {
 	const char *name = args->input ? args->input : "(stdin)";
@@ -331,15 +406,25 @@ static int recover(const patch_args *args)
 	return args->bmap ? recover_bmap(args) : EXIT_OK;
 }
 
-/* The patch is committed: the bmap follows it. */
+/* The transaction is committed: the bmap follows every range of it. */
 static int update_bmap(const patch_args *args, pp_bmap *bmap,
-		       pp_archive *archive, uint64_t length)
+		       pp_archive *archive)
 {
 	pp_error err;
-	pp_range written = { args->offset, length };
-	if (pp_bmap_patched(bmap, archive, &written, 1, &err) ||
-	    pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
-			 args->bmap, &err)) {
+	pp_range *written = calloc(args->range_count, sizeof *written);
+	if (!written) {
+		cli_error("out of memory");
+		return EXIT_ERROR;
+	}
+	for (size_t i = 0; i < args->range_count; i++)
+		written[i] = (pp_range){ args->ranges[i].offset,
+					 args->ranges[i].written };
+	int failed = pp_bmap_patched(bmap, archive, written, args->range_count,
+				     &err) ||
+		pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
+			     args->bmap, &err);
+	free(written);
+	if (failed) {
 		/* One line: what failed, and how to finish the job. */
 		cli_error("%s (the archive is patched but its bmap is not: run "
 			  "'%s --recover --bmap %s%s%s %s')", err.message,
@@ -365,13 +450,19 @@ static int open_target(const patch_args *args, pp_archive **archive,
 
 static void report(const patch_args *args, const pp_patch_report *done)
 {
-	fprintf(stderr, "%s: %s: %s %llu bytes at image offset %llu, "
+	char where[80];
+	if (args->range_count == 1)
+		snprintf(where, sizeof where, "at image offset %llu",
+			 (unsigned long long)args->ranges[0].offset);
+	else
+		snprintf(where, sizeof where, "in %zu ranges",
+			 args->range_count);
+	fprintf(stderr, "%s: %s: %s %llu bytes %s, "
 		"updating the checks of %llu block(s) from block %llu; "
 		"undo record %llu bytes\n", cli_program,
 		args->output && !args->dry_run ? args->output : args->archive,
 		args->dry_run ? "would write" : "wrote",
-		(unsigned long long)done->data_bytes,
-		(unsigned long long)args->offset,
+		(unsigned long long)done->data_bytes, where,
 		(unsigned long long)done->blocks_touched,
 		(unsigned long long)done->first_block,
 		(unsigned long long)done->undo_bytes);
@@ -410,19 +501,20 @@ static int check_names(pp_archive *archive, const patch_args *args)
 					       args->force) : 0;
 }
 
-/* The way out of a failed patch, after the library's problem. */
-static int patch_failed(const patch_args *args, const pp_error *err,
-			size_t len)
+/* The way out of a failed patch, after the library's problem; range is
+ * the one refused when adding it, NULL for a failed commit. */
+static int patch_failed(const patch_args *args, const range_arg *range,
+			const pp_error *err, size_t len)
 {
-	if (err->status == PP_ERR_NOT_STORED) {
-		if (args->partition)
+	if (err->status == PP_ERR_NOT_STORED && range) {
+		if (range->partition)
 			return cli_fail_advice(err, "to make it patchable, pack "
 					       "the image with 'partpack "
-					       "--keep-raw %s'", args->partition);
+					       "--keep-raw %s'", range->partition);
 		return cli_fail_advice(err, "to make it patchable, pack the "
 				       "image with 'partpack --keep-raw "
 				       "%llu+%zu'",
-				       (unsigned long long)args->offset, len);
+				       (unsigned long long)range->offset, len);
 	}
 	if (err->status == PP_ERR_IO && !args->output && !args->dry_run &&
 	    !directory_writable(args->archive))
@@ -431,14 +523,55 @@ static int patch_failed(const patch_args *args, const pp_error *err,
 	return cli_fail(err);
 }
 
-static int locate(pp_archive *archive, patch_args *args)
+static int locate(pp_archive *archive, range_arg *range)
 {
 	pp_range partition;
 	pp_error err;
-	if (pp_locate_partition(archive, args->partition, &partition, &err))
+	if (pp_locate_partition(archive, range->partition, &partition, &err))
 		return cli_fail(&err);
-	args->offset = partition.offset;
-	args->limit = partition.length;
+	range->offset = partition.offset;
+	range->limit = partition.length;
+	return 0;
+}
+
+/* Reads each range's bytes and adds them to the transaction, which keeps
+ * its own copy: one input is held in memory at a time. */
+static int add_ranges(pp_archive *archive, patch_args *args,
+		      pp_patch_txn *txn)
+{
+	int status = 0;
+	for (size_t i = 0; status == 0 && i < args->range_count; i++) {
+		range_arg *range = &args->ranges[i];
+		patch_data data = { 0 };
+		pp_error err;
+		if (range->partition)
+			status = locate(archive, range);
+		if (status == 0)
+			status = load_data(archive, range, &data);
+		if (status == 0 &&
+		    pp_patch_add(txn, range->offset, data.bytes, data.len, &err))
+			status = patch_failed(args, range, &err, data.len);
+		range->written = data.len;
+		release_data(&data);
+	}
+	return status;
+}
+
+static int run_patch(pp_archive *archive, patch_args *args,
+		     pp_patch_report *done)
+{
+	pp_patch_txn *txn;
+	pp_error err;
+	if (pp_patch_begin(archive, args->dry_run ? PP_PATCH_DRY_RUN : 0,
+			   &txn, &err))
+		return cli_fail(&err);
+	int status = add_ranges(archive, args, txn);
+	if (status) {
+		pp_patch_abort(txn);
+		return status;
+	}
+	if (pp_patch_commit(txn, done, &err))
+		return patch_failed(args, NULL, &err, 0);
 	return 0;
 }
 
@@ -456,9 +589,10 @@ int main(int argc, char **argv)
 	cli_background_progress_begin(&scanning, "scanning", args.quiet);
 	int opened = open_target(&args, &archive, &err);
 	cli_background_progress_end(&scanning);
-	if (opened)
+	if (opened) {
+		free(args.ranges);
 		return cli_open_failed(&err, args.archive);
-	patch_data data = { 0 };
+	}
 	pp_patch_report done;
 	pp_bmap *bmap = NULL;
 	int status = check_names(archive, &args);
@@ -467,22 +601,16 @@ int main(int argc, char **argv)
 	if (status == 0 && args.bmap && pp_bmap_open(archive, args.bmap, &bmap,
 						     &err))
 		status = cli_fail(&err);
-	if (status == 0 && args.partition)
-		status = locate(archive, &args);
 	if (status == 0)
-		status = load_data(archive, &args, &data);
-	if (status == 0 &&
-	    pp_patch(archive, args.offset, data.bytes, data.len,
-		     args.dry_run ? PP_PATCH_DRY_RUN : 0, &done, &err))
-		status = patch_failed(&args, &err, data.len);
+		status = run_patch(archive, &args, &done);
 	if (status == 0 && pp_commit(archive, &err))
 		status = cli_fail(&err);
 	if (status == 0 && bmap && !args.dry_run)
-		status = update_bmap(&args, bmap, archive, data.len);
+		status = update_bmap(&args, bmap, archive);
 	if (status == 0 && (args.verbose || args.dry_run))
 		report(&args, &done);
-	release_data(&data);
 	pp_bmap_close(bmap);
 	pp_close(archive);
+	free(args.ranges);
 	return status;
 }

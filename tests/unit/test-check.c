@@ -43,11 +43,15 @@ static void test_table(void)
 		      kind->size <= PP_CHECK_SIZE_MAX,
 		      "%s: the size liblzma gives its xz check ID",
 		      known[i].name);
+		bool linear = known[i].id == PP_CHECK_CRC32 ||
+			known[i].id == PP_CHECK_CRC64;
 		CHECK(kind && (kind->size == 0 ||
-			       (kind->linear_delta != NULL) !=
-			       (kind->init != NULL)),
-		      "%s: updated one way, linear or by re-hashing",
-		      known[i].name);
+			       ((kind->linear_delta != NULL) == linear &&
+				kind->state_size > 0 && kind->init &&
+				kind->update && kind->final)),
+		      "%s: updated one way, %s, and computable over a "
+		      "block's bytes", known[i].name,
+		      linear ? "linear" : "by re-hashing");
 	}
 	CHECK(pp_check_kind_of((enum pp_check)7) == NULL &&
 	      pp_check_kind_of((enum pp_check)15) == NULL &&
@@ -84,6 +88,16 @@ static void test_linear(enum pp_check id)
 	}
 	CHECK(all_match, "%s: old xor delta is the new stored check, byte by "
 	      "byte, for 200 random changes", kind->name);
+	/* Computed over the bytes in pieces, as a patch verifies a block. */
+	void *state = malloc(kind->state_size);
+	stored_check(kind, block, BLOCK, old_check);
+	kind->init(state);
+	kind->update(state, block, 1234);
+	kind->update(state, block + 1234, BLOCK - 1234);
+	kind->final(state, new_check);
+	CHECK(memcmp(new_check, old_check, kind->size) == 0,
+	      "%s: init, update and final give the stored check", kind->name);
+	free(state);
 	free(block);
 	free(fresh);
 }
