@@ -1,9 +1,10 @@
-# crash.sh - issue 5: a patch never loses an image.  Interrupt a patch at
-# every write, sync and unlink (PARTPACK_FAULT_AFTER=k, with the test-only
-# shim of inject_faults in tests/lib.sh) for every format and
-# check old-or-new after recovery; a real SIGKILL; locking; --output and
-# --dry-run; and bad input, each refused with one line, a documented status
-# and an unchanged archive.
+# crash.sh - issue 5: a patch never loses an image.  Interrupt a patch, and
+# a transaction of 50 ranges (issue 9), at every write, sync and unlink
+# (PARTPACK_FAULT_AFTER=k, with the test-only shim of inject_faults in
+# tests/lib.sh) for every format and check old-or-new after recovery; a real
+# SIGKILL; locking; --output and --dry-run; a touched block that is already
+# corrupt (issue 14); and bad input, each refused with one line, a
+# documented status and an unchanged archive.
 
 require_cmd partpack partpatch partinfo xz gzip zstd cmp python3 flock
 inject_faults partpatch
@@ -21,39 +22,65 @@ RANGE=1MiB+4MiB
 cp img new.img
 replace_range new.img $AT patch.bin
 
+# 50 ranges of 1 to 6 KiB over the kept range's 16 blocks, some of them
+# overlapping an earlier one (the later wins), as one transaction.
+python3 - <<'PY'
+import random
+r = random.Random(9)
+image = bytearray(open("img", "rb").read())
+args = []
+for i in range(50):
+    n = r.randrange(1024, 6 * 1024)
+    if i % 7 == 6:
+        at = prev + r.randrange(-n + 1, 2000)   # overlaps range i - 1
+    else:
+        at = r.randrange(1 << 20, (5 << 20) - n)
+    prev = at
+    data = bytes(r.randrange(256) for _ in range(n))
+    open("r%d.bin" % i, "wb").write(data)
+    image[at:at + n] = data
+    args += ["--offset", str(at), "--input", "r%d.bin" % i]
+open("new50.img", "wb").write(image)
+open("ranges50.args", "w").write("\n".join(args) + "\n")
+PY
+mapfile -t RANGES50 <ranges50.args
+
 # same_as FILE IMAGE: FILE decodes to IMAGE.
 same_as() { decode "$1" | cmp -s - "$2"; }
 
-for fmt in xz gz zst; do
-	base=base.$fmt
-	check "$fmt: pack" partpack -1 --block-size=256KiB --keep-raw $RANGE -o $base img
-
-	# ---- every interruption point, then recovery -------------------------
+# interrupt_everywhere ARCHIVE BASE NEW-IMAGE PARTPATCH-ARGS...: runs the
+# patch on a fresh copy of BASE stopped before its k-th write, sync or
+# unlink, for k = 1, 2, ... until it runs to the end, recovering after each
+# stop and checking old-or-new.  Sets k (the run that completed), old, new,
+# bad and refused_reads.
+interrupt_everywhere() {
+	local f=$1 base=$2 new_image=$3 status
+	shift 3
 	k=1 old=0 new=0 bad=0 refused_reads=0
 	while [ $k -lt 500 ]; do
-		cp $base f.$fmt
-		PARTPACK_FAULT_AFTER=$k partpatch f.$fmt --offset $AT --input patch.bin 2>/dev/null
+		cp $base $f
+		PARTPACK_FAULT_AFTER=$k partpatch $f "$@" 2>/dev/null
 		status=$?
 		[ $status -eq 0 ] && break
 		if [ $status -ne 99 ]; then
 			bad=$((bad + 1))
 			echo "# k=$k: partpatch exited $status, not 99"
 		fi
-		if [ -e .f.$fmt.partpatch-undo ]; then
-			if partinfo f.$fmt >/dev/null 2>err.txt; then
+		if [ -e .$f.partpatch-undo ]; then
+			if partinfo $f >/dev/null 2>err.txt; then
 				bad=$((bad + 1))
 				echo "# k=$k: partinfo read an archive with a pending patch"
 			elif grep -q -- --recover err.txt; then
 				refused_reads=$((refused_reads + 1))
 			fi
 		fi
-		partpatch --recover f.$fmt 2>/dev/null || { bad=$((bad + 1)); echo "# k=$k: --recover failed"; }
-		if ! test_integrity f.$fmt 2>/dev/null; then
+		partpatch --recover $f 2>/dev/null || { bad=$((bad + 1)); echo "# k=$k: --recover failed"; }
+		if ! test_integrity $f 2>/dev/null || ! decode $f >decoded.img; then
 			bad=$((bad + 1))
 			echo "# k=$k: integrity check fails after recovery"
-		elif same_as f.$fmt img; then
+		elif cmp -s decoded.img img; then
 			old=$((old + 1))
-		elif same_as f.$fmt new.img; then
+		elif cmp -s decoded.img $new_image; then
 			new=$((new + 1))
 		else
 			bad=$((bad + 1))
@@ -61,16 +88,36 @@ for fmt in xz gz zst; do
 		fi
 		k=$((k + 1))
 	done
+}
+
+for fmt in xz gz zst; do
+	base=base.$fmt
+	check "$fmt: pack" partpack -1 --block-size=256KiB --keep-raw $RANGE -o $base img
+
+	# ---- every interruption point, then recovery -------------------------
+	interrupt_everywhere f.$fmt $base new.img --offset $AT --input patch.bin
 	check_eq "$fmt: interrupted at each of $((k - 1)) points, recovery gives old or new ($old old, $new new)" 0 $bad
 	check "$fmt: the uninterrupted run (k=$k) gives the new image" same_as f.$fmt new.img
 	[ $refused_reads -gt 0 ] && ok "$fmt: partinfo refuses a pending patch, pointing to --recover" ||
 		not_ok "$fmt: partinfo refuses a pending patch, pointing to --recover"
 	[ $old -gt 5 ] && ok "$fmt: the undo record is written and synced before any in-place write" ||
 		not_ok "$fmt: too few interruption points ($old) ended old"
+	points=$k
+
+	# The same for a transaction of 50 ranges: one undo record, so any
+	# interruption gives all of them or none.
+	interrupt_everywhere t.$fmt $base new50.img "${RANGES50[@]}"
+	check_eq "$fmt: a 50-range transaction interrupted at each of $((k - 1)) points, recovery gives old or new ($old old, $new new)" 0 $bad
+	check "$fmt: ... the uninterrupted run (k=$k) gives the new image, the later of overlapping ranges winning" same_as t.$fmt new50.img
+	# Stops before the record is complete or the archive synced give old;
+	# only the stop after the record's removal gives new.
+	[ $k -gt 50 ] && [ $old -gt 50 ] && [ $new -ge 1 ] &&
+		ok "$fmt: ... every range's write was a separate interruption point" ||
+		not_ok "$fmt: ... too few interruption points: k=$k, $old old, $new new"
 
 	# The next partpatch finishes an interrupted one by itself.
 	cp $base g.$fmt
-	PARTPACK_FAULT_AFTER=$((k / 2)) partpatch g.$fmt --offset $AT --input patch.bin 2>/dev/null
+	PARTPACK_FAULT_AFTER=$((points / 2)) partpatch g.$fmt --offset $AT --input patch.bin 2>/dev/null
 	check "$fmt: a later partpatch recovers first, then patches" \
 		bash -c 'partpatch g.'$fmt' --offset '$AT' --input patch.bin 2>err.txt && grep -q recovered err.txt'
 	check "$fmt: ... giving the new image" same_as g.$fmt new.img
