@@ -45,6 +45,11 @@ open("ranges50.args", "w").write("\n".join(args) + "\n")
 PY
 mapfile -t RANGES50 <ranges50.args
 
+# flip_byte FILE OFFSET: inverts the lowest bit of one byte of FILE.
+flip_byte() {
+	python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 1]))' "$1" "$2"
+}
+
 # same_as FILE IMAGE: FILE decodes to IMAGE.
 same_as() { decode "$1" | cmp -s - "$2"; }
 
@@ -164,6 +169,45 @@ for fmt in xz gz zst; do
 	check "$fmt: ... correctly" same_as l.$fmt new.img
 done
 
+# ---- a touched block that is already corrupt (issue 14) ----------------------
+# CRC arithmetic would carry the error into a fresh check: the patch must
+# verify each touched block first and refuse, whole, with status 4.
+CORRUPT_AT=$(((2 << 20) + 100000))   # in the stored block 2 MiB..2.25 MiB
+for kind in crc32.xz crc64.xz sha256.xz crc32.gz; do
+	check=${kind%.*} fmt=${kind#*.}
+	c=corrupt-$check.$fmt
+	check "$kind: pack" partpack -1 -F $([ $fmt = gz ] && echo gzip || echo xz) \
+		$([ $fmt = xz ] && echo "-C $check") --block-size=256KiB --keep-raw $RANGE -o $c img
+	# Where the stored copy of image byte CORRUPT_AT lies in the file.
+	where=$(python3 - $c $CORRUPT_AT <<'PY'
+import sys
+path, at = sys.argv[1], int(sys.argv[2])
+image = open("img", "rb").read()
+archive = open(path, "rb").read()
+where = archive.find(image[at:at + 64])
+assert where > 0 and archive.find(image[at:at + 64], where + 1) < 0
+print(where)
+PY
+)
+	flip_byte $c $where
+	cp $c $c.orig
+	check_fails "$kind: a patch elsewhere in a corrupt block: status 4" 4 \
+		partpatch $c --offset $((CORRUPT_AT + 50000)) --input r0.bin
+	check_eq "... naming the block as xz -lvv numbers it" 1 \
+		"$(grep -c "block [0-9]* (file offset [0-9]*, image bytes 2097152\.\." <<<"$CHECK_STDERR")"
+	check_cmp "... $kind: the archive is byte-identical" $c.orig $c
+	check_fails "$kind: a transaction with one range in it: status 4" 4 \
+		partpatch $c --offset 3MiB --input r1.bin --offset $((CORRUPT_AT - 20000)) --input r2.bin
+	check_cmp "... $kind: the archive is byte-identical" $c.orig $c
+	check "$kind: a patch in another block works" partpatch $c --offset 3MiB --input r1.bin
+	# Undo the damage: the archive is then whole and patched.
+	flip_byte $c $where
+	cp img expected.img
+	replace_range expected.img $((3 << 20)) r1.bin
+	check "... and once the flipped byte is restored, $kind is whole and patched" \
+		bash -c "$(declare -f test_integrity same_as decode); test_integrity $c && same_as $c expected.img"
+done
+
 # ---- bad input: one line, a documented status, the archive unchanged -------
 cp base.xz a.xz
 cp base.xz a.orig
@@ -181,6 +225,11 @@ refuse 2 "an overflowing length" a.xz --offset 2MiB --length 1844674407370955161
 refuse 2 "an input shorter than --length" a.xz --offset 2MiB --length 700000 --input patch.bin
 refuse 3 "a range not entirely stored" a.xz --offset 4MiB --length 2MiB --input img
 refuse 1 "a missing input file" a.xz --offset 2MiB --input no-such-file
+refuse 2 "two ranges reading standard input" a.xz --offset 2MiB --offset 3MiB
+refuse 2 "--input twice for one range" a.xz --offset 2MiB --input patch.bin --input r1.bin
+refuse 2 "--input without --offset" a.xz --input patch.bin
+refuse 3 "a transaction with one range not stored" a.xz --offset 2MiB --input patch.bin --offset 5MiB --input r1.bin
+refuse 1 "a transaction with one input missing" a.xz --offset 2MiB --input patch.bin --offset 3MiB --input no-such-file
 check_fails "a missing archive: status 1" 1 partpatch no-such.xz --offset 0 --input patch.bin
 : >empty.xz
 check_fails "an empty archive: status 1" 1 partpatch empty.xz --offset 0 --input patch.bin
