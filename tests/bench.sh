@@ -201,7 +201,7 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | stock xz -T$threads -d of partpack output | ${t_d2} s | xz -T1 -d: ${t_d1} s | $(ratio "$t_d2" "$t_d1") | <= 0.7 |
 | pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
 | ... against packing its 512 MiB of data alone | ${t_spp} s | partpack: ${t_data} s | $(ratio "$t_spp" "$t_data") | about 1 |
-| 1 MiB partpatch, 64 GiB image (best of 5) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
+| 1 MiB partpatch, 64 GiB image (best of 5; includes verifying the touched 16 MiB block's check, one block read) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
 | ... with --bmap (into a hole: maps it) | ${t_p64b} s | without: ${t_p64} s | $(ratio "$t_p64b" "$t_p64") | < 0.1 s |
 | partpack --bmap, xz as above keeping /boot | ${t_ppb} s | without: ${t_pp} s | $(ratio "$t_ppb" "$t_pp") | <= 1.05 |
 | partpack --bmap, gz as above | ${t_ppgzb} s | without: ${t_ppgz} s | $(ratio "$t_ppgzb" "$t_ppgz") | <= 1.05 |
