@@ -415,7 +415,8 @@ static int scan_bytes(void *opaque, const uint8_t *data, size_t len,
 		      pp_error *err)
 {
 	block_scan *s = opaque;
-	(void)err;
+	for (; len > PATCH_IO_SIZE; data += PATCH_IO_SIZE, len -= PATCH_IO_SIZE)
+		scan_bytes(opaque, data, PATCH_IO_SIZE, err);  /* scratch's size */
 	s->kind->update(s->present, data, len);
 	if (s->final) {
 		uint64_t start = s->seen, end = start + len;

@@ -250,6 +250,41 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 	free(file);
 }
 
+/* A block holding compressed data too is decoded to verify it: stock xz
+ * writes the noise after the text as trailing uncompressed chunks (which
+ * are patchable) in the same block as the LZMA chunks before them. */
+static void test_corrupt_mixed_block(unsigned long long *seed)
+{
+	size_t half = 300000;
+	uint8_t *data = malloc(2 * half);
+	memcpy(data, image, half);
+	for (size_t i = half; i < 2 * half; i++)
+		data[i] = (uint8_t)unit_random(seed);
+	write_file("mixed", data, 2 * half);
+	char command[300];
+	snprintf(command, sizeof command, "xz -k -6 %s", path_of("mixed"));
+	CHECK(system(command) == 0, "stock xz on text then noise");
+	size_t len;
+	uint8_t *file = read_file("mixed.xz", &len);
+	file[100] ^= 0x55;          /* inside the LZMA data of block 1 */
+	write_file("mixed.xz", file, len);
+	uint8_t patch[1000] = { 1 };
+	pp_archive *a;
+	pp_error err = { 0 };
+	int status = -1;
+	if (pp_open(path_of("mixed.xz"), PP_OPEN_WRITE, &a, NULL) == 0) {
+		status = pp_patch(a, 2 * half - 5000, patch, sizeof patch, 0,
+				  NULL, &err);
+		pp_close(a);
+	}
+	CHECK(status == PP_ERR_CHECK && strstr(err.message, "block 1 ") &&
+	      same_file("mixed.xz", file, len),
+	      "a patch of a block whose compressed part is corrupt is refused "
+	      "(%s)", err.message);
+	free(file);
+	free(data);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -275,6 +310,7 @@ int main(void)
 		test_transaction(kinds[i].name, &seed);
 		test_corrupt_block(kinds[i].name, &seed);
 	}
+	test_corrupt_mixed_block(&seed);
 	char command[300];
 	snprintf(command, sizeof command, "rm -rf %s", dir);
 	if (system(command) != 0)
