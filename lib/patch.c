@@ -348,15 +348,11 @@ int pp_patch_add(pp_patch_txn *txn, uint64_t offset, const void *data,
 
 /* ---- commit, phase 1: where the final bytes go ----------------------------- */
 
-typedef struct run_cursor {
-	const layer_run *run;
-} run_cursor;
-
 /* Records one piece of a run, in the touched block it lands in. */
 static int add_piece(pp_patch_txn *txn, size_t block, const pp_extent *x,
 		     void *opaque, pp_error *err)
 {
-	const layer_run *run = ((run_cursor *)opaque)->run;
+	const layer_run *run = opaque;
 	touched_block *t = txn->touched_count ?
 		&txn->touched[txn->touched_count - 1] : NULL;
 	if (!t || t->block != block) {
@@ -386,11 +382,10 @@ static int add_piece(pp_patch_txn *txn, size_t block, const pp_extent *x,
 static int map_layer(pp_patch_txn *txn, pp_error *err)
 {
 	for (size_t i = 0; i < txn->run_count; i++) {
-		run_cursor cursor = { .run = &txn->runs[i] };
-		int status = walk_stored(txn, cursor.run->uoffset,
-					 cursor.run->uoffset +
-					 cursor.run->length, add_piece,
-					 &cursor, err);
+		layer_run *run = &txn->runs[i];
+		int status = walk_stored(txn, run->uoffset,
+					 run->uoffset + run->length, add_piece,
+					 run, err);
 		if (status)
 			return status;
 	}
