@@ -330,7 +330,8 @@ typedef struct pp_patch_report {
  * written in place all at once, or not at all.
  *
  * pp_patch_begin starts one on an archive opened with PP_OPEN_WRITE (or,
- * with PP_PATCH_DRY_RUN in flags, any archive).  pp_patch_add copies
+ * with PP_PATCH_DRY_RUN in flags, any archive); flags other than those of
+ * enum pp_patch_flags are refused (PP_ERR_USAGE), for pp_patch too.  pp_patch_add copies
  * [offset, offset + len) of new bytes into it; a range with any byte that
  * is not stored data is refused (PP_ERR_NOT_STORED, PP_ERR_USAGE past the
  * end of the image) and nothing of it is kept, while the ranges added

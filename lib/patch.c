@@ -111,6 +111,9 @@ int pp_patch_begin(pp_archive *archive, int flags, pp_patch_txn **out,
 		   pp_error *err)
 {
 	*out = NULL;
+	if (flags & ~PP_PATCH_DRY_RUN)
+		return pp_fail(err, PP_ERR_USAGE, "%s: unknown patch flags 0x%x",
+			       archive->path, (unsigned)flags);
 	if (!(archive->flags & PP_OPEN_WRITE) && !(flags & PP_PATCH_DRY_RUN))
 		return pp_fail(err, PP_ERR_USAGE, "%s: not opened for writing",
 			       archive->path);

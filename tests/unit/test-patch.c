@@ -142,7 +142,9 @@ static void test_transaction(const char *name, unsigned long long *seed)
 	pp_patch_txn *txn;
 	pp_error err;
 	CHECK(pp_open(path_of(name), PP_OPEN_WRITE, &a, &err) == 0 &&
-	      pp_patch_begin(a, 0, &txn, &err) == 0, "%s: begin", name);
+	      pp_patch_begin(a, 0x100, &txn, &err) == PP_ERR_USAGE &&
+	      txn == NULL, "%s: unknown flags are refused", name);
+	CHECK(pp_patch_begin(a, 0, &txn, &err) == 0, "%s: begin", name);
 	for (size_t i = 0; i < RANGE_COUNT; i++)
 		pp_patch_add(txn, ranges[i].offset, data[i], ranges[i].len, &err);
 	pp_patch_abort(txn);
