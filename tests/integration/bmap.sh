@@ -140,6 +140,10 @@ cp holes.img holes-new.img
 replace_range holes-new.img $AT patch.bin
 first=$((AT / 4096))
 last=$(((AT + 600000 - 1) / 4096))
+head -c 5000 /dev/urandom >patch2.bin
+AT2=$((4 * 1048576 + 100))
+cp holes-new.img holes-new2.img
+replace_range holes-new2.img $AT2 patch2.bin
 for fmt in xz gz; do
 	partpack -q -F "${fmt/gz/gzip}" -B 256KiB --keep-raw 1MiB+4MiB --bmap h.$fmt.bmap -o h.$fmt holes.img
 	check_eq "$fmt: blocks $first-$last are a hole before" "" \
@@ -152,6 +156,12 @@ for fmt in xz gz; do
 	check "$fmt: ... and bmaptool copy writes the patched image" copies hp.$fmt.bmap hp.$fmt holes-new.img
 	check_eq "$fmt: ... MappedBlocksCount counts them" \
 		"$(($(field h.$fmt.bmap MappedBlocksCount) + last - first + 1))" "$(field hp.$fmt.bmap MappedBlocksCount)"
+	# Two ranges as one transaction (issue 9): the bmap follows both.
+	cp h.$fmt hm.$fmt
+	cp h.$fmt.bmap hm.$fmt.bmap
+	check "$fmt: a two-range transaction with --bmap" partpatch hm.$fmt \
+		--offset $AT --input patch.bin --offset $AT2 --input patch2.bin --bmap hm.$fmt.bmap
+	check "$fmt: ... bmaptool copy writes the image with both" copies hm.$fmt.bmap hm.$fmt holes-new2.img
 done
 
 # ---- archive blocks on odd byte offsets (a one-block range spans two) ----
