@@ -173,10 +173,10 @@ done
 # CRC arithmetic would carry the error into a fresh check: the patch must
 # verify each touched block first and refuse, whole, with status 4.
 CORRUPT_AT=$(((2 << 20) + 100000))   # in the stored block 2 MiB..2.25 MiB
-for kind in crc32.xz crc64.xz sha256.xz crc32.gz; do
+for kind in crc32.xz crc64.xz sha256.xz crc32.gz xxh64.zst; do
 	check=${kind%.*} fmt=${kind#*.}
 	c=corrupt-$check.$fmt
-	check "$kind: pack" partpack -1 -F $([ $fmt = gz ] && echo gzip || echo xz) \
+	check "$kind: pack" partpack -1 -F $(case $fmt in gz) echo gzip ;; zst) echo zstd ;; *) echo xz ;; esac) \
 		$([ $fmt = xz ] && echo "-C $check") --block-size=256KiB --keep-raw $RANGE -o $c img
 	# Where the stored copy of image byte CORRUPT_AT lies in the file.
 	where=$(python3 - $c $CORRUPT_AT <<'PY'
