@@ -1,5 +1,6 @@
 /*
- * test-patch.c - patch transactions on archives of every check kind: ranges
+ * test-patch.c - patch transactions on archives of every check kind (xz's
+ * three, gzip's CRC-32, zstd's XXH64 with its copy in the seek table): ranges
  * laid over each other (the later wins), refused ranges that leave the rest
  * queued, abort and dry run writing nothing, one report for the whole
  * transaction, and the check of a touched block verified before anything is
@@ -306,6 +307,7 @@ int main(void)
 		{ "crc64.xz", PP_FORMAT_XZ, PP_CHECK_CRC64 },
 		{ "sha256.xz", PP_FORMAT_XZ, PP_CHECK_SHA256 },
 		{ "ours.gz", PP_FORMAT_GZIP, PP_CHECK_CRC32 },
+		{ "ours.zst", PP_FORMAT_ZSTD, PP_CHECK_XXH64 },
 	};
 	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
 		pack(kinds[i].name, kinds[i].format, kinds[i].check);
