@@ -90,6 +90,21 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 	return archive->block_count;
 }
 
+int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
+			     pp_error *err)
+{
+	const pp_block *b = &archive->blocks[block];
+	pp_extent_list list = { 0 };
+	int status = archive->ops->stored_extents(archive, block, &list, err);
+	/* Extents come in order, inside the block, never overlapping. */
+	uint64_t covered = 0;
+	for (size_t i = 0; status == 0 && i < list.count; i++)
+		covered += list.items[i].length;
+	*all = status == 0 && covered == b->usize;
+	pp_extent_list_free(&list);
+	return status;
+}
+
 void pp_archive_drop_blocks(pp_archive *archive)
 {
 	free(archive->blocks);

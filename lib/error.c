@@ -53,6 +53,7 @@ const char *pp_strerror(int status)
 	case PP_ERR_BUSY: return "archive locked by another process";
 	case PP_ERR_RECOVERY_PENDING: return "interrupted patch pending recovery";
 	case PP_ERR_INTERNAL: return "internal error";
+	case PP_ERR_REUSE: return "reuse base not trusted";
 	}
 	return "unknown status";
 }

@@ -726,6 +726,40 @@ static int gz_decode(pp_archive *archive, size_t which, uint64_t limit,
 	return ret;
 }
 
+/*
+ * A compressed member of ours is our fixed member header and raw deflate;
+ * the index says which members are compressed.  The level leaves no trace
+ * in the member (XFL is always 0), so only re-encoding can tell it.
+ */
+static int gz_reuse_record(pp_archive *archive, size_t which,
+			   const pp_pack_options *options,
+			   pp_block_record *record, enum pp_reuse_fit *fit,
+			   pp_error *err)
+{
+	const pp_block *block = &archive->blocks[which];
+	(void)options;
+	*fit = PP_REUSE_NO;
+	if (!block->stored_known || block->stored ||
+	    block->fsize < GZ_MIN_MEMBER)
+		return 0;
+	uint8_t want[GZ_HEADER_SIZE], found[GZ_HEADER_SIZE];
+	pp_gz_put_member_header(want, 0);
+	if (pp_archive_read(archive, found, sizeof found, block->foffset) < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
+				     PRIu64, archive->path, block->foffset);
+	if (memcmp(want, found, sizeof want) != 0)
+		return 0;
+	*record = (pp_block_record){
+		.usize = block->usize,
+		.fsize = block->fsize,
+		.index_size = block->fsize,
+		.stored = false,
+	};
+	/* The index says which members are stored: never in doubt. */
+	*fit = PP_REUSE_YES;
+	return 0;
+}
+
 /* The container, listed by the registry (format.c). */
 const pp_container_ops pp_gz_container = {
 	.format = PP_FORMAT_GZIP,
@@ -746,5 +780,6 @@ const pp_container_ops pp_gz_container = {
 	.open = gz_open,
 	.stored_extents = gz_stored_extents,
 	.decode = gz_decode,
+	.reuse_record = gz_reuse_record,
 	.release = gz_release,
 };

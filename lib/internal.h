@@ -153,6 +153,9 @@ typedef struct pp_check_kind {
 	void (*final)(void *state, uint8_t *check);
 } pp_check_kind;
 
+/* The check of len bytes as stored, whatever the kind; false for "none". */
+bool pp_check_compute(const pp_check_kind *kind, const uint8_t *data,
+		      size_t len, uint8_t *check);
 /* The kind with that ID, or NULL if it is not one partpack computes. */
 const pp_check_kind *pp_check_kind_of(enum pp_check check);
 
@@ -349,6 +352,16 @@ int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
 		     uint64_t foffset, pp_error *err);
 void pp_extent_list_free(pp_extent_list *list);
 
+/* What the framing of a block says about encoding its bytes anew. */
+enum pp_reuse_fit {
+	PP_REUSE_NO,            /* it would come out framed otherwise */
+	PP_REUSE_YES,           /* framed alike: the data decides */
+	/* Framed alike only if the bytes do not compress: the encoder then
+	 * writes them as a stored block would, and the two look the same
+	 * (a base block stored because it was kept looks like this too). */
+	PP_REUSE_IF_INCOMPRESSIBLE,
+};
+
 /* Receives decoded data in order; returns 0 or a pp_status. */
 typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
 			  pp_error *err);
@@ -406,6 +419,20 @@ typedef struct pp_container_ops {
 	 * check only if it decoded the whole block. */
 	int (*decode)(pp_archive *archive, size_t block, uint64_t limit,
 		      pp_sink_fn sink, void *opaque, pp_error *err);
+	/*
+	 * For copying blocks of an earlier archive (reuse.c): how a block is
+	 * framed against what encode_block writes for a compressed (not
+	 * stored) block of its size under options -- headers, filters,
+	 * dictionary, as far as the file shows them without decoding (the
+	 * check kind is the caller's to compare).  Unless *fit is
+	 * PP_REUSE_NO, fills *record as encode_block would have.  Whether
+	 * the data is what the encoder would write is for the caller to
+	 * establish.
+	 */
+	int (*reuse_record)(pp_archive *archive, size_t block,
+			    const pp_pack_options *options,
+			    pp_block_record *record, enum pp_reuse_fit *fit,
+			    pp_error *err);
 	/* Container-private state, freed at close. */
 	void (*release)(pp_archive *archive);
 } pp_container_ops;
@@ -465,6 +492,38 @@ int pp_archive_sync(pp_archive *archive);
 uint64_t pp_archive_image_size(const pp_archive *archive);
 /* The index of the block holding uncompressed offset, or block_count. */
 size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
+/* Whether the container offers every byte of a block as stored data. */
+int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
+			     pp_error *err);
+
+/* ---- copying blocks from an earlier archive (reuse.c) ----------------- */
+
+typedef struct pp_reuse pp_reuse;
+
+/*
+ * Opens options->reuse_path as the base of a pack that writes with
+ * container on plan's layout, and checks that its blocks can be trusted
+ * (see reuse.c).  *reuse is NULL when nothing can be reused: a notice said
+ * why, or, with PP_REUSE_STRICT, PP_ERR_REUSE is returned instead.
+ */
+int pp_reuse_open(const pp_pack_options *options,
+		  const pp_container_ops *container, const pp_plan *plan,
+		  pp_reuse **reuse, pp_error *err);
+/*
+ * For a block about to be encoded (thread-safe, called by the workers):
+ * if the base holds a block with the same range and kind and the same
+ * bytes, copies its encoded bytes into out (room for out_room bytes),
+ * sets *out_len and *record as encode_block would, and *reused.
+ */
+int pp_reuse_block(pp_reuse *reuse, uint64_t uoffset, const uint8_t *in,
+		   size_t usize, bool stored, uint8_t *out, size_t out_room,
+		   size_t *out_len, pp_block_record *record, bool *reused,
+		   pp_error *err);
+/* After the last block: waits for the probe; *trusted says whether it
+ * passed, a status its failure (with PP_REUSE_STRICT, PP_ERR_REUSE). */
+int pp_reuse_finish(pp_reuse *reuse, bool *trusted, pp_error *err);
+/* Tells what went wrong on the way (corrupt blocks), then closes. */
+void pp_reuse_close(pp_reuse *reuse);
 
 /* ---- the undo record (journal.c) ------------------------------------- */
 

@@ -6,7 +6,9 @@
  * not read at all, and every all-zero block, hole or real zeros, reuses
  * the encoding of the first zero block of its size and kind: encoding is
  * a pure function of the bytes, so the reuse changes nothing in the
- * output, only the time.
+ * output, only the time.  For the same reason a block whose bytes equal
+ * those of the same block of an archive packed earlier can be copied from
+ * it (pp_pack_options.reuse_path, reuse.c).
  *
  * With a bmap asked for, each block's share of the bmap's ranges is placed
  * when the block is read, hashed on the worker that encodes the block, and
@@ -34,14 +36,19 @@ void pp_pack_options_init(pp_pack_options *options)
 	};
 }
 
+/* How a job's output came to be, for the report. */
+enum job_source { JOB_ENCODED, JOB_ZERO_COPY, JOB_REUSED };
+
 /* One block on its way through the pool. */
 typedef struct pack_job {
 	uint8_t *input;
 	uint8_t *output;
+	uint64_t uoffset;           /* of the block in the image */
 	size_t input_len;
 	size_t output_len;
 	bool stored;
 	bool hole;                  /* not read: all zeros */
+	enum job_source source;
 	pp_block_record record;
 	pp_bmap_share bmap;         /* its ranges of the bmap */
 } pack_job;
@@ -82,6 +89,8 @@ typedef struct pack_state {
 	pp_bmap bmap;
 	pp_range *data_extents;     /* the input's hole map, for the bmap */
 	size_t data_extent_count;
+	pp_reuse *reuse;            /* the base to copy from, or NULL */
+	pp_pack_report report;
 } pack_state;
 
 /* Whether [pos, pos + length) of a sparse file is one hole. */
@@ -135,6 +144,7 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 			return status;
 	}
 	job->input_len = (size_t)got;
+	job->uoffset = state->read_pos;
 	state->read_pos += (uint64_t)got;
 	return 0;
 }
@@ -186,15 +196,26 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 	if (state->with_bmap)
 		pp_bmap_hash_share(&job->bmap, job->hole ? NULL : job->input);
 	bool zero = job->hole || pp_all_zero(job->input, job->input_len);
+	job->source = JOB_ZERO_COPY;
 	if (zero && reuse_zero(state, job))
 		return 0;
 	if (job->hole)
 		memset(job->input, 0, job->input_len);
+	job->source = JOB_REUSED;
+	bool reused = false;
+	int status = zero || !state->reuse ? 0 :
+		pp_reuse_block(state->reuse, job->uoffset, job->input,
+			       job->input_len, job->stored, job->output,
+			       state->output_capacity, &job->output_len,
+			       &job->record, &reused, err);
+	if (status || reused)
+		return status;
+	job->source = JOB_ENCODED;
 	job->output_len = state->output_capacity;
-	int status = state->container->encode_block(state->options, job->input,
-						 job->input_len, job->stored,
-						 job->output, &job->output_len,
-						 &job->record, err);
+	status = state->container->encode_block(state->options, job->input,
+					     job->input_len, job->stored,
+					     job->output, &job->output_len,
+					     &job->record, err);
 	if (status == 0 && zero)
 		remember_zero(state, job);
 	return status;
@@ -213,6 +234,19 @@ static int remember_record(pack_state *state, const pp_block_record *record,
 	return 0;
 }
 
+static void count_job(pp_pack_report *report, const pack_job *job)
+{
+	report->blocks++;
+	report->bytes += job->input_len;
+	if (job->source == JOB_REUSED) {
+		report->reused_blocks++;
+		report->reused_bytes += job->input_len;
+	} else if (job->source == JOB_ENCODED) {
+		report->encoded_blocks++;
+		report->encoded_bytes += job->input_len;
+	}
+}
+
 static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 {
 	pack_state *state = opaque;
@@ -225,6 +259,7 @@ static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	if (state->with_bmap)
 		pp_bmap_store_share(&state->bmap, &job->bmap,
 				    job->hole ? NULL : job->input);
+	count_job(&state->report, job);
 	/* Progress counts blocks written, not read: reading runs ahead. */
 	state->written_pos += job->input_len;
 	if (status == 0 && state->options->progress)
@@ -338,10 +373,16 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	pthread_mutex_init(&state.zero_lock, NULL);
 	status = pp_plan_init(&state.plan, options->keep, options->keep_count,
 			      options->block_size, err);
+	if (status == 0 && options->reuse_path)
+		status = pp_reuse_open(options, state.container, &state.plan,
+				       &state.reuse, err);
 	if (status == 0)
 		status = state.container->write_header(options, out_fd, out_name, err);
 	if (status == 0)
 		status = run_pool(&state, err);
+	if (status == 0 && state.reuse)
+		status = pp_reuse_finish(state.reuse,
+					 &state.report.reuse_trusted, err);
 	if (status == 0 && state.read_pos < pp_plan_end(&state.plan))
 		status = pp_fail(err, PP_ERR_USAGE,
 				 "%s: a kept range ends at byte %llu, past the "
@@ -358,6 +399,9 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	}
 	pp_bmap_release(&state.bmap);
 	free(state.data_extents);
+	pp_reuse_close(state.reuse);
+	if (status == 0 && options->report)
+		*options->report = state.report;
 	for (size_t i = 0; i < state.zero_count; i++)
 		free(state.zeros[i].output);
 	pthread_mutex_destroy(&state.zero_lock);

@@ -79,6 +79,8 @@ enum pp_status {
 				       * patch awaits recovery (pp_recover) */
 	PP_ERR_INTERNAL = -10,  /* a bug in libpartpack or a library it uses:
 				 * an impossible state, not the caller's fault */
+	PP_ERR_REUSE = -11,     /* PP_REUSE_STRICT: the reuse base cannot be
+				 * trusted (pp_pack_options.reuse_path) */
 };
 
 /* A short description of a status ("I/O error"); "unknown status" for a
@@ -155,6 +157,24 @@ PP_API int pp_parse_size(const char *text, uint64_t *bytes);
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* What pp_pack did, block by block (pp_pack_options.report). */
+typedef struct pp_pack_report {
+	uint64_t blocks;           /* blocks written */
+	uint64_t bytes;            /* uncompressed bytes written */
+	uint64_t reused_blocks;    /* copied from the reuse base */
+	uint64_t reused_bytes;
+	uint64_t encoded_blocks;   /* encoded here (the rest: all-zero blocks
+				      that copied an earlier block's encoding) */
+	uint64_t encoded_bytes;
+	bool reuse_trusted;        /* the base passed its checks and probe */
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[8];
+} pp_pack_report;
+
+enum pp_reuse_flags {
+	PP_REUSE_STRICT = 1,       /* an untrusted base fails the pack */
+};
+
 typedef struct pp_pack_options {
 	enum pp_format format;     /* PP_FORMAT_XZ (default), _GZIP or _ZSTD */
 	enum pp_check check;       /* xz: CRC32, CRC64 (default), SHA256;
@@ -173,9 +193,25 @@ typedef struct pp_pack_options {
 	 * the first pointer slot of the reserved room. */
 	const char *bmap_path;
 	/* Room for new options (see "ABI" above): zeroed by
-	 * pp_pack_options_init; a new field replaces a slot of its kind. */
-	uint64_t reserved_int[8];
-	void *reserved_ptr[3];
+	 * pp_pack_options_init; a new field replaces a slot of its kind
+	 * (reuse_flags, reuse_path and report took three). */
+	uint64_t reuse_flags;      /* enum pp_reuse_flags */
+	uint64_t reserved_int[7];
+	/*
+	 * An archive packed earlier from a similar image with the same
+	 * options (NULL: none).  Each block whose range and bytes equal a
+	 * block of it is copied from it instead of encoded; the output is
+	 * still byte-identical to a pack without it.  A base written with
+	 * other options or by another encoder is detected: a notice, then
+	 * those blocks are encoded, or with PP_REUSE_STRICT in reuse_flags
+	 * pp_pack fails with PP_ERR_REUSE.  The base is opened for reading
+	 * (pp_open) for the length of the call.  Keep the same ranges: an
+	 * .xz base records none, and its kept blocks are told from blocks
+	 * that did not compress by their bytes alone.
+	 */
+	const char *reuse_path;
+	pp_pack_report *report;    /* if not NULL, filled by pp_pack */
+	void *reserved_ptr[1];
 } pp_pack_options;
 
 #define PP_DEFAULT_BLOCK_SIZE (16u << 20)

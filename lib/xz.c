@@ -52,22 +52,32 @@ static size_t xz_block_bound(const pp_pack_options *options, size_t usize)
 	return lzma_block_buffer_bound(usize);
 }
 
+/* The LZMA2 options of a compressed block of usize bytes. */
+static int lzma2_options(const pp_pack_options *options, size_t usize,
+			 lzma_options_lzma *lzma2, pp_error *err)
+{
+	uint32_t preset = (uint32_t)options->level |
+		(options->extreme ? LZMA_PRESET_EXTREME : 0);
+	if (lzma_lzma_preset(lzma2, preset))
+		return pp_fail(err, PP_ERR_INTERNAL, "unsupported preset %d",
+			       options->level);
+	/* A dictionary larger than the block finds nothing more, but every
+	 * decoder must allocate what the header asks for: xz -T0 -d once per
+	 * thread.  Ask for no more than the block needs. */
+	if (lzma2->dict_size > usize)
+		lzma2->dict_size = (uint32_t)PP_MAX(usize, LZMA_DICT_SIZE_MIN);
+	return 0;
+}
+
 static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 			   size_t usize, bool stored, uint8_t *out,
 			   size_t *out_len, pp_block_record *record,
 			   pp_error *err)
 {
 	lzma_options_lzma lzma2;
-	uint32_t preset = (uint32_t)options->level |
-		(options->extreme ? LZMA_PRESET_EXTREME : 0);
-	if (lzma_lzma_preset(&lzma2, preset))
-		return pp_fail(err, PP_ERR_INTERNAL, "unsupported preset %d",
-			       options->level);
-	/* A dictionary larger than the block finds nothing more, but every
-	 * decoder must allocate what the header asks for: xz -T0 -d once per
-	 * thread.  Ask for no more than the block needs. */
-	if (lzma2.dict_size > usize)
-		lzma2.dict_size = (uint32_t)PP_MAX(usize, LZMA_DICT_SIZE_MIN);
+	int status = lzma2_options(options, usize, &lzma2, err);
+	if (status)
+		return status;
 	lzma_filter filters[] = {
 		{ .id = LZMA_FILTER_LZMA2, .options = &lzma2 },
 		{ .id = LZMA_VLI_UNKNOWN },
@@ -591,6 +601,117 @@ static int xz_decode(pp_archive *archive, size_t block_index, uint64_t limit,
 	return status;
 }
 
+/* ---- blocks for reuse ------------------------------------------------- */
+
+/* The size of usize bytes written as LZMA2 uncompressed chunks: 64 KiB
+ * each behind a 3-byte header, and the end marker. */
+static uint64_t uncompressed_chunks_size(uint64_t usize)
+{
+	return usize + (usize + 0xFFFF) / 0x10000 * 3 + 1;
+}
+
+/*
+ * The header xz_encode_block writes for a block of usize bytes whose LZMA2
+ * data takes compressed bytes, asking for dictionary dict_size.  liblzma
+ * sizes the header before it encodes, for the largest compressed size it
+ * will accept (the data as uncompressed chunks), and pads the header when
+ * the data came out smaller: so must this.
+ */
+static int expected_header(const pp_pack_options *options, uint64_t usize,
+			   lzma_vli compressed, uint32_t dict_size,
+			   uint8_t raw[LZMA_BLOCK_HEADER_SIZE_MAX],
+			   uint32_t *size)
+{
+	lzma_options_lzma lzma2 = { .dict_size = dict_size };
+	lzma_filter filters[] = {
+		{ .id = LZMA_FILTER_LZMA2, .options = &lzma2 },
+		{ .id = LZMA_VLI_UNKNOWN },
+	};
+	lzma_block want = {
+		.version = 0,
+		.check = (lzma_check)options->check,
+		.filters = filters,
+		.compressed_size = uncompressed_chunks_size(usize),
+		.uncompressed_size = usize,
+	};
+	if (lzma_block_header_size(&want) != LZMA_OK)
+		return -1;
+	want.compressed_size = compressed;
+	if (lzma_block_header_encode(&want, raw) != LZMA_OK)
+		return -1;
+	*size = want.header_size;
+	return 0;
+}
+
+/*
+ * A block of ours is framed by its header alone: xz_encode_block writes
+ * both sizes, one LZMA2 filter whose dictionary follows from the preset
+ * and the block's size, and the stream's check.  So the header this
+ * encoder would write, given the block's compressed size, is compared
+ * byte for byte with the one in the file.
+ *
+ * One case is ambiguous.  When a block's bytes do not compress,
+ * lzma_block_buffer_encode writes them as lzma_block_uncomp_encode does
+ * for a stored block: uncompressed chunks under a header asking for the
+ * smallest dictionary.  Such a block is what encode_block writes now only
+ * if its bytes still do not compress, which only the caller can judge.
+ */
+static int xz_reuse_record(pp_archive *archive, size_t block_index,
+			   const pp_pack_options *options,
+			   pp_block_record *record, enum pp_reuse_fit *fit,
+			   pp_error *err)
+{
+	const pp_block *b = &archive->blocks[block_index];
+	*fit = PP_REUSE_NO;
+	xz_block_header found;
+	int status = read_block_header(archive, block_index, &found, err);
+	if (status)
+		return status;
+	/* The filters' options are not needed: the raw header says all. */
+	free_block_header(&found);
+	lzma_vli compressed = found.block.compressed_size;
+	uint32_t found_size = found.block.header_size;
+	if (compressed == LZMA_VLI_UNKNOWN ||
+	    found.block.uncompressed_size == LZMA_VLI_UNKNOWN)
+		return 0;
+	lzma_options_lzma lzma2;
+	status = lzma2_options(options, (size_t)b->usize, &lzma2, err);
+	if (status)
+		return status;
+	uint8_t raw[LZMA_BLOCK_HEADER_SIZE_MAX];
+	uint32_t size;
+	bool normal = false, smallest = false;
+	if (expected_header(options, b->usize, compressed, lzma2.dict_size,
+			    raw, &size) == 0)
+		normal = size == found_size &&
+			memcmp(raw, found.raw, size) == 0;
+	if (expected_header(options, b->usize, compressed,
+			    LZMA_DICT_SIZE_MIN, raw, &size) == 0)
+		smallest = size == found_size &&
+			memcmp(raw, found.raw, size) == 0;
+	if (smallest) {
+		/* Uncompressed chunks alone: stored, or did not compress.
+		 * LZMA chunks: compressed, if that dictionary is ours. */
+		bool all;
+		status = pp_archive_wholly_stored(archive, block_index, &all,
+						  err);
+		if (status)
+			return status;
+		*fit = all ? PP_REUSE_IF_INCOMPRESSIBLE :
+			normal ? PP_REUSE_YES : PP_REUSE_NO;
+	} else if (normal) {
+		*fit = PP_REUSE_YES;
+	}
+	*record = (pp_block_record){
+		.usize = b->usize,
+		.fsize = b->fsize,
+		.index_size = found_size + compressed +
+			lzma_check_size((lzma_check)b->check),
+		.stored = false,
+	};
+	return 0;
+}
+
 /* The container, listed by the registry (format.c). */
 const pp_container_ops pp_xz_container = {
 	.format = PP_FORMAT_XZ,
@@ -612,5 +733,6 @@ const pp_container_ops pp_xz_container = {
 	.open = xz_open,
 	.stored_extents = xz_stored_extents,
 	.decode = xz_decode,
+	.reuse_record = xz_reuse_record,
 	.release = NULL,  /* the block table says all there is */
 };

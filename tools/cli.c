@@ -44,6 +44,7 @@ int cli_exit_status(enum pp_status status)
 	case PP_ERR_NOT_STORED: return EXIT_NOT_STORED;
 	case PP_ERR_CHECK: return EXIT_INTEGRITY;
 	case PP_ERR_BUSY: return EXIT_LOCKED;
+	case PP_ERR_REUSE: return EXIT_REUSE;
 	case PP_ERR_IO:
 	case PP_ERR_FORMAT:
 	case PP_ERR_NOMEM:

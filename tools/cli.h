@@ -15,6 +15,7 @@ enum {
 	EXIT_NOT_STORED = 3,    /* patch refused; the archive is unchanged */
 	EXIT_INTEGRITY = 4,     /* --verify found a bad check */
 	EXIT_LOCKED = 5,        /* another partpatch holds the archive */
+	EXIT_REUSE = 6,         /* partpack --reuse-strict: base refused */
 };
 
 extern const char *cli_program;

@@ -41,6 +41,10 @@ static void usage(void)
 	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256;\n"
 	       "                         zstd frame checksum: xxh64 (default), none\n"
 	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
+	       "      --reuse=BASE       copy each block that is unchanged from BASE, an\n"
+	       "                         archive packed earlier with the same options\n"
+	       "      --reuse-strict     fail (status 6) if BASE cannot be trusted,\n"
+	       "                         instead of encoding those blocks\n"
 	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
 	       "                         partition and what they cost; write nothing\n"
 	       "      --bmap=FILE        also write a bmap file of the image (bmap-tools'\n"
@@ -48,15 +52,17 @@ static void usage(void)
 	       "                         range) for bmaptool copy\n"
 	       "  -f, --force            overwrite an existing output file\n"
 	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
-	       "                         sizes, ratio, speed and time\n"
+	       "                         sizes, ratio, speed and time (with --reuse,\n"
+	       "                         also the blocks reused and encoded)\n"
 	       "  -q, --quiet            no progress line, no warnings\n"
 	       "  -h, --help             show this help and exit\n"
 	       "  -V, --version          show the version and exit\n"
 	       "\n"
 	       "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, MiB, GiB,\n"
 	       "TiB) are powers of 1024, kB, MB, GB, TB powers of 1000, as in dd.\n"
-	       "Exit status: 0 success, 1 error, 2 usage error.\n"
-	       "The output is the same bytes for every thread count.\n",
+	       "Exit status: 0 success, 1 error, 2 usage error, 6 --reuse-strict\n"
+	       "refused BASE.  The output is the same bytes for every thread count,\n"
+	       "with or without --reuse.\n",
 	       cli_program);
 }
 
@@ -189,6 +195,9 @@ static uint64_t block_size_arg(const char *text)
 	return size;
 }
 
+/* Long options without a short one. */
+enum { OPT_REUSE = 256, OPT_REUSE_STRICT };
+
 static void parse_args(int argc, char **argv, pack_args *args)
 {
 	static const struct option long_options[] = {
@@ -208,6 +217,8 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "reuse", required_argument, NULL, OPT_REUSE },
+		{ "reuse-strict", no_argument, NULL, OPT_REUSE_STRICT },
 		{ NULL, 0, NULL, 0 },
 	};
 	pp_pack_options_init(&args->options);
@@ -245,6 +256,10 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		case 'q': args->quiet = true; break;
 		case 'h': usage(); exit(EXIT_OK);
 		case 'V': cli_version(); exit(EXIT_OK);
+		case OPT_REUSE: args->options.reuse_path = optarg; break;
+		case OPT_REUSE_STRICT:
+			args->options.reuse_flags |= PP_REUSE_STRICT;
+			break;
 		case '0': case '1': case '2': case '3': case '4':
 		case '5': case '6': case '7': case '8': case '9':
 			args->level_given = true;
@@ -270,6 +285,11 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		exit(EXIT_USAGE);
 	}
 	settle_format(args);
+	if ((args->options.reuse_flags & PP_REUSE_STRICT) &&
+	    !args->options.reuse_path) {
+		cli_error("--reuse-strict needs --reuse");
+		exit(EXIT_USAGE);
+	}
 }
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
@@ -465,6 +485,21 @@ static int dry_run(const pack_args *args, int in_fd, bool seekable,
 	return EXIT_OK;
 }
 
+static void print_reuse(const pp_pack_options *options,
+			const pp_pack_report *report)
+{
+	uint64_t zero = report->blocks - report->reused_blocks -
+		report->encoded_blocks;
+	fprintf(stderr, "%s: %llu blocks: %llu reused from %s (%llu bytes), "
+		"%llu encoded (%llu bytes), %llu all-zero\n", cli_program,
+		(unsigned long long)report->blocks,
+		(unsigned long long)report->reused_blocks, options->reuse_path,
+		(unsigned long long)report->reused_bytes,
+		(unsigned long long)report->encoded_blocks,
+		(unsigned long long)report->encoded_bytes,
+		(unsigned long long)zero);
+}
+
 static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 {
 	bool seekable = S_ISREG(in_stat->st_mode) || S_ISBLK(in_stat->st_mode);
@@ -518,6 +553,8 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 		args->options.progress = cli_progress_update;
 		args->options.progress_opaque = &progress;
 		pp_error err;
+		pp_pack_report report;
+		args->options.report = &report;
 		int packed = pp_pack(in_fd, args->input ? args->input : "(stdin)",
 				     out_fd, out_name, &args->options, &err);
 		cli_progress_end(&progress);
@@ -527,6 +564,8 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 			cli_progress_summary(&progress, args->input ?
 					     args->input : "(stdin)",
 					     output_size(out_fd));
+		if (status == 0 && args->verbose && args->options.reuse_path)
+			print_reuse(&args->options, &report);
 	}
 	if (output && out_fd >= 0 && out_fd != STDOUT_FILENO) {
 		if (status == 0 && commit_output(out_fd, output, args->force,

@@ -15,6 +15,7 @@ static void test_status_names(void)
 		PP_OK, PP_ERR_USAGE, PP_ERR_IO, PP_ERR_FORMAT,
 		PP_ERR_NOT_STORED, PP_ERR_NOMEM, PP_ERR_LOCATE, PP_ERR_CHECK,
 		PP_ERR_BUSY, PP_ERR_RECOVERY_PENDING, PP_ERR_INTERNAL,
+		PP_ERR_REUSE,
 	};
 	size_t n = sizeof statuses / sizeof *statuses;
 	bool named = true, distinct = true;
