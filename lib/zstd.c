@@ -824,6 +824,46 @@ static int zst_decode(pp_archive *archive, size_t which, uint64_t limit,
 	return ret;
 }
 
+/*
+ * A compressed frame of ours is what libzstd writes at the level: its
+ * header must carry the content size, no dictionary and the checksum flag
+ * this pack asks for, and must not be one of our raw frames (an 8-byte
+ * content size under a 128 KiB window, which libzstd never writes for a
+ * frame under 4 GiB).  The level leaves no trace in the header that could
+ * be compared without libzstd's own tables, so the caller's probe tells.
+ */
+static int zst_reuse_record(pp_archive *archive, size_t which,
+			    const pp_pack_options *options,
+			    pp_block_record *record, enum pp_reuse_fit *fit,
+			    pp_error *err)
+{
+	const pp_block *block = &archive->blocks[which];
+	uint64_t end = block->foffset + block->fsize;
+	*fit = PP_REUSE_NO;
+	zst_frame frame;
+	uint8_t head[6];
+	int ret = read_frame_header(archive, block->foffset, end, &frame, err);
+	if (ret)
+		return ret;
+	if (pp_archive_read(archive, head, sizeof head, block->foffset))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
+				     PRIu64, archive->path, block->foffset);
+	bool raw = (head[4] & ~ZST_FHD_CHECKSUM) == ZST_RAW_FHD &&
+		head[5] == ZST_RAW_WINDOW;
+	if (raw || frame.dictionary != 0 || !frame.has_size ||
+	    frame.content_size != block->usize ||
+	    frame.checksum != (options->check == PP_CHECK_XXH64))
+		return 0;
+	*record = (pp_block_record){
+		.usize = block->usize,
+		.fsize = block->fsize,
+		.index_size = block->fsize,
+		.stored = false,
+	};
+	*fit = PP_REUSE_YES;
+	return 0;
+}
+
 const pp_container_ops pp_zstd_container = {
 	.format = PP_FORMAT_ZSTD,
 	.names = (const char *const[]){ "zstd", "zst", NULL },
@@ -843,5 +883,6 @@ const pp_container_ops pp_zstd_container = {
 	.open = zst_open,
 	.stored_extents = zst_stored_extents,
 	.decode = zst_decode,
+	.reuse_record = zst_reuse_record,
 	.release = zst_release,
 };
