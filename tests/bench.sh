@@ -130,6 +130,18 @@ timed t_sum sh -c "xz -T$threads -dc pp.xz | sha256sum >stock.sum"
 timed t_digest sh -c "partinfo -q --digest pp.xz >pp.sum"
 [ "$(cut -d' ' -f1 stock.sum)" = "$(sed -n 's/^Image SHA-256: *//p' pp.sum)" ]
 
+# ---- repacking a changed image with --reuse --------------------------------
+# 1 MiB of new bytes among the root partition's files; the variant packed
+# afresh and with --reuse of pp0.xz (the base image, same options).
+cp --sparse=always disk.img changed.img
+head -c $MIB /dev/urandom | dd of=changed.img bs=1M seek=$((root_start + root_mib / 4)) \
+	conv=notrunc status=none
+timed t_fresh partpack -q -T"$threads" -6 --block-size=16MiB -o changed.xz changed.img
+timed t_reuse partpack -q -T"$threads" -6 --block-size=16MiB --reuse pp0.xz \
+	-o changed.reuse.xz changed.img
+if cmp -s changed.xz changed.reuse.xz; then reuse_same="bytes identical"; else reuse_same="BYTES DIFFER"; fi
+rm -f changed.img changed.xz changed.reuse.xz
+
 # ---- an 8 GiB sparse image holding 512 MiB of data --------------------------
 truncate -s 0 sparse.img
 truncate -s 8G sparse.img
@@ -199,6 +211,7 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | the same keeping /boot raw | ${t_pp} s, $s_pp B | | time $(ratio "$t_pp" "$t_xz"), size $(ratio "$s_pp" "$s_xz") | |
 | pack to gz -6, -T$threads | ${t_ppgz} s, $s_ppgz B | pigz -p$threads: ${t_pigz} s, $s_pigz B | time $(ratio "$t_ppgz" "$t_pigz"), size $(ratio "$s_ppgz" "$s_pigz") | <= 0.8, <= 1.01 |
 | stock xz -T$threads -d of partpack output | ${t_d2} s | xz -T1 -d: ${t_d1} s | $(ratio "$t_d2" "$t_d1") | <= 0.7 |
+| repack with 1 MiB changed in root, --reuse of the first pack | ${t_reuse} s | fresh partpack: ${t_fresh} s | time $(ratio "$t_reuse" "$t_fresh"), $reuse_same | <= 0.1, identical |
 | pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
 | ... against packing its 512 MiB of data alone | ${t_spp} s | partpack: ${t_data} s | $(ratio "$t_spp" "$t_data") | about 1 |
 | 1 MiB partpatch, 64 GiB image (best of 5; includes verifying the touched 16 MiB block's check, one block read) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
