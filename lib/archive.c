@@ -1,10 +1,21 @@
-/* archive.c - opening an archive and the format-blind block table. */
+/*
+ * archive.c - opening an archive and the format-blind block table.
+ *
+ * An archive's bytes are reached through a pp_io: the caller's callbacks
+ * (pp_open_io), or those of a file descriptor when it is opened by path
+ * (pp_open), which adds only what a path has: the lock and the undo
+ * record's place beside the file.  Handles made by pp_dup share
+ * everything opening produced; each has its own reading state.
+ */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,18 +63,82 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
 		    uint64_t offset)
 {
-	return pp_pread_full(archive->fd, buf, len, offset);
+	return archive->io.pread(archive->io.opaque, buf, len, offset);
 }
 
 int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
 		     uint64_t offset)
 {
-	return pp_pwrite_full(archive->fd, buf, len, offset);
+	if (!archive->io.pwrite) {
+		errno = EBADF;
+		return -1;
+	}
+	return archive->io.pwrite(archive->io.opaque, buf, len, offset);
 }
 
 int pp_archive_sync(pp_archive *archive)
 {
-	return fdatasync(archive->fd);
+	return archive->io.flush ? archive->io.flush(archive->io.opaque) : 0;
+}
+
+/* ---- the I/O of a file descriptor ------------------------------------- */
+
+static int fd_pread(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	return pp_pread_full(*(const int *)opaque, buf, len, offset);
+}
+
+static int fd_pwrite(void *opaque, const void *buf, size_t len,
+		     uint64_t offset)
+{
+	return pp_pwrite_full(*(const int *)opaque, buf, len, offset);
+}
+
+static int fd_flush(void *opaque)
+{
+	return fdatasync(*(const int *)opaque);
+}
+
+static int fd_size(void *opaque, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(*(const int *)opaque, &st))
+		return -1;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+void pp_archive_use_fd(pp_archive *archive, int fd)
+{
+	archive->fd = fd;
+	archive->io = (pp_io){
+		.version = PP_IO_VERSION,
+		.opaque = &archive->fd,
+		.pread = fd_pread,
+		.pwrite = fd_pwrite,
+		.flush = fd_flush,
+		.size = fd_size,
+	};
+}
+
+/* ---- handles and what they share -------------------------------------- */
+
+struct pp_archive_shared {
+	atomic_uint handles;
+	atomic_ulong generation;
+};
+
+void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end)
+{
+	if (archive->shared)
+		atomic_fetch_add(&archive->shared->generation, 1);
+	pp_read_invalidate(archive, first, end);
+	pp_map_invalidate(archive, first, end);
+}
+
+unsigned long pp_archive_generation(const pp_archive *archive)
+{
+	return archive->shared ? atomic_load(&archive->shared->generation) : 0;
 }
 
 uint64_t pp_archive_image_size(const pp_archive *archive)
@@ -150,10 +225,29 @@ static int lock_archive(pp_archive *archive, pp_error *err)
 	return 0;
 }
 
-static int open_file(pp_archive *archive, pp_error *err)
+/* ".NAME.partpatch-undo" beside the archive at path. */
+static char *undo_path_beside(const char *path)
+{
+	char *copy_dir = strdup(path), *copy_base = strdup(path);
+	char *undo = NULL;
+	if (copy_dir && copy_base) {
+		const char *dir = dirname(copy_dir), *base = basename(copy_base);
+		size_t size = strlen(dir) + strlen(base) + sizeof "/..partpatch-undo";
+		undo = malloc(size);
+		if (undo)
+			snprintf(undo, size, "%s/.%s.partpatch-undo", dir, base);
+	}
+	free(copy_dir);
+	free(copy_base);
+	return undo;
+}
+
+/* What only a path has: open, check it is a file, lock, name the record. */
+static int open_path(pp_archive *archive, pp_error *err)
 {
 	int write = archive->flags & PP_OPEN_WRITE;
-	archive->fd = open(archive->path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	pp_archive_use_fd(archive, open(archive->path,
+					(write ? O_RDWR : O_RDONLY) | O_CLOEXEC));
 	struct stat st;
 	if (archive->fd < 0 || fstat(archive->fd, &st))
 		return pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
@@ -163,28 +257,91 @@ static int open_file(pp_archive *archive, pp_error *err)
 	if (!S_ISREG(st.st_mode))
 		return pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
 			       archive->path);
-	bool recovered;
-	int status = lock_archive(archive, err);
-	if (status == 0)
-		status = pp_journal_recover(archive, write, &recovered, err);
-	/* Recovery may have rewritten bytes, never the size; read it after. */
-	if (status == 0 && fstat(archive->fd, &st))
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
-	archive->file_size = (uint64_t)st.st_size;
-	return status;
+	if (!(archive->flags & PP_OPEN_PRIVATE) &&
+	    !(archive->undo_path = undo_path_beside(archive->path)))
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	return lock_archive(archive, err);
+}
+
+/* The size from the io, or the first offset a 1-byte read fails at. */
+static int find_size(pp_archive *archive, pp_error *err)
+{
+	if (archive->io.size) {
+		if (archive->io.size(archive->io.opaque, &archive->file_size))
+			return pp_fail_errno(err, PP_ERR_IO, "%s: cannot get "
+					     "the size", archive->path);
+		return 0;
+	}
+	uint8_t byte;
+	uint64_t low = 0, high = 1;   /* byte low-1 reads, byte high-1 not */
+	while (high < (UINT64_C(1) << 62) &&
+	       pp_archive_read(archive, &byte, 1, high - 1) == 0) {
+		low = high;
+		high *= 2;
+	}
+	while (high - low > 1) {
+		uint64_t mid = low + (high - low) / 2;
+		if (pp_archive_read(archive, &byte, 1, mid - 1) == 0)
+			low = mid;
+		else
+			high = mid;
+	}
+	archive->file_size = low;
+	return 0;
 }
 
 int pp_recover(const char *path, bool *recovered, pp_error *err)
 {
 	pp_archive archive = { .flags = PP_OPEN_WRITE, .path = (char *)path };
 	*recovered = false;
-	archive.fd = open(path, O_RDWR | O_CLOEXEC);
-	if (archive.fd < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s", path);
-	int status = lock_archive(&archive, err);
+	int status = open_path(&archive, err);
 	if (status == 0)
 		status = pp_journal_recover(&archive, true, recovered, err);
-	close(archive.fd);
+	if (archive.fd >= 0)
+		close(archive.fd);
+	free(archive.undo_path);
+	return status;
+}
+
+static pp_archive *new_archive(const char *name, int flags)
+{
+	pp_archive *archive = calloc(1, sizeof *archive);
+	if (!archive)
+		return NULL;
+	archive->fd = -1;
+	archive->flags = flags;
+	archive->path = strdup(name);
+	archive->shared = calloc(1, sizeof *archive->shared);
+	if (!archive->path || !archive->shared) {
+		free(archive->path);
+		free(archive->shared);
+		free(archive);
+		return NULL;
+	}
+	atomic_init(&archive->shared->handles, 1);
+	atomic_init(&archive->shared->generation, 0);
+	return archive;
+}
+
+/*
+ * Everything after the bytes are reachable: finish or refuse an
+ * interrupted patch, then find the format and read the index.
+ */
+static int open_contents(pp_archive *archive, pp_error *err)
+{
+	bool recovered;
+	int status = 0;
+	if (archive->undo_path)
+		status = pp_journal_recover(archive,
+					    archive->flags & PP_OPEN_WRITE,
+					    &recovered, err);
+	/* Recovery may have rewritten bytes, never the size; read it after. */
+	if (status == 0)
+		status = find_size(archive, err);
+	if (status == 0)
+		status = identify(archive, err);
+	if (status == 0)
+		status = archive->ops->open(archive, err);
 	return status;
 }
 
@@ -201,17 +358,12 @@ int pp_archive_open(const char *path, int flags, pp_archive **out,
 		    pp_error *err)
 {
 	*out = NULL;
-	pp_archive *archive = calloc(1, sizeof *archive);
-	if (!archive || !(archive->path = strdup(path))) {
-		free(archive);
+	pp_archive *archive = new_archive(path, flags);
+	if (!archive)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	}
-	archive->flags = flags;
-	int status = open_file(archive, err);
+	int status = open_path(archive, err);
 	if (status == 0)
-		status = identify(archive, err);
-	if (status == 0)
-		status = archive->ops->open(archive, err);
+		status = open_contents(archive, err);
 	if (status) {
 		pp_close(archive);
 		return status;
@@ -220,19 +372,81 @@ int pp_archive_open(const char *path, int flags, pp_archive **out,
 	return 0;
 }
 
+int pp_open_io(const pp_io *io, const char *name, int flags,
+	       pp_archive **out, pp_error *err)
+{
+	*out = NULL;
+	if (!io || io->version != PP_IO_VERSION || !io->pread)
+		return pp_fail(err, PP_ERR_USAGE, "%s: pp_open_io needs a "
+			       "pp_io of version %d with pread", name,
+			       PP_IO_VERSION);
+	if (flags & ~(PP_OPEN_WRITE | PP_OPEN_NO_WAIT))
+		return pp_fail(err, PP_ERR_USAGE, "%s: unknown open flags 0x%x",
+			       name, (unsigned)flags);
+	if ((flags & PP_OPEN_WRITE) && (!io->pwrite || !io->undo_path))
+		return pp_fail(err, PP_ERR_USAGE, "%s: opening for writing "
+			       "needs pwrite and an undo_path (patches are "
+			       "journaled)", name);
+	pp_archive *archive = new_archive(name, flags);
+	if (!archive)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	archive->io = *io;
+	int status = 0;
+	if (io->undo_path && !(archive->undo_path = strdup(io->undo_path)))
+		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	if (status == 0)
+		status = open_contents(archive, err);
+	if (status) {
+		pp_close(archive);
+		return status;
+	}
+	*out = archive;
+	return 0;
+}
+
+int pp_dup(pp_archive *archive, pp_archive **out, pp_error *err)
+{
+	*out = NULL;
+	pp_archive *copy = malloc(sizeof *copy);
+	char *path = strdup(archive->path);
+	if (!copy || !path) {
+		free(copy);
+		free(path);
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	}
+	*copy = *archive;
+	copy->path = path;
+	copy->flags &= ~PP_OPEN_WRITE;
+	copy->commit_path = NULL;
+	copy->read = NULL;
+	copy->map = NULL;
+	/* The io of a file refers to its descriptor field: the copy's. */
+	if (archive->io.opaque == &archive->fd)
+		copy->io.opaque = &copy->fd;
+	atomic_fetch_add(&archive->shared->handles, 1);
+	*out = copy;
+	return 0;
+}
+
 void pp_close(pp_archive *archive)
 {
 	if (!archive)
 		return;
-	if (archive->ops && archive->ops->release)
-		archive->ops->release(archive);
-	if (archive->fd >= 0)
-		close(archive->fd);
+	pp_read_release(archive);
+	pp_map_release(archive);
 	if (archive->commit_path)  /* a copy never committed */
 		unlink(archive->path);
 	free(archive->commit_path);
-	free(archive->blocks);
 	free(archive->path);
+	if (atomic_fetch_sub(&archive->shared->handles, 1) == 1) {
+		if (archive->ops && archive->ops->release)
+			archive->ops->release(archive);
+		if (archive->fd >= 0)
+			close(archive->fd);
+		free(archive->undo_path);
+		free(archive->blocks);
+		free(archive->shared);
+	}
 	free(archive);
 }
 
@@ -363,55 +577,6 @@ int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
 		done += archive->blocks[i].usize;
 		if (progress)
 			progress(opaque, done, total);
-	}
-	return 0;
-}
-
-/* Copies the decoded bytes that fall in a window of the block. */
-typedef struct window_sink {
-	uint8_t *dest;
-	uint64_t skip;              /* decoded bytes before the window */
-	uint64_t want;              /* window length */
-	uint64_t seen;
-} window_sink;
-
-static int copy_window(void *opaque, const uint8_t *data, size_t len,
-		       pp_error *err)
-{
-	window_sink *w = opaque;
-	(void)err;
-	uint64_t start = w->seen, end = w->seen + len;
-	w->seen = end;
-	uint64_t from = PP_MAX(start, w->skip);
-	uint64_t to = PP_MIN(end, w->skip + w->want);
-	if (from < to)
-		memcpy(w->dest + (from - w->skip), data + (from - start),
-		       (size_t)(to - from));
-	return 0;
-}
-
-int pp_pread(pp_archive *archive, void *buf, size_t len, uint64_t offset,
-	     pp_error *err)
-{
-	uint8_t *dest = buf;
-	while (len > 0) {
-		size_t i = pp_archive_find_block(archive, offset);
-		if (i == archive->block_count)
-			return pp_fail(err, PP_ERR_USAGE,
-				       "%s: offset %llu is past the end of the "
-				       "image", archive->path,
-				       (unsigned long long)offset);
-		const pp_block *b = &archive->blocks[i];
-		uint64_t skip = offset - b->uoffset;
-		size_t piece = (size_t)PP_MIN(len, b->usize - skip);
-		window_sink w = { .dest = dest, .skip = skip, .want = piece };
-		int status = archive->ops->decode(archive, i, skip + piece,
-						  copy_window, &w, err);
-		if (status)
-			return status;
-		dest += piece;
-		offset += piece;
-		len -= piece;
 	}
 	return 0;
 }

@@ -451,17 +451,28 @@ static inline bool pp_container_check_fixed(const pp_container_ops *c)
 	return c->checks == (uint32_t)1 << c->default_check;
 }
 
+/* What the handles of one archive share (pp_dup); archive.c owns it. */
+typedef struct pp_archive_shared pp_archive_shared;
+/* Each handle's reading state: read.c's cache, map.c's zero verdicts. */
+typedef struct pp_read_state pp_read_state;
+typedef struct pp_map_state pp_map_state;
+
 struct pp_archive {
-	char *path;
-	int fd;
+	char *path;                 /* names the archive in messages */
+	int fd;                     /* opened by path: the file; else -1 */
 	int flags;
 	char *commit_path;          /* pp_open_copy: where pp_commit renames to */
+	char *undo_path;            /* where a patch's undo record goes */
+	pp_io io;                   /* where the bytes live */
 	uint64_t file_size;
 	const pp_container_ops *ops;
 	void *container;        /* owned by ops */
 	pp_block *blocks;
 	size_t block_count;
 	size_t block_capacity;
+	pp_archive_shared *shared;  /* NULL: a bare archive of a unit test */
+	pp_read_state *read;        /* NULL until the first pp_pread */
+	pp_map_state *map;          /* NULL until the first pp_map */
 };
 
 /* A flag of pp_archive_open beside enum pp_open_flags, not offered to
@@ -476,11 +487,15 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 			 pp_error *err);
 /* Empties the block table, for a container whose open failed. */
 void pp_archive_drop_blocks(pp_archive *archive);
+/* Makes fd the archive's bytes (what pp_open does after opening a path);
+ * unit tests use it to open a container by hand. */
+void pp_archive_use_fd(pp_archive *archive, int fd);
 /*
  * The archive's bytes, for the containers, the patcher and the undo record:
- * every access to the archive file goes through these three, so where the
- * bytes live (a file descriptor today) is archive.c's business alone.
+ * every access to the archive goes through these three, to the callbacks
+ * of archive->io (a file descriptor's, or the caller's: pp_open_io).
  * 0 on success; -1 with errno set otherwise (EIO at end of file).
+ * Reads may run on several threads at once.
  */
 int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
 		    uint64_t offset);
@@ -495,6 +510,78 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
 /* Whether the container offers every byte of a block as stored data. */
 int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
 			     pp_error *err);
+
+/*
+ * Blocks [first, end) have new bytes (a patch wrote them): every handle
+ * of the archive forgets what it decoded or concluded about them.  Called
+ * by the patcher before its first write.
+ */
+void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end);
+/* Bumped by every invalidation: a handle whose state predates the current
+ * generation drops it (handles made by pp_dup see each other's patches). */
+unsigned long pp_archive_generation(const pp_archive *archive);
+
+/* ---- reading (read.c, cache.c, map.c, unpack.c) ------------------------ */
+
+/* An LRU of decoded blocks under a byte budget, keyed by block index. */
+typedef struct pp_cache pp_cache;
+pp_cache *pp_cache_new(uint64_t budget);
+void pp_cache_free(pp_cache *cache);
+/* The block's bytes, now the most recently used; NULL if absent. */
+const uint8_t *pp_cache_get(pp_cache *cache, size_t block, size_t *len);
+/* Takes data (malloc'd, len bytes) for block, evicting the least recently
+ * used blocks to stay in budget.  Returns false, leaving data to the
+ * caller, if it alone exceeds the budget. */
+bool pp_cache_put(pp_cache *cache, size_t block, uint8_t *data, size_t len);
+/* Drops blocks [first, end), or everything with pp_cache_clear. */
+void pp_cache_invalidate(pp_cache *cache, size_t first, size_t end);
+void pp_cache_clear(pp_cache *cache);
+/* Evicts down to a new budget. */
+void pp_cache_set_budget(pp_cache *cache, uint64_t budget);
+/* Bytes and blocks held. */
+uint64_t pp_cache_bytes(const pp_cache *cache);
+size_t pp_cache_count(const pp_cache *cache);
+
+/* Read.c's and map.c's part of pp_archive_invalidate and pp_close. */
+void pp_read_invalidate(pp_archive *archive, size_t first, size_t end);
+void pp_read_release(pp_archive *archive);
+void pp_map_invalidate(pp_archive *archive, size_t first, size_t end);
+void pp_map_release(pp_archive *archive);
+
+/* Decodes a whole block into buf (usize bytes), comparing its check. */
+int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
+		    pp_error *err);
+/*
+ * Whether a block is one of the all-zero blocks the index alone reveals
+ * (docs/map.md), from the handle's memory of earlier verdicts or by
+ * reading the block's encoded bytes, and decoding at most one block per
+ * distinct encoding.
+ */
+int pp_map_block_is_zero(pp_archive *archive, size_t block, bool *zero,
+			 pp_error *err);
+
+/*
+ * Whole blocks in order, for unpacking (pp_extract) and digests: blocks
+ * [first, end) are decoded on `threads` workers (pool.c, 0: one per
+ * online core) and handed to the sink in order, each as its image offset,
+ * bytes and length.  Blocks known to be all zeros (pp_map_block_is_zero)
+ * are not decoded: the sink gets data NULL and is_zero true.  A block
+ * larger than PP_DECODE_BUFFER_MAX is not buffered whole but decoded on
+ * the calling thread, its bytes fed to the sink in pieces as they come
+ * (with a notice, once): an archive made of one huge block (a foreign
+ * single-block .xz) still unpacks in bounded memory.  Workers read
+ * through pp_archive_read, so the archive's pread must allow concurrent
+ * calls (pp_io says so).
+ */
+#define PP_DECODE_BUFFER_MAX ((uint64_t)32 << 20)
+typedef int (*pp_block_sink_fn)(void *opaque, uint64_t uoffset,
+				const uint8_t *data, size_t len, bool is_zero,
+				pp_error *err);
+int pp_decode_blocks(pp_archive *archive, size_t first, size_t end,
+		     unsigned threads, pp_block_sink_fn sink, void *opaque,
+		     pp_error *err);
+/* One worker per online core. */
+unsigned pp_online_cores(void);
 
 /* ---- copying blocks from an earlier archive (reuse.c) ----------------- */
 

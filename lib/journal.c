@@ -3,8 +3,9 @@
  *
  * Before the first byte of an archive is overwritten, the old contents of
  * every range the patch will write (data and checks) go to an undo record
- * beside the archive, ".NAME.partpatch-undo", which is fsynced together with
- * its directory.  Only then are the new bytes written; after they are
+ * (".NAME.partpatch-undo" beside a file, or the caller's undo_path for an
+ * archive opened on callbacks), which is fsynced together with its
+ * directory.  Only then are the new bytes written; after they are
  * synced, the record is removed.  So at any moment:
  *
  *   no record, or an incomplete one   the archive holds its old bytes
@@ -27,7 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,21 +49,9 @@ struct pp_journal {
 
 /* ---- paths ------------------------------------------------------------ */
 
-static char *journal_path(const char *archive_path)
-{
-	char *copy_dir = strdup(archive_path), *copy_base = strdup(archive_path);
-	char *path = NULL;
-	if (copy_dir && copy_base) {
-		const char *dir = dirname(copy_dir), *base = basename(copy_base);
-		size_t size = strlen(dir) + strlen(base) + sizeof "/..partpatch-undo";
-		path = malloc(size);
-		if (path)
-			snprintf(path, size, "%s/.%s.partpatch-undo", dir, base);
-	}
-	free(copy_dir);
-	free(copy_base);
-	return path;
-}
+/* The record's place is the archive's business (archive->undo_path: beside
+ * the file, or where the caller of pp_open_io said); the directory that
+ * holds it is synced with it. */
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -117,13 +105,13 @@ int pp_journal_begin(pp_archive *archive, pp_journal **out, pp_error *err)
 	if (!journal)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	journal->fd = journal->dir_fd = -1;
-	journal->path = journal_path(archive->path);
+	journal->path = archive->undo_path ? strdup(archive->undo_path) : NULL;
 	journal->buffer = malloc(JOURNAL_IO_SIZE);
 	if (!journal->path || !journal->buffer) {
 		free_journal(journal);
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	}
-	journal->dir_fd = pp_open_directory_of(archive->path);
+	journal->dir_fd = pp_open_directory_of(journal->path);
 	journal->fd = open(journal->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			   0600);
 	if (journal->fd < 0 || journal->dir_fd < 0) {
@@ -267,22 +255,17 @@ int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
 		       pp_error *err)
 {
 	*recovered = false;
-	char *path = journal_path(archive->path);
-	if (!path)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	const char *path = archive->undo_path;
 	int status = 0;
-	if (access(path, F_OK) != 0) {
-		free(path);
+	if (!path || access(path, F_OK) != 0)
 		return 0;  /* nothing pending */
-	}
 	if (!may_write) {
 		status = pp_fail(err, PP_ERR_RECOVERY_PENDING, "%s: an "
 				 "interrupted patch is pending (undo record %s)",
 				 archive->path, path);
-		free(path);
 		return status;
 	}
-	int dir_fd = pp_open_directory_of(archive->path);
+	int dir_fd = pp_open_directory_of(path);
 	if (dir_fd < 0)
 		status = pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
 	/* First check, then write: a record that is incomplete means the
@@ -307,7 +290,6 @@ int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
 	}
 	if (dir_fd >= 0)
 		close(dir_fd);
-	free(path);
 	return status;
 }
 

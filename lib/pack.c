@@ -274,16 +274,10 @@ static const pp_pool_ops pack_pool_ops = {
 	.drain = drain_job,
 };
 
-static unsigned online_cores(void)
-{
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	return cores > 0 ? (unsigned)cores : 1;
-}
-
 static int run_pool(pack_state *state, pp_error *err)
 {
 	const pp_pack_options *options = state->options;
-	unsigned threads = options->threads ? options->threads : online_cores();
+	unsigned threads = options->threads ? options->threads : pp_online_cores();
 	/* One slot per worker plus one being read or written: about
 	 * threads x 2 x block size of buffers, plus the encoders' own. */
 	size_t window = (size_t)threads + 1;

@@ -28,7 +28,8 @@
  * thread at any time.  Functions that take a pp_archive may run at the same
  * time on different archives; one pp_archive must not be used by two
  * threads at once (a handle may keep per-handle state between calls), so
- * serialise calls on it or give each thread its own pp_open().  The notice
+ * serialise calls on it or give each thread its own handle (pp_dup, or
+ * another pp_open()).  The notice
  * and progress handlers are process-wide; setting them is thread-safe
  * (see pp_set_notice_handler).  Each function below says when it differs.
  */
@@ -256,11 +257,70 @@ enum pp_open_flags {
  * Flags other than those of enum pp_open_flags fail with PP_ERR_USAGE.
  * Thread-safe; the lock is per open file description, so two handles on
  * one archive in one process exclude each other as two processes would.
+ * The undo record of a patch is ".NAME.partpatch-undo" beside the file.
+ * pp_open is pp_open_io on the file's descriptor, plus the lock and that
+ * record's place.
  */
 PP_API int pp_open(const char *path, int flags, pp_archive **archive,
 		   pp_error *err);
 /* Releases the handle; no other call on it may be running. */
 PP_API void pp_close(pp_archive *archive);
+
+/*
+ * An archive whose bytes live elsewhere: the lower layer of an nbdkit
+ * filter, an HTTP range reader, memory.  Every callback returns 0 on
+ * success and -1 on failure, preferably with errno set.
+ *
+ *   pread    required; reads exactly len bytes at offset (fewer is a
+ *            failure).  It may be called from several threads at once
+ *            (pp_decode_blocks' workers, and handles made with pp_dup).
+ *   pwrite   required for PP_OPEN_WRITE; writes exactly len bytes.
+ *   flush    makes the writes so far durable; NULL if pwrite already is.
+ *   size     the archive's size in bytes.  NULL: found with 1-byte preads
+ *            (a binary search), which needs pread to fail past the end.
+ *
+ * undo_path names the file that holds the undo record of a patch (see
+ * pp_patch): writable archives are journaled like files are, so opening
+ * for writing without one is refused (PP_ERR_USAGE).  With one, opening
+ * undoes an interrupted patch first (for writing) or fails while one is
+ * pending (for reading), as pp_open does.  There is no lock: keeping two
+ * writers apart is the caller's business.  The struct is copied; opaque
+ * must stay valid until pp_close.  Set version to PP_IO_VERSION and the
+ * reserved fields to zero (later versions may give them a meaning).
+ */
+#define PP_IO_VERSION 1
+typedef struct pp_io {
+	unsigned version;
+	void *opaque;
+	int (*pread)(void *opaque, void *buf, size_t len, uint64_t offset);
+	int (*pwrite)(void *opaque, const void *buf, size_t len,
+		      uint64_t offset);
+	int (*flush)(void *opaque);
+	int (*size)(void *opaque, uint64_t *size);
+	const char *undo_path;
+	/* Room for new fields (see "ABI" above): set them to zero. */
+	uint64_t reserved_int[4];
+	void *reserved_ptr[4];
+} pp_io;
+
+/* name labels messages ("nbd:export", a URL ...).  Flags as pp_open's.
+ * Thread-safe. */
+PP_API int pp_open_io(const pp_io *io, const char *name, int flags,
+		      pp_archive **archive, pp_error *err);
+
+/*
+ * A handle is for one thread at a time (see "Threads": its block cache is
+ * not locked).  pp_dup gives another handle on the same archive, for
+ * another thread, sharing the block table and the I/O (no second open,
+ * no second scan of a foreign gzip file), with a cache of its own; the
+ * archive is released when the last of its handles is closed.  A
+ * duplicate is read-only.  After a patch through one handle the others
+ * see the new bytes: the patch makes every handle drop what it decoded
+ * before (readers and the patcher must still take turns: no handle may be
+ * reading while another patches).  No other call on archive may run
+ * during pp_dup.
+ */
+PP_API int pp_dup(pp_archive *archive, pp_archive **copy, pp_error *err);
 
 /* Undoes an interrupted patch of the archive at path, if there is one,
  * without parsing the archive.  *recovered says whether there was.
@@ -341,9 +401,83 @@ PP_API enum pp_check pp_format_default_check(enum pp_format format);
 PP_API int pp_verify(pp_archive *archive, pp_progress_fn progress,
 		     void *opaque, pp_error *err);
 
-/* Reads uncompressed bytes, decoding only the blocks that hold them. */
+/*
+ * Reads uncompressed bytes.  Stored data is read straight from the archive
+ * (no decoding, and no check is compared); other blocks are decoded whole,
+ * their check compared, and kept in the handle's cache, so that the next
+ * read inside them costs a copy.
+ */
 PP_API int pp_pread(pp_archive *archive, void *buf, size_t len,
 		    uint64_t offset, pp_error *err);
+
+/* The byte budget of the handle's cache of decoded blocks (default
+ * PP_DEFAULT_CACHE_SIZE; 0 keeps nothing).  A block larger than the budget
+ * is decoded for each read. */
+#define PP_DEFAULT_CACHE_SIZE (64u << 20)
+PP_API int pp_set_cache_size(pp_archive *archive, uint64_t bytes,
+			     pp_error *err);
+
+/*
+ * The image as extents, from the index alone (no decoding), the way
+ * SEEK_DATA or NBD block status see it:
+ *   PP_EXTENT_STORED  stored data: its bytes lie verbatim at file_offset
+ *                     (and can be patched)
+ *   PP_EXTENT_DATA    compressed data; file_offset is its block's start
+ *   PP_EXTENT_ZERO    all zeros, known without decoding (docs/map.md says
+ *                     how); file_offset is its block's start
+ * Extents cover [offset, offset + length) clipped to the image, in order,
+ * adjacent ones of a kind merged.  *extents is malloc'd (free() it).
+ */
+enum pp_extent_kind {
+	PP_EXTENT_DATA = 0,
+	PP_EXTENT_STORED = 1,
+	PP_EXTENT_ZERO = 2,
+};
+typedef struct pp_map_extent {
+	uint64_t offset;
+	uint64_t length;
+	enum pp_extent_kind kind;
+	uint64_t file_offset;
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[2];
+} pp_map_extent;
+PP_API int pp_map(pp_archive *archive, uint64_t offset, uint64_t length,
+		  pp_map_extent **extents, size_t *count, pp_error *err);
+
+/* How pp_extract treats runs of zeros in its output (as cp --sparse). */
+enum pp_sparse {
+	PP_SPARSE_AUTO = 0,       /* holes where the index says zeros */
+	PP_SPARSE_ALWAYS = 1,     /* ... and for every 4 KiB of zeros decoded */
+	PP_SPARSE_NEVER = 2,      /* write every byte */
+};
+
+typedef struct pp_extract_options {
+	unsigned threads;          /* decoding workers; 0: one per online core */
+	enum pp_sparse sparse;     /* holes only ever in a regular file */
+	pp_progress_fn progress;   /* called on the calling thread */
+	void *progress_opaque;
+	/* Room for new options (see "ABI" above): zeroed by
+	 * pp_extract_options_init. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
+} pp_extract_options;
+
+/* Sets every field to its default and the reserved room to zero. */
+PP_API void pp_extract_options_init(pp_extract_options *options);
+
+/*
+ * Writes bytes [offset, offset + length) of the image (clipped to its end)
+ * to out_fd from its current position, decoding only the blocks that hold
+ * them, in parallel, and writing them in order: the bytes are the same for
+ * any thread count.  On a regular file (not opened O_APPEND) runs of zeros
+ * may become holes, and the file is cut to the end of what was written.
+ * A block too large to buffer (a foreign .xz of one block, a gzip file of
+ * one member) is decoded as a stream, with a notice.  out_name labels
+ * messages.
+ */
+PP_API int pp_extract(pp_archive *archive, uint64_t offset, uint64_t length,
+		      int out_fd, const char *out_name,
+		      const pp_extract_options *options, pp_error *err);
 
 enum pp_patch_flags {
 	PP_PATCH_DRY_RUN = 1,     /* check and report, write nothing */

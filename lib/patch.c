@@ -659,6 +659,14 @@ static int write_check(pp_archive *archive, const touched_block *t,
 static int write_all(pp_patch_txn *txn, pp_error *err)
 {
 	pp_archive *archive = txn->archive;
+	/* Readers of this archive must not keep the bytes about to change. */
+	size_t first = SIZE_MAX, last = 0;
+	for (size_t i = 0; i < txn->touched_count; i++) {
+		first = PP_MIN(first, txn->touched[i].block);
+		last = PP_MAX(last, txn->touched[i].block);
+	}
+	if (txn->touched_count > 0)
+		pp_archive_invalidate(archive, first, last + 1);
 	for (size_t i = 0; i < txn->touched_count; i++) {
 		const touched_block *t = &txn->touched[i];
 		const pp_block *b = &archive->blocks[t->block];

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum slot_state { SLOT_FREE, SLOT_READY, SLOT_BUSY, SLOT_DONE, SLOT_FAILED };
 
@@ -185,4 +186,10 @@ int pp_pool_run(const pp_pool_ops *ops, void *opaque, unsigned threads,
 	free(p.slot_errors);
 	free(p.slot_status);
 	return status;
+}
+
+unsigned pp_online_cores(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (unsigned)cores : 1;
 }

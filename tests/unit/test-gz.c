@@ -149,7 +149,7 @@ static int open_archive(pp_archive *archive, const char *path, pp_error *err)
 	struct stat st;
 	memset(archive, 0, sizeof *archive);
 	archive->path = strdup(path);
-	archive->fd = open(path, O_RDONLY);
+	pp_archive_use_fd(archive, open(path, O_RDONLY));
 	if (archive->fd < 0 || fstat(archive->fd, &st) < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s", path);
 	archive->file_size = (uint64_t)st.st_size;
