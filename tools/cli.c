@@ -1,7 +1,10 @@
 /* cli.c - messages, exit statuses and the progress line of the tools. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +151,83 @@ void cli_option_error(int c, char **argv)
 void cli_version(void)
 {
 	printf("%s (partpack) %s\n", cli_program, PP_VERSION);
+}
+
+/* ---- output files renamed into place --------------------------------- */
+
+/* The temporary output, removed if the tool stops before it is complete. */
+static char *temp_path;
+
+static void remove_temp_and_exit(int signal_number)
+{
+	if (temp_path)
+		unlink(temp_path);
+	signal(signal_number, SIG_DFL);
+	raise(signal_number);
+}
+
+static void catch_signals(void)
+{
+	static const int signals[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	struct sigaction action = { .sa_handler = remove_temp_and_exit };
+	sigemptyset(&action.sa_mask);
+	for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+		sigaction(signals[i], &action, NULL);
+}
+
+int cli_output_open(const char *path, mode_t mode)
+{
+	size_t size = strlen(path) + sizeof ".XXXXXX";
+	temp_path = malloc(size);
+	if (!temp_path) {
+		cli_error("%s: out of memory", path);
+		return -1;
+	}
+	snprintf(temp_path, size, "%s.XXXXXX", path);
+	catch_signals();
+	int fd = mkostemp(temp_path, O_CLOEXEC);
+	if (fd < 0) {
+		cli_error("%s: cannot create: %s", path, strerror(errno));
+		free(temp_path);
+		temp_path = NULL;
+		return -1;
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	/* If this fails, mkstemp's 0600 stays, which is safe. */
+	(void)fchmod(fd, mode & ~mask & 0666);
+	return fd;
+}
+
+int cli_output_commit(int fd, const char *path, bool force, bool sync)
+{
+	if ((sync && fsync(fd)) || close(fd)) {
+		cli_error("%s: %s", path, strerror(errno));
+		cli_output_discard(-1);
+		return -1;
+	}
+	int renamed = force ? rename(temp_path, path) :
+		renameat2(AT_FDCWD, temp_path, AT_FDCWD, path,
+			  RENAME_NOREPLACE);
+	if (renamed) {
+		cli_error("%s: %s%s", path, strerror(errno),
+			  errno == EEXIST ? " (use --force to overwrite)" : "");
+		cli_output_discard(-1);
+		return -1;
+	}
+	free(temp_path);
+	temp_path = NULL;
+	return 0;
+}
+
+void cli_output_discard(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+	if (temp_path)
+		unlink(temp_path);
+	free(temp_path);
+	temp_path = NULL;
 }
 
 static double now_seconds(void)

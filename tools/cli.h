@@ -5,6 +5,7 @@
 #include "partpack.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* Exit statuses, documented in every man page. */
 enum {
@@ -56,6 +57,18 @@ void cli_version(void);
 /* For getopt_long's '?' and ':': one line, then exit with EXIT_USAGE.
  * The option strings start with ':' and opterr is 0, so getopt is quiet. */
 void cli_option_error(int c, char **argv) __attribute__((noreturn));
+
+/*
+ * An output file that appears under its name only when complete: written
+ * as a temporary file beside it (NAME.XXXXXX, removed if the tool fails or
+ * is stopped by a signal) and renamed into place.  One at a time.
+ * cli_output_open returns the descriptor, or -1 after printing why.
+ * cli_output_commit renames it (refusing to replace an existing file
+ * unless force), after an fsync if sync; 0, or -1 after printing why.
+ */
+int cli_output_open(const char *path, mode_t mode);
+int cli_output_commit(int fd, const char *path, bool force, bool sync);
+void cli_output_discard(int fd);
 
 /* A progress line on stderr, redrawn at most a few times a second, and only
  * when stderr is a terminal and the user did not ask for quiet. */
