@@ -2,9 +2,9 @@
 # --version, one-line usage errors, a progress line only on a terminal and
 # not with -q; and the traps such a user falls into, closed (issue 14).
 
-require_cmd partpack partpatch partinfo script sfdisk xz python3
+require_cmd partpack partpatch partinfo partcat script sfdisk xz python3
 
-for tool in partpack partpatch partinfo; do
+for tool in partpack partpatch partinfo partcat; do
 	check "$tool --help exits 0 and says Usage" bash -c "$tool --help | grep -q '^Usage: $tool'"
 	check_eq "$tool --version" "$tool (partpack) $(sed -n 's/^#define PP_VERSION "\(.*\)"/\1/p' "$PP_SRCDIR/lib/partpack.h")" \
 		"$($tool --version)"

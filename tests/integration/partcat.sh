@@ -1,0 +1,176 @@
+# partcat.sh - issue 9: partcat writes the image, a partition or a byte
+# range out of partpack's .xz and .gz archives and out of foreign files;
+# sparse output (du shows the holes, cmp the bytes); the same bytes for
+# every -T; refusals and a truncated archive leave nothing at OUT; and,
+# through the examples, pp_map's extents against the image (zero extents
+# really are zeros) and random pp_preads against it.
+
+require_cmd partcat partpack xz gzip cmp du dd python3 sfdisk mkfs.ext4 script
+
+MAP=$PARTPACK_BUILD/examples/map
+RANDOM_READ=$PARTPACK_BUILD/examples/random-read
+[ -x "$MAP" ] && [ -x "$RANDOM_READ" ] || bail "build the examples first: $MAP, $RANDOM_READ"
+
+size_of() { stat -c %s "$1"; }
+# allocated FILE: bytes the file takes on disk (holes take none).
+allocated() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
+# extract FILE OFFSET LENGTH: those bytes of FILE on stdout.
+extract() { dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
+
+make_gpt_image img || bail "make_gpt_image failed"
+P1=$(part_offset img 1) && S1=$(part_size img 1) &&
+	P2=$(part_offset img 2) && S2=$(part_size img 2) || bail "no partitions"
+SIZE=$(size_of img)
+extract img "$P1" "$S1" >part1.img
+extract img "$P2" "$S2" >part2.img
+check "pack .xz keeping part1" partpack -q -1 -B 1MiB --keep-raw part1 -o img.xz img
+check "pack .gz keeping part1" partpack -q -1 -B 1MiB -F gzip --keep-raw part1 -o img.gz img
+
+for a in img.xz img.gz; do
+	# ---- every selector -------------------------------------------------
+	check_stdout_cmp "$a: the whole image to stdout" img partcat "$a"
+	check_stdout_cmp "$a: --partition part1" part1.img partcat --partition part1 "$a"
+	check_stdout_cmp "$a: --partition name:root" part2.img partcat --partition name:root "$a"
+	check_stdout_cmp "$a: --partition /dev/sda1" part1.img partcat -p /dev/sda1 "$a"
+	# Across block edges and from compressed into stored data.
+	off=$((P1 - 300000)) len=$((1048576 + 600001))
+	extract img "$off" "$len" >range.img
+	check_stdout_cmp "$a: --offset --length across blocks and kinds" range.img \
+		partcat --offset "$off" --length "$len" "$a"
+	extract img $((SIZE - 12345)) 12345 >tail.img
+	check_stdout_cmp "$a: --offset alone runs to the end" tail.img partcat -O $((SIZE - 12345)) "$a"
+	check_stdout_cmp "$a: --length past the end stops at the end" tail.img \
+		partcat -O $((SIZE - 12345)) -l 1G "$a"
+	check_stdout_cmp "$a: --length 0 writes nothing" /dev/null partcat -O 4096 -l 0 "$a"
+
+	# ---- files, holes, threads ------------------------------------------
+	check "$a: -o out.raw" partcat "$a" -o out.raw
+	check_cmp "$a: out.raw is the image" img out.raw
+	check "$a: auto makes holes: out.raw takes less than its size ($(allocated out.raw) < $SIZE)" \
+		test "$(allocated out.raw)" -lt "$SIZE"
+	check "$a: --sparse=never" partcat --sparse=never "$a" -o never.raw
+	check_cmp "$a: ... the same bytes" img never.raw
+	check "$a: ... and no holes" test "$(allocated never.raw)" -ge "$SIZE"
+	check "$a: --sparse=always" partcat --sparse=always "$a" -o always.raw
+	check_cmp "$a: ... the same bytes" img always.raw
+	check "$a: ... fewer allocated bytes than auto ($(allocated always.raw) < $(allocated out.raw))" \
+		test "$(allocated always.raw)" -lt "$(allocated out.raw)"
+	check "$a: stdout redirected to a file gets holes too" \
+		bash -c 'partcat "$1" >redirect.raw && cmp "$2" redirect.raw &&
+			test "$(stat -c %b redirect.raw)" -lt "$(stat -c %b never.raw)"' _ "$a" img
+	check "$a: a partition to a file" partcat -p part1 "$a" -o p1.raw
+	check_cmp "$a: ... is the partition" part1.img p1.raw
+	for t in 1 2 3; do
+		check "$a: -T$t" partcat -T$t --sparse=never "$a" -o t$t.raw
+	done
+	check_cmp "$a: -T1 and -T2 write the same bytes" t1.raw t2.raw
+	check_cmp "$a: -T1 and -T3 write the same bytes" t1.raw t3.raw
+	rm -f out.raw never.raw always.raw redirect.raw p1.raw t1.raw t2.raw t3.raw
+
+	# ---- the map and pp_pread through the examples ------------------------
+	"$MAP" "$a" >map.txt
+	check_eq "$a: the map covers the image" "$SIZE" \
+		"$(awk 'BEGIN { at = 0 } $1 != at { exit 1 } { at += $2 } END { print at }' map.txt)"
+	check_eq "$a: its stored bytes are partition 1" "$S1" \
+		"$(awk '$3 == "stored" { s += $2 } END { print s + 0 }' map.txt)"
+	check "$a: it has zero extents" grep -q ' zero ' map.txt
+	check "$a: every zero extent is zeros in the image, every other one is the image's bytes" \
+		python3 - img "$a" map.txt <<'EOF'
+import subprocess, sys
+img, archive, listing = sys.argv[1:4]
+data = open(img, "rb").read()
+for line in open(listing):
+    offset, length, kind, _ = line.split()
+    offset, length = int(offset), int(length)
+    if kind == "zero" and data[offset:offset + length].count(0) != length:
+        sys.exit(f"zero extent {offset}+{length} holds data")
+    got = subprocess.run(["partcat", "-O", str(offset), "-l", str(length), archive],
+                         capture_output=True, check=True).stdout
+    if got != data[offset:offset + length]:
+        sys.exit(f"{kind} extent {offset}+{length}: partcat gives other bytes")
+EOF
+	for kind in stored data zero; do
+		check "$a: random pp_preads in $kind extents, cold cache, match the image" \
+			"$RANDOM_READ" --only $kind --cache 0 --compare img "$a" 300
+	done
+	check "$a: 3000 random pp_preads anywhere, default cache, match the image" \
+		"$RANDOM_READ" --compare img "$a" 3000
+	check "$a: random 1 MiB pp_preads across blocks match the image" \
+		"$RANDOM_READ" --size 1MiB --compare img "$a" 50
+done
+
+# ---- refusals ---------------------------------------------------------------
+echo old >exists.raw
+check_fails "OUT exists: refused without -f, status 1" 1 partcat img.xz -o exists.raw
+check_eq "... and OUT is untouched" old "$(cat exists.raw)"
+check "with -f it is replaced" partcat -f img.xz -o exists.raw
+check_cmp "... by the image" img exists.raw
+check_fails "--partition with --offset: status 2" 2 partcat -p part1 -O 0 img.xz
+check_fails "--sparse=sometimes: status 2" 2 partcat --sparse=sometimes img.xz
+check_fails "-T x: status 2" 2 partcat -T x img.xz
+check_fails "--offset past the end: status 2" 2 partcat -O $((SIZE + 1)) img.xz
+check_fails "a partition the image does not have: status 1" 1 partcat -p part7 img.xz
+check_fails "not an archive: status 1" 1 partcat img
+script -qec "partcat img.xz" /dev/null >tty.out </dev/null
+check_eq "image data is not written to a terminal" \
+	"partcat: image data not written to a terminal (use --output or a pipe)" \
+	"$(tr -d '\r' <tty.out)"
+script -qec "partcat img.xz -o tty.raw" /dev/null >tty.out </dev/null
+if grep -aq 'partcat: writing: .*B (.*%), .*B/s' tty.out; then
+	ok "a progress line on a terminal"
+else
+	not_ok "a progress line on a terminal" "$(tr '\r' '\n' <tty.out | tail -3)"
+fi
+check_cmp "... and the output is the image" img tty.raw
+partcat -q img.xz -o quiet.raw 2>quiet.err
+check_eq "-q: nothing on stderr" "" "$(cat quiet.err)"
+rm -f exists.raw tty.raw quiet.raw
+
+# ---- a truncated or damaged archive: an error and nothing at OUT --------------
+no_output() {
+	local out=$1
+	if [ -e "$out" ] || compgen -G "$out.*" >/dev/null; then
+		not_ok "... nothing left at $out" "$(ls -la "$out"* 2>&1)"
+	else
+		ok "... nothing left at $out"
+	fi
+}
+head -c $(($(size_of img.xz) - 100)) img.xz >trunc.xz
+check_fails "a truncated .xz: status 1, one line" 1 partcat trunc.xz -o trunc.raw
+no_output trunc.raw
+head -c $(($(size_of img.gz) / 2)) img.gz >trunc.gz
+check_fails "a .gz cut in half: status 1, one line" 1 partcat trunc.gz -o trunc.raw
+no_output trunc.raw
+# Damage in the last compressed block: found while decoding, after
+# earlier blocks were written to the temporary file.
+cp img.xz bad.xz
+data_at=$(awk '$3 == "data" { at = $4 } END { print at }' <("$MAP" img.xz))
+python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) + 200)
+    b = f.read(1)
+    f.seek(int(sys.argv[2]) + 200)
+    f.write(bytes([b[0] ^ 0x55]))' bad.xz "$data_at"
+check_fails "a damaged block found half way: status 1 or 4, one line" "1|4" \
+	partcat -T2 bad.xz -o bad.raw
+no_output bad.raw
+
+# ---- foreign files ------------------------------------------------------------
+xz -T1 -1 -k -c img >single.xz
+gzip -1 -c img >single.gz
+xz -T2 -1 --block-size=4MiB -k -c img >multi.xz
+for f in single.xz single.gz; do
+	partcat "$f" >foreign.raw 2>foreign.err
+	check_cmp "$f (one block): partcat writes the image" img foreign.raw
+	check_eq "$f: says once that it cannot seek" 1 "$(grep -c 'cannot seek' foreign.err)"
+	check_stdout_cmp "$f: --partition part1 still works" part1.img partcat -q -p part1 "$f"
+	check "$f: -o with holes" partcat "$f" -o foreign.raw.2
+	check_cmp "$f: ... the image" img foreign.raw.2
+	rm -f foreign.raw.2
+done
+partcat multi.xz >foreign.raw 2>foreign.err
+check_cmp "an xz -T2 file of 4 MiB blocks: the image" img foreign.raw
+check_eq "... decoded block by block, no notice" "" "$(cat foreign.err)"
+check_stdout_cmp "... and a partition out of it" part2.img partcat -p part2 multi.xz
+rm -f foreign.raw foreign.err single.xz single.gz multi.xz
