@@ -165,8 +165,10 @@ static int decode_encoding(pp_archive *archive, pp_map_state *state,
 	int status = pp_decode_block(archive, block, data, err);
 	*zero = status == 0 && pp_all_zero(data, (size_t)b->usize);
 	free(data);
-	if (status)
+	if (status) {
+		free(bytes);
 		return status;
+	}
 	if (state->known_count < KNOWN_ENCODINGS_MAX) {
 		state->known[state->known_count++] = (known_encoding){
 			.usize = b->usize, .fsize = b->fsize,

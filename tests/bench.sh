@@ -7,7 +7,11 @@
 # The image: a GPT disk of BENCH_IMG_MIB (default 1024) MiB with an ext4
 # /boot of BENCH_BOOT_MIB (128) MiB holding the machine's /boot, and an ext4
 # root filled with real binaries (/usr/bin, /usr/lib/x86_64-linux-gnu) up to
-# about 80 % of the partition.  BENCH_THREADS (2), BENCH_VARIANTS (3).
+# about 80 % of the partition.  BENCH_THREADS (2), BENCH_VARIANTS (3),
+# BENCH_READS (10000 random 4 KiB pp_preads), BENCH_COLD_READS (100 of them
+# with no cache, each decoding a 16 MiB block).  A small run to try the
+# script: BENCH_IMG_MIB=256 BENCH_BOOT_MIB=32 BENCH_VARIANTS=1 BENCH_SPARSE_GIB=1
+# (BENCH_SPARSE_GIB: the sparse image's size, default 8).
 # Work files go to BENCH_DIR (default: a temporary directory, removed).
 set -euo pipefail
 
@@ -18,6 +22,7 @@ threads=${BENCH_THREADS:-2}
 img_mib=${BENCH_IMG_MIB:-1024}
 boot_mib=${BENCH_BOOT_MIB:-128}
 variants=${BENCH_VARIANTS:-3}
+sparse_gib=${BENCH_SPARSE_GIB:-8}
 work=${BENCH_DIR:-$(mktemp -d /var/tmp/partpack-bench.XXXXXX)}
 [ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"
@@ -144,17 +149,17 @@ rm -f changed.img changed.xz changed.reuse.xz
 
 # ---- an 8 GiB sparse image holding 512 MiB of data --------------------------
 truncate -s 0 sparse.img
-truncate -s 8G sparse.img
+truncate -s "${sparse_gib}G" sparse.img
 for i in 0 1 2 3; do
 	dd if=disk.img of=sparse.img bs=1M count=128 skip=$((root_start + i * 128)) \
-		seek=$((i * 2048 + 100)) conv=notrunc status=none
+		seek=$((i * sparse_gib * 256 + 100)) conv=notrunc status=none
 done
 timed t_sxz xz -T"$threads" -6 --block-size=16MiB -k -c sparse.img >sparse.stock.xz
 timed t_spp partpack -q -T"$threads" -6 --block-size=16MiB -o sparse.pp.xz sparse.img
 rm -f sparse.stock.xz
 # The floor: the same 512 MiB of data packed on its own.
 for i in 0 1 2 3; do
-	dd if=sparse.img bs=1M count=128 skip=$((i * 2048 + 100)) status=none
+	dd if=sparse.img bs=1M count=128 skip=$((i * sparse_gib * 256 + 100)) status=none
 done >data.img
 timed t_data partpack -q -T"$threads" -6 --block-size=16MiB -o data.xz data.img
 rm -f data.img data.xz
@@ -199,6 +204,42 @@ for i in $(seq 1 "$variants"); do
 done
 xz -t v1.xz
 
+# ---- reading: partcat and pp_pread ------------------------------------------
+# Each unpack writes out.raw afresh; xz and pigz write sparse files too.
+rm -f out.raw
+timed t_xzcat sh -c "xz -T$threads -dc pp.xz >out.raw"
+rm -f out.raw
+timed t_catxz partcat -q -T"$threads" pp.xz -o out.raw
+cmp out.raw disk.img
+rm -f out.raw
+timed t_pigzcat sh -c 'pigz -dc pp0.gz >out.raw'
+rm -f out.raw
+timed t_catgz partcat -q -T"$threads" pp0.gz -o out.raw
+cmp out.raw disk.img
+rm -f out.raw
+timed t_dd dd if=disk.img of=boot.raw bs=1M skip=1 count="$boot_mib" status=none
+rm -f boot.raw
+timed t_catp1 partcat -q --partition part1 pp.xz -o boot.raw
+rm -f boot.raw
+# Peak RSS of partcat -T (KiB), measured by its parent.
+rss_kib=$(python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' \
+	partcat -q -T"$threads" pp.xz -o out.raw)
+rm -f out.raw
+rss_limit_kib=$(((threads + 2) * 16 * 1024 + 32 * 1024))
+# Random 4 KiB pp_preads (examples/random-read, fixed seed): the whole
+# image with a cache that holds it, warmed by one pass; stored data alone,
+# and compressed data alone, with no cache (every read decodes its block).
+rr=$build/examples/random-read
+reads=${BENCH_READS:-10000}
+cold_reads=${BENCH_COLD_READS:-100}
+rate() { awk '{ print $NF == "reads/s" ? $(NF - 1) : "?" }'; }
+r_warm=$("$rr" --cache 4GiB --warm pp.xz "$reads" | rate)
+r_stored=$("$rr" --only stored --cache 0 pp.xz "$reads" | rate)
+r_cold=$("$rr" --only data --cache 0 pp.xz "$cold_reads" | rate)
+
 # ---- report -------------------------------------------------------------------
 cat <<EOF
 
@@ -212,7 +253,7 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 | pack to gz -6, -T$threads | ${t_ppgz} s, $s_ppgz B | pigz -p$threads: ${t_pigz} s, $s_pigz B | time $(ratio "$t_ppgz" "$t_pigz"), size $(ratio "$s_ppgz" "$s_pigz") | <= 0.8, <= 1.01 |
 | stock xz -T$threads -d of partpack output | ${t_d2} s | xz -T1 -d: ${t_d1} s | $(ratio "$t_d2" "$t_d1") | <= 0.7 |
 | repack with 1 MiB changed in root, --reuse of the first pack | ${t_reuse} s | fresh partpack: ${t_fresh} s | time $(ratio "$t_reuse" "$t_fresh"), $reuse_same | <= 0.1, identical |
-| pack 8 GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
+| pack ${sparse_gib} GiB sparse image, 512 MiB data | ${t_spp} s | xz: ${t_sxz} s | $(ratio "$t_spp" "$t_sxz") | <= 0.25 |
 | ... against packing its 512 MiB of data alone | ${t_spp} s | partpack: ${t_data} s | $(ratio "$t_spp" "$t_data") | about 1 |
 | 1 MiB partpatch, 64 GiB image (best of 5; includes verifying the touched 16 MiB block's check, one block read) | ${t_p64} s | 1 GiB image: ${t_p1} s | $(ratio "$t_p64" "$t_p1") | <= 1.5, < 0.1 s |
 | ... with --bmap (into a hole: maps it) | ${t_p64b} s | without: ${t_p64} s | $(ratio "$t_p64b" "$t_p64") | < 0.1 s |
@@ -224,6 +265,12 @@ image: ${img_mib} MiB GPT disk, /boot ${boot_mib} MiB kept raw, root with $((use
 $zstd_cat_row
 | 1 MiB partpatch, 64 GiB .zst (best of 5) | ${t_pz64} s | 1 GiB .zst: ${t_pz1} s | $(ratio "$t_pz64" "$t_pz1") | <= 1.5 |
 | stamp $variants variants (pack once + $variants partpatch --output) | $(calc "$t_pp + $t_stamp") s | $variants x xz: $(calc "$variants * $t_xz") s | $(ratio "$(calc "$t_pp + $t_stamp")" "$(calc "$variants * $t_xz")") | |
+| partcat -T$threads of the .xz (/boot kept) -o out.raw | ${t_catxz} s | xz -T$threads -dc > out.raw: ${t_xzcat} s | $(ratio "$t_catxz" "$t_xzcat") | <= 0.6 |
+| partcat -T$threads of the .gz -o out.raw | ${t_catgz} s | pigz -dc > out.raw: ${t_pigzcat} s | $(ratio "$t_catgz" "$t_pigzcat") | <= 0.4 |
+| partcat --partition part1 (stored /boot) | ${t_catp1} s | dd from the raw image: ${t_dd} s | $(ratio "$t_catp1" "$t_dd") | <= 1.5 |
+| peak RSS of partcat -T$threads | $rss_kib KiB | (threads + 2) x 16 MiB + 32 MiB: $rss_limit_kib KiB | $(ratio "$rss_kib" "$rss_limit_kib") | < 1 |
+| random 4 KiB pp_preads, warm cache, whole image | $r_warm reads/s | | | |
+| ... stored data, no cache | $r_stored reads/s | compressed data, no cache: $r_cold reads/s | $(ratio "$r_stored" "$r_cold") | >= 20 |
 
 (The $variants x xz column is $variants times the xz time measured above on the same image:
 the variants differ only in /boot, so each would compress in the same time.)
