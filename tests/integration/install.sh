@@ -9,10 +9,11 @@ require_cmd make pkg-config cc partpack
 root=$TESTDIR/root
 check "make install PREFIX=/opt/pp DESTDIR=..." \
 	make -s -C "$PP_SRCDIR" O="$PARTPACK_BUILD" install PREFIX=/opt/pp DESTDIR="$root"
-for f in bin/partpack bin/partpatch bin/partinfo lib/libpartpack.a \
+for f in bin/partpack bin/partpatch bin/partinfo bin/partcat lib/libpartpack.a \
 	lib/libpartpack.so.0 lib/libpartpack.so include/partpack.h \
 	lib/pkgconfig/partpack.pc share/man/man1/partpack.1 \
-	share/man/man1/partpatch.1 share/man/man1/partinfo.1; do
+	share/man/man1/partpatch.1 share/man/man1/partinfo.1 \
+	share/man/man1/partcat.1; do
 	check "installed /opt/pp/$f" test -e "$root/opt/pp/$f"
 done
 check "nothing outside DESTDIR/PREFIX" \
@@ -48,4 +49,10 @@ check "neither build loads libguestfs to read" \
 	bash -c '! ldd ./read-at ./read-at-static | grep -q libguestfs'
 check "partpack.pc requires no libguestfs" \
 	bash -c '! pkg-config --print-requires-private --libs --static partpack | grep -q guestfs'
-
+for example in map random-read; do
+	check "examples/$example.c builds against the installed library" bash -c \
+		'cc ${PP_TEST_CFLAGS:-} -o "$2" "$1" $(pkg-config --cflags --libs partpack)' \
+		_ "$PP_SRCDIR/examples/$example.c" "$example"
+done
+check_eq "map lists the stored 4 KiB, then zeros" "0 4096 stored|4096 1044480 zero" \
+	"$(./map img.xz | cut -d' ' -f1-3 | paste -sd'|')"
