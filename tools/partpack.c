@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,26 +293,6 @@ static void parse_args(int argc, char **argv, pack_args *args)
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
 
-/* The temporary output, removed if partpack stops before it is complete. */
-static char *temp_path;
-
-static void remove_temp_and_exit(int signal_number)
-{
-	if (temp_path)
-		unlink(temp_path);
-	signal(signal_number, SIG_DFL);
-	raise(signal_number);
-}
-
-static void catch_signals(void)
-{
-	static const int signals[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-	struct sigaction action = { .sa_handler = remove_temp_and_exit };
-	sigemptyset(&action.sa_mask);
-	for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
-		sigaction(signals[i], &action, NULL);
-}
-
 static char *default_output(const pack_args *args)
 {
 	const char *suffix = pp_format_suffix(args->options.format);
@@ -324,26 +303,6 @@ static char *default_output(const pack_args *args)
 	return name;
 }
 
-static int open_temp_output(const char *output, mode_t mode)
-{
-	size_t size = strlen(output) + sizeof ".XXXXXX";
-	temp_path = malloc(size);
-	if (!temp_path)
-		return -1;
-	snprintf(temp_path, size, "%s.XXXXXX", output);
-	int fd = mkstemp(temp_path);
-	if (fd < 0) {
-		free(temp_path);
-		temp_path = NULL;
-		return -1;
-	}
-	mode_t mask = umask(0);
-	umask(mask);
-	/* If this fails, mkstemp's 0600 stays, which is safe. */
-	(void)fchmod(fd, mode & ~mask & 0666);
-	return fd;
-}
-
 /* Gives the output the input's times, as xz and gzip do; then fsync and
  * rename over output (refusing to replace it unless forced). */
 static int commit_output(int fd, const char *output, bool force,
@@ -352,33 +311,10 @@ static int commit_output(int fd, const char *output, bool force,
 	const struct timespec times[2] = { in_stat->st_atim, in_stat->st_mtim };
 	if (S_ISREG(in_stat->st_mode) && futimens(fd, times)) {
 		cli_error("%s: cannot set its time: %s", output, strerror(errno));
-		close(fd);
+		cli_output_discard(fd);
 		return -1;
 	}
-	if (fsync(fd) || close(fd)) {
-		cli_error("%s: %s", output, strerror(errno));
-		return -1;
-	}
-	int renamed = force ? rename(temp_path, output) :
-		renameat2(AT_FDCWD, temp_path, AT_FDCWD, output,
-			  RENAME_NOREPLACE);
-	if (renamed) {
-		cli_error("%s: %s%s", output, strerror(errno),
-			  errno == EEXIST ? " (use --force to overwrite)" : "");
-		return -1;
-	}
-	free(temp_path);
-	temp_path = NULL;
-	return 0;
-}
-
-static void discard_output(int fd)
-{
-	close(fd);
-	if (temp_path)
-		unlink(temp_path);
-	free(temp_path);
-	temp_path = NULL;
+	return cli_output_commit(fd, output, force, true);
 }
 
 /* ---- input ----------------------------------------------------------- */
@@ -540,12 +476,10 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 						       args->force))) {
 		/* cli_check_output said why */
 	} else if (output) {
-		out_fd = open_temp_output(output, S_ISREG(in_stat->st_mode) ?
-					  in_stat->st_mode : 0666);
-		if (out_fd < 0) {
-			cli_error("%s: cannot create: %s", output, strerror(errno));
+		out_fd = cli_output_open(output, S_ISREG(in_stat->st_mode) ?
+					 in_stat->st_mode : 0666);
+		if (out_fd < 0)
 			status = EXIT_ERROR;
-		}
 	}
 	if (status == 0) {
 		cli_progress progress;
@@ -572,7 +506,7 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 						 in_stat))
 			status = EXIT_ERROR;
 		else if (status != 0)
-			discard_output(out_fd);
+			cli_output_discard(out_fd);
 	}
 	free(output);
 	free(ranges);
@@ -638,7 +572,6 @@ int main(int argc, char **argv)
 	}
 	if (!args.quiet && S_ISREG(in_stat.st_mode))
 		warn_if_compressed(in_fd, args.input ? args.input : "(stdin)");
-	catch_signals();
 	int status = pack(&args, in_fd, &in_stat);
 	if (args.input)
 		close(in_fd);
