@@ -189,21 +189,21 @@ static int judge(pp_archive *archive, pp_map_state *state, size_t block,
 	if (check_size == 0 || b->usize == 0 || b->fsize > ZERO_ENCODING_MAX ||
 	    b->check_offset + check_size > b->foffset + b->fsize)
 		return 0;
-	pp_extent_list extents = { 0 };
-	int status = archive->ops->stored_extents(archive, block, &extents,
-						  err);
-	bool stored = extents.count > 0;
-	pp_extent_list_free(&extents);
-	if (status || stored)
-		return status;
 	uint8_t want[32], have[32];
-	if ((status = zero_check(state, b->check, b->usize, want, err)))
+	int status = zero_check(state, b->check, b->usize, want, err);
+	if (status)
 		return status;
 	if (pp_archive_read(archive, have, check_size, b->check_offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     archive->path);
 	if (memcmp(want, have, check_size) != 0)
 		return 0;
+	pp_extent_list extents = { 0 };
+	status = archive->ops->stored_extents(archive, block, &extents, err);
+	bool stored = extents.count > 0;
+	pp_extent_list_free(&extents);
+	if (status || stored)
+		return status;
 	uint8_t *bytes = malloc((size_t)b->fsize);
 	if (!bytes)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");

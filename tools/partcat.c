@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,12 +170,41 @@ static int check_output(const cat_args *args)
 		}
 		return 0;
 	}
-	if (!args->force && lstat(args->output, &st) == 0) {
+	if (lstat(args->output, &st) != 0)
+		return 0;
+	if (!args->force) {
 		cli_error("%s: already exists (use --force to overwrite)",
 			  args->output);
 		return EXIT_ERROR;
 	}
+	if (S_ISDIR(st.st_mode)) {
+		cli_error("%s: is a directory", args->output);
+		return EXIT_ERROR;
+	}
 	return 0;
+}
+
+/* OUT is a device or a pipe (with --force): written in place, since
+ * renaming a file over it would replace the device node. */
+static bool written_in_place(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+static int extract_in_place(pp_archive *archive, cat_args *args)
+{
+	int fd = open(args->output, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cli_error("%s: %s", args->output, strerror(errno));
+		return EXIT_ERROR;
+	}
+	int status = extract(archive, args, fd, args->output);
+	if (close(fd) && status == 0) {
+		cli_error("%s: %s", args->output, strerror(errno));
+		status = EXIT_ERROR;
+	}
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -198,6 +228,8 @@ int main(int argc, char **argv)
 		status = locate(archive, &args);
 	if (status == 0 && !args.output) {
 		status = extract(archive, &args, STDOUT_FILENO, "(stdout)");
+	} else if (status == 0 && written_in_place(args.output)) {
+		status = extract_in_place(archive, &args);
 	} else if (status == 0) {
 		int fd = cli_output_open(args.output, 0666);
 		if (fd < 0)

@@ -105,6 +105,14 @@ check_fails "OUT exists: refused without -f, status 1" 1 partcat img.xz -o exist
 check_eq "... and OUT is untouched" old "$(cat exists.raw)"
 check "with -f it is replaced" partcat -f img.xz -o exists.raw
 check_cmp "... by the image" img exists.raw
+mkfifo fifo
+cmp fifo img >fifo.cmp 2>&1 &
+check "-f -o FIFO writes into the pipe, no temporary file" partcat -f img.xz -o fifo
+wait $! && ok "... and the reader gets the image" || not_ok "... and the reader gets the image" "$(cat fifo.cmp)"
+check "-f -o /dev/null" partcat -f img.xz -o /dev/null
+check "... leaves /dev/null a character device" test -c /dev/null
+check_fails "-o a directory: status 1" 1 partcat -f img.xz -o .
+rm -f fifo fifo.cmp
 check_fails "--partition with --offset: status 2" 2 partcat -p part1 -O 0 img.xz
 check_fails "--sparse=sometimes: status 2" 2 partcat --sparse=sometimes img.xz
 check_fails "-T x: status 2" 2 partcat -T x img.xz
