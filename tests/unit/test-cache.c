@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,8 @@ static int mem_pread(void *opaque, void *buf, size_t len, uint64_t offset)
 		return -1;
 	}
 	memcpy(buf, m->data + offset, len);
-	m->bytes_read += len;
+	/* Threads read at once in test_threads. */
+	__atomic_fetch_add(&m->bytes_read, len, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -431,6 +433,67 @@ static void test_map_window(const char *dir)
 	free(m.data);
 }
 
+/* ---- one handle per thread (pp_dup) ------------------------------------ */
+
+typedef struct reader_job {
+	pp_archive *handle;
+	const uint8_t *image;
+	unsigned long long seed;
+	bool same;
+} reader_job;
+
+static void *read_randomly(void *arg)
+{
+	reader_job *job = arg;
+	uint8_t got[3000];
+	job->same = true;
+	for (int i = 0; i < 400 && job->same; i++) {
+		uint64_t offset = unit_random(&job->seed) % (ZB * ZBLOCKS -
+							     sizeof got);
+		pp_error err;
+		job->same = pp_pread(job->handle, got, sizeof got, offset,
+				     &err) == 0 &&
+			memcmp(got, job->image + offset, sizeof got) == 0;
+	}
+	return NULL;
+}
+
+static void test_threads(const char *dir)
+{
+	static uint8_t image[ZB * ZBLOCKS];
+	zero_image(image);
+	memory m = { 0 };
+	pp_io io = mem_io(&m, NULL);
+	pp_archive *archive;
+	pp_error err;
+	if (pack_to_memory(dir, image, PP_FORMAT_GZIP, PP_CHECK_CRC32, &m) ||
+	    pp_open_io(&io, "threads", PP_OPEN_READ, &archive, &err)) {
+		CHECK(0, "packing the threads test image");
+		return;
+	}
+	enum { THREADS = 4 };
+	reader_job jobs[THREADS];
+	pthread_t threads[THREADS];
+	bool duplicated = true, same = true;
+	for (int i = 0; i < THREADS; i++) {
+		jobs[i] = (reader_job){ .image = image, .seed = 1000 + i };
+		duplicated = duplicated &&
+			pp_dup(archive, &jobs[i].handle, &err) == 0;
+	}
+	CHECK(duplicated, "pp_dup, once per thread");
+	pp_close(archive);  /* the copies keep the archive */
+	for (int i = 0; duplicated && i < THREADS; i++)
+		pthread_create(&threads[i], NULL, read_randomly, &jobs[i]);
+	for (int i = 0; duplicated && i < THREADS; i++) {
+		pthread_join(threads[i], NULL);
+		same = same && jobs[i].same;
+		pp_close(jobs[i].handle);
+	}
+	CHECK(duplicated && same, "four threads read at random through their "
+	      "own handles and get the image");
+	free(m.data);
+}
+
 int main(void)
 {
 	const char *dir = getenv("TESTDIR");
@@ -443,5 +506,6 @@ int main(void)
 	test_zero_rule(dir, PP_FORMAT_XZ, PP_CHECK_SHA256);
 	test_zero_rule(dir, PP_FORMAT_GZIP, PP_CHECK_CRC32);
 	test_map_window(dir);
+	test_threads(dir);
 	return unit_done();
 }
