@@ -223,7 +223,7 @@ int main(int argc, char **argv)
 	int opened = pp_open(args.archive, PP_OPEN_READ, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
-		return cli_fail(&err);
+		return cli_open_failed(&err, args.archive);
 	if (args.partition)
 		status = locate(archive, &args);
 	if (status == 0 && !args.output) {

@@ -65,14 +65,19 @@ check_cmp "... and the same as the default thread count" t1.gz img.gz
 if command -v strace >/dev/null; then
 	# -y names each descriptor's file: count only reads of the archive.
 	# Opening it takes 3 (magic, tail, index); the partition table partinfo
-	# shows is in the first block, and nothing else is read.
+	# shows is in the first block, and nothing else is read: the member
+	# read whole from byte 0 (decoding it), and before that its CRC-32 (is
+	# it a zero block? docs/map.md), which lies inside it.
 	strace -y -e trace=pread64,read partinfo img.gz 2>&1 >/dev/null |
-		grep 'img.gz>' | sed 's/.*, \([0-9]*\)) = .*/\1/' >offsets.txt
+		grep 'img.gz>' | sed 's/.*, \([0-9]*\), \([0-9]*\)) = .*/\2 \1/' >offsets.txt
 	check_eq "partinfo reads the archive 3 times to open it: magic, tail, index" \
 		"magic end end" "$(head -3 offsets.txt |
 			awk '{ print ((NR == 1 && $1 == 0) ? "magic" : ($1 > 0) ? "end" : $1) }' | paste -sd' ')"
 	check_eq "... then only the first block, for the partition table" "" \
-		"$(tail -n +4 offsets.txt | grep -vx 0)"
+		"$(tail -n +4 offsets.txt | awk '
+			{ off[NR] = $1; end[NR] = $1 + $2 }
+			$1 == 0 && $1 + $2 > first { first = $1 + $2 }
+			END { for (i = 1; i <= NR; i++) if (!first || end[i] > first) print off[i] }')"
 else
 	skip "partinfo reads the archive 3 times" "no strace"
 fi

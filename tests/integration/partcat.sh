@@ -119,6 +119,14 @@ check_fails "-T x: status 2" 2 partcat -T x img.xz
 check_fails "--offset past the end: status 2" 2 partcat -O $((SIZE + 1)) img.xz
 check_fails "a partition the image does not have: status 1" 1 partcat -p part7 img.xz
 check_fails "not an archive: status 1" 1 partcat img
+cp img.xz pending.xz
+echo incomplete >.pending.xz.partpatch-undo
+check_fails "an interrupted patch pending: status 1" 1 partcat pending.xz -o pending.raw
+case $CHECK_STDERR in
+*"partpatch --recover pending.xz"*) ok "... saying how to recover" ;;
+*) not_ok "... saying how to recover" "$CHECK_STDERR" ;;
+esac
+rm -f pending.xz .pending.xz.partpatch-undo
 script -qec "partcat img.xz" /dev/null >tty.out </dev/null
 check_eq "image data is not written to a terminal" \
 	"partcat: image data not written to a terminal (use --output or a pipe)" \
