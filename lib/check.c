@@ -108,22 +108,63 @@ static void xxh64_final(void *state, uint8_t *check)
 	pp_put_le32(check, (uint32_t)XXH64_digest(state));
 }
 
+/*
+ * The check of n zero bytes.  A CRC register starts at all ones and the
+ * result is xored with all ones; n zero bytes multiply the register by
+ * x^(8n) (crc.c), so the CRC of n zeros is shift(~0, n) ^ ~0.  A hash has
+ * no shortcut: the zeros are hashed.
+ */
+static void crc32_of_zeros(uint8_t *check, uint64_t len)
+{
+	pp_put_le32(check, pp_crc32_shift(UINT32_MAX, len) ^ UINT32_MAX);
+}
+
+static void crc64_of_zeros(uint8_t *check, uint64_t len)
+{
+	pp_put_le64(check, pp_crc64_shift(UINT64_MAX, len) ^ UINT64_MAX);
+}
+
+static void sha256_of_zeros(uint8_t *check, uint64_t len)
+{
+	pp_sha256 sha;
+	pp_sha256_init(&sha);
+	pp_sha256_zeros(&sha, len);
+	pp_sha256_final(&sha, check);
+}
+
+static void xxh64_of_zeros(uint8_t *check, uint64_t len)
+{
+	static const uint8_t zeros[65536];
+	XXH64_state_t state;
+	xxh64_init(&state);
+	for (uint64_t done = 0; done < len;) {
+		size_t piece = (size_t)PP_MIN(len - done, sizeof zeros);
+		xxh64_update(&state, zeros, piece);
+		done += piece;
+	}
+	xxh64_final(&state, check);
+}
+
 /* The sizes agree with lzma_check_size() for these xz check IDs
  * (tests/unit/test-check.c holds them to it). */
 static const pp_check_kind kinds[] = {
 	{ .id = PP_CHECK_NONE, .name = "none", .size = 0 },
 	{ .id = PP_CHECK_CRC32, .name = "crc32", .size = 4,
 	  .linear_delta = crc32_delta, .state_size = sizeof(uint32_t),
-	  .init = crc32_init, .update = crc32_update, .final = crc32_final },
+	  .init = crc32_init, .update = crc32_update, .final = crc32_final,
+	  .of_zeros = crc32_of_zeros },
 	{ .id = PP_CHECK_CRC64, .name = "crc64", .size = 8,
 	  .linear_delta = crc64_delta, .state_size = sizeof(uint64_t),
-	  .init = crc64_init, .update = crc64_update, .final = crc64_final },
+	  .init = crc64_init, .update = crc64_update, .final = crc64_final,
+	  .of_zeros = crc64_of_zeros },
 	{ .id = PP_CHECK_SHA256, .name = "sha256", .size = 32,
 	  .state_size = sizeof(pp_sha256), .init = sha256_init,
-	  .update = sha256_update, .final = sha256_final },
+	  .update = sha256_update, .final = sha256_final,
+	  .of_zeros = sha256_of_zeros },
 	{ .id = PP_CHECK_XXH64, .name = "xxh64", .size = 4,
 	  .state_size = sizeof(XXH64_state_t), .init = xxh64_init,
-	  .update = xxh64_update, .final = xxh64_final },
+	  .update = xxh64_update, .final = xxh64_final,
+	  .of_zeros = xxh64_of_zeros },
 };
 
 bool pp_check_compute(const pp_check_kind *kind, const uint8_t *data,

@@ -151,6 +151,9 @@ typedef struct pp_check_kind {
 	void (*init)(void *state);
 	void (*update)(void *state, const void *data, size_t len);
 	void (*final)(void *state, uint8_t *check);
+	/* The check of len zero bytes, as stored (map.c's zero rule); NULL
+	 * where it is not known. */
+	void (*of_zeros)(uint8_t *check, uint64_t len);
 } pp_check_kind;
 
 /* The check of len bytes as stored, whatever the kind; false for "none". */

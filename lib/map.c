@@ -11,9 +11,10 @@
  *   1. it holds no stored extent, its check kind is not "none", and its
  *      encoded size is at most ZERO_ENCODING_MAX (zeros compress to a few
  *      KiB; anything larger is never taken for zeros);
- *   2. its check field equals the check of usize zero bytes (computed:
- *      CRC-32 and CRC-64 by the CRC shift, SHA-256 by hashing zeros once
- *      per size) - a cheap filter, not a proof;
+ *   2. its check field equals the check of usize zero bytes (the check
+ *      kind's of_zeros, check.c: CRCs by the CRC shift, hashes by hashing
+ *      zeros once per size; a kind without it is never zero) - a cheap
+ *      filter, not a proof;
  *   3. its encoded bytes equal, byte for byte, those of a block with the
  *      same uncompressed size, encoded size and check kind that was
  *      decoded and found all zeros.  Equal bytes decode to equal bytes,
@@ -46,10 +47,11 @@ typedef struct known_encoding {
 	bool zero;
 } known_encoding;
 
-/* SHA-256 of usize zero bytes, computed once per size. */
+/* The check of usize zero bytes, computed once per size and kind. */
 typedef struct zero_digest {
 	uint64_t usize;
-	uint8_t digest[32];
+	enum pp_check check;
+	uint8_t digest[PP_CHECK_SIZE_MAX];
 } zero_digest;
 
 struct pp_map_state {
@@ -111,44 +113,27 @@ void pp_map_release(pp_archive *archive)
 
 /* ---- the check of usize zero bytes ---------------------------------- */
 
-/*
- * CRC-32 and CRC-64 start from all ones and end xored with all ones; n zero
- * bytes multiply the register by x^(8n) (crc.c), so the CRC of n zeros is
- * shift(~0, n) ^ ~0.
- */
-static int zero_check(pp_map_state *state, enum pp_check check,
-		      uint64_t usize, uint8_t *out, pp_error *err)
+/* From the check kind's table (check.c); remembered per size and kind,
+ * since hashing zeros costs what hashing a block does. */
+static bool zero_check(pp_map_state *state, const pp_check_kind *kind,
+		       uint64_t usize, uint8_t *out)
 {
-	if (check == PP_CHECK_CRC32) {
-		pp_put_le32(out, pp_crc32_shift(UINT32_MAX, usize) ^ UINT32_MAX);
-		return 0;
-	}
-	if (check == PP_CHECK_CRC64) {
-		pp_put_le64(out, pp_crc64_shift(UINT64_MAX, usize) ^ UINT64_MAX);
-		return 0;
-	}
+	if (!kind->of_zeros)
+		return false;
 	for (size_t i = 0; i < state->digest_count; i++) {
-		if (state->digests[i].usize == usize) {
-			memcpy(out, state->digests[i].digest, 32);
-			return 0;
+		if (state->digests[i].usize == usize &&
+		    state->digests[i].check == kind->id) {
+			memcpy(out, state->digests[i].digest, kind->size);
+			return true;
 		}
 	}
-	static const uint8_t zeros[65536];
-	pp_sha256 sha;
-	pp_sha256_init(&sha);
-	for (uint64_t done = 0; done < usize;) {
-		size_t piece = (size_t)PP_MIN(usize - done, sizeof zeros);
-		pp_sha256_update(&sha, zeros, piece);
-		done += piece;
-	}
-	pp_sha256_final(&sha, out);
-	(void)err;
+	kind->of_zeros(out, usize);
 	if (state->digest_count < KNOWN_ENCODINGS_MAX) {
 		zero_digest *d = &state->digests[state->digest_count++];
-		d->usize = usize;
-		memcpy(d->digest, out, 32);
+		*d = (zero_digest){ .usize = usize, .check = kind->id };
+		memcpy(d->digest, out, kind->size);
 	}
-	return 0;
+	return true;
 }
 
 /* ---- the verdict ------------------------------------------------------- */
@@ -184,22 +169,21 @@ static int judge(pp_archive *archive, pp_map_state *state, size_t block,
 		 bool *zero, pp_error *err)
 {
 	const pp_block *b = &archive->blocks[block];
-	size_t check_size = pp_check_size(b->check);
+	const pp_check_kind *kind = pp_check_kind_of(b->check);
+	size_t check_size = kind ? kind->size : 0;
+	uint8_t want[PP_CHECK_SIZE_MAX], have[PP_CHECK_SIZE_MAX];
 	*zero = false;
 	if (check_size == 0 || b->usize == 0 || b->fsize > ZERO_ENCODING_MAX ||
-	    b->check_offset + check_size > b->foffset + b->fsize)
+	    b->check_offset + check_size > b->foffset + b->fsize ||
+	    !zero_check(state, kind, b->usize, want))
 		return 0;
-	uint8_t want[32], have[32];
-	int status = zero_check(state, b->check, b->usize, want, err);
-	if (status)
-		return status;
 	if (pp_archive_read(archive, have, check_size, b->check_offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     archive->path);
 	if (memcmp(want, have, check_size) != 0)
 		return 0;
 	pp_extent_list extents = { 0 };
-	status = archive->ops->stored_extents(archive, block, &extents, err);
+	int status = archive->ops->stored_extents(archive, block, &extents, err);
 	bool stored = extents.count > 0;
 	pp_extent_list_free(&extents);
 	if (status || stored)

@@ -433,6 +433,40 @@ static void test_map_window(const char *dir)
 	free(m.data);
 }
 
+/* ---- the check of zeros ---------------------------------------------- */
+
+/* of_zeros (check.c) against the check computed over real zeros. */
+static void test_of_zeros(void)
+{
+	static const uint8_t zeros[200000];
+	static const uint64_t lengths[] = { 0, 1, 7, 4096, 65536, 200000 };
+	static const enum pp_check checks[] = {
+		PP_CHECK_CRC32, PP_CHECK_CRC64, PP_CHECK_SHA256,
+	};
+	for (size_t c = 0; c < 3; c++) {
+		const pp_check_kind *kind = pp_check_kind_of(checks[c]);
+		bool same = kind && kind->of_zeros;
+		for (size_t i = 0; same && i < 6; i++) {
+			uint8_t want[PP_CHECK_SIZE_MAX], got[PP_CHECK_SIZE_MAX];
+			size_t n = (size_t)lengths[i];
+			if (checks[c] == PP_CHECK_CRC32) {
+				pp_put_le32(want, pp_crc32(0, zeros, n));
+			} else if (checks[c] == PP_CHECK_CRC64) {
+				pp_put_le64(want, pp_crc64(0, zeros, n));
+			} else {
+				pp_sha256 sha;
+				pp_sha256_init(&sha);
+				pp_sha256_update(&sha, zeros, n);
+				pp_sha256_final(&sha, want);
+			}
+			kind->of_zeros(got, lengths[i]);
+			same = memcmp(want, got, kind->size) == 0;
+		}
+		CHECK(same, "%s of_zeros is the %s of that many zero bytes",
+		      pp_check_name(checks[c]), pp_check_name(checks[c]));
+	}
+}
+
 /* ---- one handle per thread (pp_dup) ------------------------------------ */
 
 typedef struct reader_job {
@@ -500,6 +534,7 @@ int main(void)
 	if (!dir)
 		dir = ".";
 	test_lru();
+	test_of_zeros();
 	test_pread_cache(dir);
 	test_zero_rule(dir, PP_FORMAT_XZ, PP_CHECK_CRC32);
 	test_zero_rule(dir, PP_FORMAT_XZ, PP_CHECK_CRC64);
