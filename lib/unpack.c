@@ -308,6 +308,9 @@ int pp_extract(pp_archive *archive, uint64_t offset, uint64_t length,
 		.name = out_name, .from = offset,
 		.to = offset + PP_MIN(length, image_size - offset),
 	};
+	/* Decoded blocks kept for pp_pread (the partition table, say) would
+	 * only add to the memory the workers' buffers take. */
+	pp_read_release(archive);
 	int status = prepare_holes(&x, err);
 	size_t first = pp_archive_find_block(archive, x.from);
 	size_t end = x.to == x.from ? first :
