@@ -4,8 +4,8 @@
  *
  * The image's digest needs every block decoded, in order; the file's needs
  * only its bytes, so it is hashed on a second thread alongside.  Blocks
- * are decoded one after the other here (decode_in_order), with the sink
- * shape of the parallel in-order decoder that replaces it.
+ * are decoded on the workers of pp_decode_blocks (unpack.c) and hashed in
+ * order as they come back; zero blocks are hashed without decoding.
  */
 #include "internal.h"
 
@@ -71,35 +71,6 @@ static int hash_block(void *opaque, uint64_t uoffset, const uint8_t *data,
 	return 0;
 }
 
-/* Feeds one block's decoded pieces to a block sink. */
-typedef struct piece_sink {
-	int (*sink)(void *opaque, uint64_t uoffset, const uint8_t *data,
-		    size_t len, bool is_zero, pp_error *err);
-	void *opaque;
-	uint64_t uoffset;
-} piece_sink;
-
-static int forward_piece(void *opaque, const uint8_t *data, size_t len,
-			 pp_error *err)
-{
-	piece_sink *p = opaque;
-	int status = p->sink(p->opaque, p->uoffset, data, len, false, err);
-	p->uoffset += len;
-	return status;
-}
-
-static int decode_in_order(pp_archive *archive, image_hash *h, pp_error *err)
-{
-	int status = 0;
-	for (size_t i = 0; status == 0 && i < archive->block_count; i++) {
-		piece_sink p = { .sink = hash_block, .opaque = h,
-				 .uoffset = archive->blocks[i].uoffset };
-		status = archive->ops->decode(archive, i, UINT64_MAX,
-					      forward_piece, &p, err);
-	}
-	return status;
-}
-
 int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
 	      uint8_t file_sha256[32], pp_progress_fn progress, void *opaque,
 	      pp_error *err)
@@ -115,7 +86,8 @@ int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
 		image_hash h = { .total = pp_archive_image_size(archive),
 				 .progress = progress, .opaque = opaque };
 		pp_sha256_init(&h.sha);
-		status = decode_in_order(archive, &h, err);
+		status = pp_decode_blocks(archive, 0, archive->block_count, 0,
+					  hash_block, &h, err);
 		if (status == 0)
 			pp_sha256_final(&h.sha, image_sha256);
 	}
