@@ -1,5 +1,5 @@
 # partcat.sh - issue 9: partcat writes the image, a partition or a byte
-# range out of partpack's .xz and .gz archives and out of foreign files;
+# range out of partpack's .xz, .gz and .zst archives and out of foreign files;
 # sparse output (du shows the holes, cmp the bytes); the same bytes for
 # every -T; refusals and a truncated archive leave nothing at OUT; and,
 # through the examples, pp_map's extents against the image (zero extents
@@ -25,8 +25,9 @@ extract img "$P1" "$S1" >part1.img
 extract img "$P2" "$S2" >part2.img
 check "pack .xz keeping part1" partpack -q -1 -B 1MiB --keep-raw part1 -o img.xz img
 check "pack .gz keeping part1" partpack -q -1 -B 1MiB -F gzip --keep-raw part1 -o img.gz img
+check "pack .zst keeping part1" partpack -q -1 -B 1MiB -F zstd --keep-raw part1 -o img.zst img
 
-for a in img.xz img.gz; do
+for a in img.xz img.gz img.zst; do
 	# ---- every selector -------------------------------------------------
 	check_stdout_cmp "$a: the whole image to stdout" img partcat "$a"
 	check_stdout_cmp "$a: --partition part1" part1.img partcat --partition part1 "$a"
