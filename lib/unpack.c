@@ -10,6 +10,9 @@
  * hands slots to the sink in block order.  Each decode depends only on the
  * block's bytes, so the output is the same for any number of workers.
  * With `threads` workers there are threads + 1 slots of one block each.
+ * A block that is all stored data is read straight into its slot and its
+ * check computed over it: the same verdict as decoding, without the
+ * decoder's copies (and its dictionary).
  *
  * A block too large to buffer is the exception: an .xz file written by
  * single-threaded xz is one block, and a gzip file from gzip is one
@@ -53,6 +56,47 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	return pp_map_block_is_zero(run->archive, job->block, &job->zero, err);
 }
 
+/*
+ * A block that is stored data from end to end is read, not decoded: its
+ * extents are copied into buf with pread, and its check is computed over
+ * them and compared, as decoding would.  Returns 1 if the block is not
+ * wholly stored (then it must be decoded).
+ */
+static int read_stored_block(pp_archive *archive, size_t block, uint8_t *buf,
+			     pp_error *err)
+{
+	const pp_block *b = &archive->blocks[block];
+	pp_extent_list list = { 0 };
+	int status = archive->ops->stored_extents(archive, block, &list, err);
+	uint64_t covered = 0;
+	for (size_t i = 0; status == 0 && i < list.count; i++)
+		covered += list.items[i].length;
+	if (status == 0 && covered != b->usize)
+		status = 1;
+	for (size_t i = 0; status == 0 && i < list.count; i++) {
+		const pp_extent *x = &list.items[i];
+		if (pp_archive_read(archive, buf + (x->uoffset - b->uoffset),
+				    (size_t)x->length, x->foffset))
+			status = pp_fail_errno(err, PP_ERR_IO, "%s: read error",
+					       archive->path);
+	}
+	pp_extent_list_free(&list);
+	const pp_check_kind *kind = pp_check_kind_of(b->check);
+	uint8_t want[PP_CHECK_SIZE_MAX], have[PP_CHECK_SIZE_MAX];
+	if (status || !kind ||
+	    !pp_check_compute(kind, buf, (size_t)b->usize, want))
+		return status;
+	if (pp_archive_read(archive, have, kind->size, b->check_offset))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
+				     archive->path);
+	if (memcmp(want, have, kind->size) != 0)
+		return pp_fail(err, PP_ERR_CHECK, "%s: block %zu (uncompressed "
+			       "offset %llu): its %s check does not match its "
+			       "stored data", archive->path, block,
+			       (unsigned long long)b->uoffset, kind->name);
+	return 0;
+}
+
 static int decode_job_work(void *opaque, void *slot, pp_error *err)
 {
 	decode_run *run = opaque;
@@ -68,7 +112,10 @@ static int decode_job_work(void *opaque, void *slot, pp_error *err)
 		job->buf = buf;
 		job->capacity = usize;
 	}
-	return pp_decode_block(run->archive, job->block, job->buf, err);
+	int status = read_stored_block(run->archive, job->block, job->buf, err);
+	return status == 1 ?
+		pp_decode_block(run->archive, job->block, job->buf, err) :
+		status;
 }
 
 static int drain_job(void *opaque, size_t job_number, void *slot, pp_error *err)
