@@ -13,7 +13,8 @@ for f in bin/partpack bin/partpatch bin/partinfo bin/partcat lib/libpartpack.a \
 	lib/libpartpack.so.0 lib/libpartpack.so include/partpack.h \
 	lib/pkgconfig/partpack.pc share/man/man1/partpack.1 \
 	share/man/man1/partpatch.1 share/man/man1/partinfo.1 \
-	share/man/man1/partcat.1; do
+	share/man/man1/partcat.1 share/man/man1/nbdkit-partpack-filter.1 \
+	"$(pkg-config --define-variable=prefix=/opt/pp --variable=filterdir nbdkit | sed 's|^/opt/pp/||')/nbdkit-partpack-filter.so"; do
 	check "installed /opt/pp/$f" test -e "$root/opt/pp/$f"
 done
 check "nothing outside DESTDIR/PREFIX" \

@@ -1,0 +1,680 @@
+/*
+ * nbdkit-partpack-filter - serves the uncompressed image of a partpack
+ * archive (.xz, .gz, .zst) from any plugin, and takes writes into its kept
+ * ranges in place.
+ *
+ *   nbdkit file image.xz --filter=partpack
+ *   nbdkit curl https://host/image.xz --filter=partpack      (read-only)
+ *
+ * The archive is opened on the lower layer's pread/pwrite/flush through the
+ * library's I/O callbacks (pp_open_io), so reads go through its block cache
+ * (stored bytes straight from the archive, compressed blocks decoded once)
+ * and block status comes from its map, computed from the index alone.
+ *
+ * Writes.  A write is accepted only if every byte lands in stored data: the
+ * filter asks pp_stored_run before taking it, and refuses anything else with
+ * EPERM, changing nothing.  Accepted writes are kept in memory (reads see
+ * them) and applied at flush as one patch transaction of the library: one
+ * undo record, one set of syncs, each touched block's check fixed once.  So
+ * a crash leaves the archive as it was at the last flush, or as the flush
+ * made it, never in between (the next open for writing, or
+ * `partpatch --recover`, finishes an interrupted flush from the record).
+ * With partpack-save-writes=FILE the filter never writes the archive: at
+ * disconnect it saves the writes it took (and any it refused) to FILE, for
+ * a program that applies them as its own transaction.  That is how
+ * partpatch's file edits run: one appliance session, then one patch.
+ *
+ * The undo record needs a place in a filesystem: beside the archive when the
+ * lower layer is the file plugin (the same place partpatch uses, so that
+ * `partpatch --recover` finds it), else where partpack-undo= says.  Without
+ * one the export is read-only.
+ *
+ * Connections.  Each connection has its own archive handle and cache
+ * (requests on one connection are serialised).  Only one connection at a
+ * time may write: a second writer is refused at connect with a message, and
+ * multi-conn is advertised only for read-only exports, whose bytes cannot
+ * change under a reader.
+ */
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-filter.h>
+
+#include "partpack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* ---- configuration ---------------------------------------------------- */
+
+static uint64_t cache_size = PP_DEFAULT_CACHE_SIZE;
+static bool write_allowed = true;   /* partpack-write=false clears it */
+static char *save_path;         /* partpack-save-writes= */
+static char *undo_path;         /* partpack-undo=, or beside file= */
+static char *archive_file;      /* the file plugin's file=, if any */
+
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool writer_connected;
+
+static void log_notice(void *opaque, const char *message)
+{
+	(void)opaque;
+	nbdkit_debug("partpack: %s", message);
+}
+
+static void partpack_load(void)
+{
+	pp_set_notice_handler(log_notice, NULL);
+}
+
+static void partpack_unload(void)
+{
+	free(undo_path);
+	free(save_path);
+	free(archive_file);
+}
+
+static int partpack_config(nbdkit_next_config *next, nbdkit_backend *nxdata,
+			   const char *key, const char *value)
+{
+	if (strcmp(key, "partpack-cache") == 0) {
+		if (pp_parse_size(value, &cache_size) != 0) {
+			nbdkit_error("partpack-cache=%s: not a size", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "partpack-write") == 0) {
+		int on = nbdkit_parse_bool(value);
+		if (on == -1)
+			return -1;
+		write_allowed = on;
+		return 0;
+	}
+	if (strcmp(key, "partpack-save-writes") == 0) {
+		free(save_path);
+		save_path = nbdkit_absolute_path(value);
+		return save_path ? 0 : -1;
+	}
+	if (strcmp(key, "partpack-undo") == 0) {
+		free(undo_path);
+		undo_path = nbdkit_absolute_path(value);
+		return undo_path ? 0 : -1;
+	}
+	/* The file plugin's file=: the undo record goes beside it. */
+	if (strcmp(key, "file") == 0) {
+		free(archive_file);
+		archive_file = nbdkit_absolute_path(value);
+		if (!archive_file)
+			return -1;
+	}
+	return next(nxdata, key, value);
+}
+
+/* ".NAME.partpatch-undo" beside the archive, where partpatch puts it. */
+static char *undo_path_beside(const char *path)
+{
+	char *dir_copy = strdup(path), *base_copy = strdup(path), *result = NULL;
+	if (dir_copy && base_copy &&
+	    asprintf(&result, "%s/.%s.partpatch-undo", dirname(dir_copy),
+		     basename(base_copy)) < 0)
+		result = NULL;
+	free(dir_copy);
+	free(base_copy);
+	return result;
+}
+
+static int partpack_config_complete(nbdkit_next_config_complete *next,
+				    nbdkit_backend *nxdata)
+{
+	if (!undo_path && archive_file &&
+	    !(undo_path = undo_path_beside(archive_file))) {
+		nbdkit_error("partpack: out of memory");
+		return -1;
+	}
+	return next(nxdata);
+}
+
+#define partpack_config_help \
+	"partpack-cache=SIZE        Bytes of decoded blocks cached per connection.\n" \
+	"partpack-write=false       Serve read-only even if the plugin can write.\n" \
+	"partpack-save-writes=FILE  Never write the archive: save the writes to\n" \
+	"                           FILE at disconnect (partpatch's file edits).\n" \
+	"partpack-undo=PATH         The undo record (needed to write over\n" \
+	"                           plugins other than file)."
+
+static int partpack_thread_model(void)
+{
+	/* A handle's cache is not locked; connections run in parallel. */
+	return NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS;
+}
+
+/* ---- a connection ----------------------------------------------------- */
+
+/* A write taken but not yet applied. */
+typedef struct pending_write {
+	uint64_t offset;
+	uint32_t length;
+	uint8_t *data;
+} pending_write;
+
+typedef struct handle {
+	nbdkit_next *next;          /* valid from prepare to finalize */
+	pp_archive *archive;
+	uint64_t image_size;
+	bool writer;                /* holds writer_connected */
+	int lock_fd;                /* flock on the archive file, writers */
+	pending_write *pending;
+	size_t pending_count;
+	size_t pending_capacity;
+	uint64_t refused_offset;    /* of the first refused write, */
+	uint64_t refused_byte;      /* and its first byte not stored */
+	bool refused;
+} handle;
+
+static int io_pread(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	handle *h = opaque;
+	uint8_t *p = buf;
+	while (len > 0) {
+		uint32_t piece = len > (1u << 30) ? (1u << 30) : (uint32_t)len;
+		int err = 0;
+		if (h->next->pread(h->next, p, piece, offset, 0, &err) == -1) {
+			errno = err ? err : EIO;
+			return -1;
+		}
+		p += piece;
+		offset += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
+static int io_pwrite(void *opaque, const void *buf, size_t len,
+		     uint64_t offset)
+{
+	handle *h = opaque;
+	const uint8_t *p = buf;
+	while (len > 0) {
+		uint32_t piece = len > (1u << 30) ? (1u << 30) : (uint32_t)len;
+		int err = 0;
+		if (h->next->pwrite(h->next, p, piece, offset, 0, &err) == -1) {
+			errno = err ? err : EIO;
+			return -1;
+		}
+		p += piece;
+		offset += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
+static int io_flush(void *opaque)
+{
+	handle *h = opaque;
+	int err = 0;
+	if (h->next->can_flush(h->next) != 1)
+		return 0;
+	if (h->next->flush(h->next, 0, &err) == -1) {
+		errno = err ? err : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static int io_size(void *opaque, uint64_t *size)
+{
+	handle *h = opaque;
+	int64_t s = h->next->get_size(h->next);
+	if (s < 0) {
+		errno = EIO;
+		return -1;
+	}
+	*size = (uint64_t)s;
+	return 0;
+}
+
+static void *partpack_open(nbdkit_next_open *next, nbdkit_context *context,
+			   int readonly, const char *exportname, int is_tls)
+{
+	(void)is_tls;
+	if (next(context, readonly, exportname) == -1)
+		return NULL;
+	handle *h = calloc(1, sizeof *h);
+	if (!h) {
+		nbdkit_error("partpack: out of memory");
+		return NULL;
+	}
+	h->lock_fd = -1;
+	return h;
+}
+
+/* Whether this connection may write: the client allows it, the filter is
+ * not told otherwise, and either the writes are only saved, or the plugin
+ * can write and there is a place for the undo record. */
+static bool wants_write(nbdkit_next *next, int readonly)
+{
+	if (readonly || !write_allowed)
+		return false;
+	if (save_path)
+		return true;
+	if (next->can_write(next) != 1)
+		return false;
+	if (!undo_path) {
+		nbdkit_debug("partpack: read-only: no partpack-undo= for the "
+			     "undo record");
+		return false;
+	}
+	return true;
+}
+
+/* One writer at a time, here and against partpatch (its flock). */
+static int claim_writer(handle *h)
+{
+	pthread_mutex_lock(&writer_lock);
+	bool busy = writer_connected;
+	if (!busy)
+		writer_connected = true;
+	pthread_mutex_unlock(&writer_lock);
+	if (busy) {
+		nbdkit_error("partpack: another connection is writing to this "
+			     "archive; connect read-only (nbdkit -r) or one "
+			     "at a time");
+		return -1;
+	}
+	h->writer = true;
+	if (archive_file && !save_path) {
+		h->lock_fd = open(archive_file, O_RDONLY | O_CLOEXEC);
+		if (h->lock_fd >= 0 && flock(h->lock_fd, LOCK_EX | LOCK_NB)) {
+			nbdkit_error("partpack: %s: another process is patching "
+				     "this archive", archive_file);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
+{
+	handle *h = hv;
+	h->next = next;
+	bool writable = wants_write(next, readonly);
+	if (writable && claim_writer(h) == -1)
+		return -1;
+	/* Saving writes touches the archive not at all. */
+	bool writes_archive = writable && !save_path;
+	pp_io io = {
+		.version = PP_IO_VERSION,
+		.opaque = h,
+		.pread = io_pread,
+		.pwrite = writes_archive ? io_pwrite : NULL,
+		.flush = writes_archive ? io_flush : NULL,
+		.size = io_size,
+		.undo_path = writes_archive ? undo_path : NULL,
+	};
+	pp_error err;
+	const char *name = archive_file ? archive_file : "partpack archive";
+	if (pp_open_io(&io, name, writes_archive ? PP_OPEN_WRITE : PP_OPEN_READ,
+		       &h->archive, &err) != 0 ||
+	    pp_set_cache_size(h->archive, cache_size, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		return -1;
+	}
+	pp_info info;
+	if (pp_get_info(h->archive, &info, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		return -1;
+	}
+	h->image_size = info.uncompressed_size;
+	pp_info_free(&info);
+	return 0;
+}
+
+static void drop_pending(handle *h)
+{
+	for (size_t i = 0; i < h->pending_count; i++)
+		free(h->pending[i].data);
+	free(h->pending);
+	h->pending = NULL;
+	h->pending_count = h->pending_capacity = 0;
+}
+
+/* Applies the pending writes as one transaction. */
+static int commit_pending(handle *h, int *errp)
+{
+	if (h->pending_count == 0)
+		return 0;
+	pp_error err;
+	pp_patch_txn *txn;
+	int status = pp_patch_begin(h->archive, 0, &txn, &err);
+	for (size_t i = 0; status == 0 && i < h->pending_count; i++)
+		status = pp_patch_add(txn, h->pending[i].offset,
+				      h->pending[i].data, h->pending[i].length,
+				      &err);
+	if (status == 0) {
+		pp_patch_report report;
+		status = pp_patch_commit(txn, &report, &err);
+		if (status == 0)
+			nbdkit_debug("partpack: committed %zu writes, %" PRIu64
+				     " bytes in %" PRIu64 " blocks",
+				     h->pending_count, report.data_bytes,
+				     report.blocks_touched);
+	} else if (txn) {
+		pp_patch_abort(txn);
+	}
+	drop_pending(h);
+	if (status != 0) {
+		nbdkit_error("%s", err.message);
+		*errp = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * partpack-save-writes: the file a program reads back to apply the writes
+ * itself (partpatch does, as one transaction), written at disconnect:
+ *
+ *   "partpack-writes 1\n"
+ *   "refused OFFSET BYTE\n"       if a write was refused: the first one's
+ *                                 offset, and its first byte not stored
+ *   "write OFFSET LENGTH\n" and LENGTH bytes, for each write taken, in order
+ *   "end\n"                       the file is complete
+ *
+ * Written to a temporary name and renamed, so a reader finds it whole or
+ * not at all.
+ */
+static int save_writes(handle *h)
+{
+	char *temp = NULL;
+	if (asprintf(&temp, "%s.tmp", save_path) < 0) {
+		nbdkit_error("partpack: out of memory");
+		return -1;
+	}
+	FILE *f = fopen(temp, "wbx");
+	bool ok = f != NULL && fprintf(f, "partpack-writes 1\n") > 0;
+	if (ok && h->refused)
+		ok = fprintf(f, "refused %" PRIu64 " %" PRIu64 "\n",
+			     h->refused_offset, h->refused_byte) > 0;
+	for (size_t i = 0; ok && i < h->pending_count; i++) {
+		const pending_write *w = &h->pending[i];
+		ok = fprintf(f, "write %" PRIu64 " %" PRIu32 "\n", w->offset,
+			     w->length) > 0 &&
+		     fwrite(w->data, 1, w->length, f) == w->length;
+	}
+	ok = ok && fprintf(f, "end\n") > 0 && fflush(f) == 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (ok && rename(temp, save_path) != 0)
+		ok = false;
+	if (!ok) {
+		nbdkit_error("partpack: %s: %m", save_path);
+		unlink(temp);
+	}
+	free(temp);
+	return ok ? 0 : -1;
+}
+
+static int partpack_finalize(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	handle *h = hv;
+	int err = 0;
+	if (!h->writer)
+		return 0;
+	if (save_path) {
+		int status = save_writes(h);
+		drop_pending(h);
+		return status;
+	}
+	return commit_pending(h, &err);
+}
+
+static void partpack_close(void *hv)
+{
+	handle *h = hv;
+	drop_pending(h);
+	pp_close(h->archive);
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
+	if (h->writer) {
+		pthread_mutex_lock(&writer_lock);
+		writer_connected = false;
+		pthread_mutex_unlock(&writer_lock);
+	}
+	free(h);
+}
+
+/* ---- what the export offers ------------------------------------------ */
+
+static int64_t partpack_get_size(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return (int64_t)((handle *)hv)->image_size;
+}
+
+static int partpack_can_write(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return ((handle *)hv)->writer;
+}
+
+static int partpack_can_flush(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return ((handle *)hv)->writer;
+}
+
+static int partpack_can_trim(nbdkit_next *next, void *hv)
+{
+	(void)next, (void)hv;
+	return 0;  /* a trim would have to write zeros: let clients write */
+}
+
+static int partpack_can_zero(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return ((handle *)hv)->writer ? NBDKIT_ZERO_EMULATE : NBDKIT_ZERO_NONE;
+}
+
+static int partpack_can_fast_zero(nbdkit_next *next, void *hv)
+{
+	(void)next, (void)hv;
+	return 0;
+}
+
+static int partpack_can_fua(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return ((handle *)hv)->writer ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE;
+}
+
+static int partpack_can_extents(nbdkit_next *next, void *hv)
+{
+	(void)next, (void)hv;
+	return 1;
+}
+
+static int partpack_can_multi_conn(nbdkit_next *next, void *hv)
+{
+	(void)next;
+	return !((handle *)hv)->writer;
+}
+
+static int partpack_can_cache(nbdkit_next *next, void *hv)
+{
+	(void)next, (void)hv;
+	return NBDKIT_CACHE_NONE;
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+/* Lays the pending writes over [offset, offset + count), oldest first. */
+static void overlay_pending(const handle *h, uint8_t *buf, uint32_t count,
+			    uint64_t offset)
+{
+	for (size_t i = 0; i < h->pending_count; i++) {
+		const pending_write *w = &h->pending[i];
+		uint64_t from = w->offset > offset ? w->offset : offset;
+		uint64_t w_end = w->offset + w->length, end = offset + count;
+		uint64_t to = w_end < end ? w_end : end;
+		if (from < to)
+			memcpy(buf + (from - offset), w->data + (from - w->offset),
+			       (size_t)(to - from));
+	}
+}
+
+static int partpack_pread(nbdkit_next *next, void *hv, void *buf,
+			  uint32_t count, uint64_t offset, uint32_t flags,
+			  int *errp)
+{
+	(void)next, (void)flags;
+	handle *h = hv;
+	pp_error err;
+	if (pp_pread(h->archive, buf, count, offset, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		*errp = EIO;
+		return -1;
+	}
+	overlay_pending(h, buf, count, offset);
+	return 0;
+}
+
+static int partpack_pwrite(nbdkit_next *next, void *hv, const void *buf,
+			   uint32_t count, uint64_t offset, uint32_t flags,
+			   int *errp)
+{
+	(void)next;
+	handle *h = hv;
+	pp_error err;
+	uint64_t run;
+	if (pp_stored_run(h->archive, offset, &run, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		*errp = EIO;
+		return -1;
+	}
+	if (run < count) {
+		nbdkit_error("partpack: write of %" PRIu32 " bytes at offset %"
+			     PRIu64 " refused: byte %" PRIu64 " is compressed "
+			     "data, only kept (stored) ranges can be written",
+			     count, offset, offset + run);
+		if (!h->refused) {
+			h->refused = true;
+			h->refused_offset = offset;
+			h->refused_byte = offset + run;
+		}
+		*errp = EPERM;
+		return -1;
+	}
+	pending_write *grown = h->pending;
+	if (h->pending_count == h->pending_capacity) {
+		size_t capacity = h->pending_capacity ? 2 * h->pending_capacity : 64;
+		grown = realloc(h->pending, capacity * sizeof *grown);
+		if (grown) {
+			h->pending = grown;
+			h->pending_capacity = capacity;
+		}
+	}
+	uint8_t *copy = grown ? malloc(count) : NULL;
+	if (!copy) {
+		nbdkit_error("partpack: out of memory for a write of %" PRIu32
+			     " bytes", count);
+		*errp = ENOMEM;
+		return -1;
+	}
+	memcpy(copy, buf, count);
+	h->pending[h->pending_count++] =
+		(pending_write){ .offset = offset, .length = count, .data = copy };
+	if ((flags & NBDKIT_FLAG_FUA) && !save_path)
+		return commit_pending(h, errp);
+	return 0;
+}
+
+static int partpack_flush(nbdkit_next *next, void *hv, uint32_t flags,
+			  int *errp)
+{
+	(void)next, (void)flags;
+	handle *h = hv;
+	if (save_path)
+		return 0;  /* documented: the writes are saved at disconnect */
+	return commit_pending(h, errp);
+}
+
+/* Writes still pending over [offset, offset + length)? */
+static bool pending_overlaps(const handle *h, uint64_t offset, uint64_t length)
+{
+	for (size_t i = 0; i < h->pending_count; i++) {
+		const pending_write *w = &h->pending[i];
+		if (w->offset < offset + length && offset < w->offset + w->length)
+			return true;
+	}
+	return false;
+}
+
+static int partpack_extents(nbdkit_next *next, void *hv, uint32_t count,
+			    uint64_t offset, uint32_t flags,
+			    struct nbdkit_extents *extents, int *errp)
+{
+	(void)next, (void)flags;
+	handle *h = hv;
+	pp_map_extent *map;
+	size_t map_count;
+	pp_error err;
+	if (pp_map(h->archive, offset, count, &map, &map_count, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		*errp = EIO;
+		return -1;
+	}
+	int status = 0;
+	for (size_t i = 0; status == 0 && i < map_count; i++) {
+		const pp_map_extent *x = &map[i];
+		uint32_t type = 0;
+		if (x->kind == PP_EXTENT_ZERO &&
+		    !pending_overlaps(h, x->offset, x->length))
+			type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+		status = nbdkit_add_extent(extents, x->offset, x->length, type);
+	}
+	free(map);
+	if (status == -1)
+		*errp = errno ? errno : EIO;
+	return status;
+}
+
+static struct nbdkit_filter filter = {
+	.name = "partpack",
+	.longname = "nbdkit partpack filter",
+	.description = "Serve and patch partpack archives (.xz, .gz, .zst)",
+	.load = partpack_load,
+	.unload = partpack_unload,
+	.config = partpack_config,
+	.config_complete = partpack_config_complete,
+	.config_help = partpack_config_help,
+	.thread_model = partpack_thread_model,
+	.open = partpack_open,
+	.prepare = partpack_prepare,
+	.finalize = partpack_finalize,
+	.close = partpack_close,
+	.get_size = partpack_get_size,
+	.can_write = partpack_can_write,
+	.can_flush = partpack_can_flush,
+	.can_trim = partpack_can_trim,
+	.can_zero = partpack_can_zero,
+	.can_fast_zero = partpack_can_fast_zero,
+	.can_fua = partpack_can_fua,
+	.can_extents = partpack_can_extents,
+	.can_multi_conn = partpack_can_multi_conn,
+	.can_cache = partpack_can_cache,
+	.pread = partpack_pread,
+	.pwrite = partpack_pwrite,
+	.flush = partpack_flush,
+	.extents = partpack_extents,
+};
+
+NBDKIT_REGISTER_FILTER(filter)
