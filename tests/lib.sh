@@ -55,6 +55,9 @@ set -o pipefail
 : "${PP_BOOT_CONFIG_KIB:=192}"   # the fake config in /boot
 : "${PP_ROOT_EXTRA_COPIES:=0}"   # extra copies of /bin under /usr/lib/pp-N (more data)
 
+# partpatch's file edits run nbdkit with the filter of this build.
+export PARTPACK_NBDKIT_FILTER=${PARTPACK_NBDKIT_FILTER:-${PARTPACK_BUILD:-}/nbdkit-partpack-filter.so}
+
 PP_SECTOR=512
 PP_MIB=1048576
 PP_GPT_LABEL_ID=6B1E0D52-7A1A-4C1B-9A5F-2F0C3D7E8A01

@@ -1,5 +1,6 @@
 /* partpatch - overwrite stored bytes of an .xz or .gz archive in place. */
 #include "cli.h"
+#include "edit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@ static void usage(void)
 	printf("Usage: %s [OPTION]... ARCHIVE --offset=N\n"
 	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL\n"
 	       "  or:  %s [OPTION]... ARCHIVE --offset=N --input=FILE [--offset=N --input=FILE]...\n"
+	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL FILE-OPERATION...\n"
 	       "Overwrite bytes of the uncompressed image inside ARCHIVE (.xz or .gz)\n"
 	       "in place, starting at image offset N, with data from standard input or\n"
 	       "--input.  Every byte written must lie in stored (uncompressed) data;\n"
@@ -30,8 +32,10 @@ static void usage(void)
 	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... are\n"
 	       "                        powers of 1024, kB, MB, GB powers of 1000)\n"
 	       "  -p, --partition=SEL   write at the start of partition SEL (partN,\n"
-	       "                        /dev/sdaN, name:NAME), found in the archive's\n"
-	       "                        own partition table; the data must fit in it\n"
+	       "                        /dev/sdaN, name:NAME, found in the archive's\n"
+	       "                        own partition table; /MOUNTPOINT, label:LABEL,\n"
+	       "                        uuid:UUID, found by libguestfs on the archive\n"
+	       "                        itself); the data must fit in it\n"
 	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
 	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
 	       "                        (- is standard input, which may not be a terminal)\n"
@@ -54,12 +58,22 @@ static void usage(void)
 	       "  -h, --help            show this help and exit\n"
 	       "  -V, --version         show the version and exit\n"
 	       "\n"
+	       "File operations on the filesystem of the --partition (paths inside\n"
+	       "that filesystem: /grub/grub.cfg on /boot), in the order given, in one\n"
+	       "libguestfs appliance launch and one transaction:\n"
+	       "      --upload=LOCAL:REMOTE     copy the local file LOCAL to REMOTE\n"
+	       "      --write=REMOTE:CONTENT    write CONTENT to the file REMOTE\n"
+	       "      --mkdir=DIR               make DIR and its parents\n"
+	       "      --delete=PATH             remove PATH (recursively)\n"
+	       "      --copy-in=LOCAL:REMOTEDIR copy a local file or directory in\n"
+	       "      --script=FILE             run FILE's guestfish commands\n"
+	       "\n"
 	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
 	       "(the archive is unchanged), 4 a touched block is already corrupt (the\n"
 	       "archive is unchanged), 5 ARCHIVE is locked (--no-wait).\n"
 	       "An interrupted patch leaves an undo record beside ARCHIVE; the next\n"
 	       "partpatch, or --recover, restores the archive from it.\n",
-	       cli_program, cli_program, cli_program);
+	       cli_program, cli_program, cli_program, cli_program);
 }
 
 /* One range of the transaction: where it goes and where its bytes come from. */
@@ -88,7 +102,22 @@ typedef struct patch_args {
 	bool no_wait;
 	bool recover;
 	bool force;
+	edit_op *edits;             /* file operations, in order */
+	size_t edit_count;
 } patch_args;
+
+static void add_edit(patch_args *args, edit_kind kind, const char *arg)
+{
+	edit_op *edits = realloc(args->edits,
+				 (args->edit_count + 1) * sizeof *edits);
+	if (!edits) {
+		cli_error("out of memory");
+		exit(EXIT_ERROR);
+	}
+	args->edits = edits;
+	edits[args->edit_count] = (edit_op){ .kind = kind, .arg = arg };
+	edit_check_op(&edits[args->edit_count++]);
+}
 
 static range_arg *new_range(patch_args *args)
 {
@@ -146,6 +175,12 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "upload", required_argument, NULL, 0x100 + EDIT_UPLOAD },
+		{ "write", required_argument, NULL, 0x100 + EDIT_WRITE },
+		{ "mkdir", required_argument, NULL, 0x100 + EDIT_MKDIR },
+		{ "delete", required_argument, NULL, 0x100 + EDIT_DELETE },
+		{ "copy-in", required_argument, NULL, 0x100 + EDIT_COPY_IN },
+		{ "script", required_argument, NULL, 0x100 + EDIT_SCRIPT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -187,6 +222,11 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
 		case 'V': cli_version(); exit(EXIT_OK);
+		case 0x100 + EDIT_UPLOAD: case 0x100 + EDIT_WRITE:
+		case 0x100 + EDIT_MKDIR: case 0x100 + EDIT_DELETE:
+		case 0x100 + EDIT_COPY_IN: case 0x100 + EDIT_SCRIPT:
+			add_edit(args, (edit_kind)(c - 0x100), optarg);
+			break;
 		default:
 			cli_option_error(c, argv);
 		}
@@ -216,6 +256,13 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	if (args->range_count == 0 ||
 	    (!args->ranges[0].offset_given && !args->ranges[0].partition)) {
 		cli_error("give exactly one of --offset and --partition");
+		exit(EXIT_USAGE);
+	}
+	if (args->edit_count > 0 &&
+	    (args->range_count != 1 || !args->ranges[0].partition ||
+	     args->ranges[0].input_given || args->ranges[0].length_given)) {
+		cli_error("file operations need one --partition, and no "
+			  "--offset, --input or --length");
 		exit(EXIT_USAGE);
 	}
 	if (from_stdin > 1) {
@@ -523,12 +570,25 @@ static int patch_failed(const patch_args *args, const range_arg *range,
 	return cli_fail(err);
 }
 
-static int locate(pp_archive *archive, range_arg *range)
+/* A mountpoint, label: or uuid: is found by libguestfs on the archive
+ * itself (edit.c); the rest in its partition table. */
+static int locate(pp_archive *archive, const patch_args *args,
+		  range_arg *range)
 {
 	pp_range partition;
 	pp_error err;
-	if (pp_locate_partition(archive, range->partition, &partition, &err))
+	if (edit_selector_needs_guest(range->partition)) {
+		edit_result found;
+		int status = edit_run(archive, args->archive, range->partition,
+				      NULL, 0, args->verbose, &found);
+		partition = found.partition;
+		edit_result_free(&found);
+		if (status)
+			return status;
+	} else if (pp_locate_partition(archive, range->partition, &partition,
+				       &err)) {
 		return cli_fail(&err);
+	}
 	range->offset = partition.offset;
 	range->limit = partition.length;
 	return 0;
@@ -545,7 +605,7 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 		patch_data data = { 0 };
 		pp_error err;
 		if (range->partition)
-			status = locate(archive, range);
+			status = locate(archive, args, range);
 		if (status == 0)
 			status = load_data(archive, range, &data);
 		if (status == 0 &&
@@ -557,6 +617,31 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 	return status;
 }
 
+/* Runs the file operations (one guestfish session that writes nothing)
+ * and adds the writes they made to the transaction. */
+static int add_edits(pp_archive *archive, patch_args *args,
+		     pp_patch_txn *txn)
+{
+	edit_result edited;
+	range_arg *range = &args->ranges[0];
+	int status = edit_run(archive, args->archive, range->partition,
+			      args->edits, args->edit_count, args->verbose,
+			      &edited);
+	range->offset = edited.partition.offset;
+	for (size_t i = 0; status == 0 && i < edited.write_count; i++) {
+		const edit_write *w = &edited.writes[i];
+		pp_error err;
+		if (pp_patch_add(txn, w->offset, w->data, w->length, &err))
+			status = patch_failed(args, range, &err, w->length);
+	}
+	if (status == 0 && args->verbose)
+		fprintf(stderr, "%s: %s: the edit made %zu writes to partition "
+			"%u\n", cli_program, args->archive, edited.write_count,
+			edited.number);
+	edit_result_free(&edited);
+	return status;
+}
+
 static int run_patch(pp_archive *archive, patch_args *args,
 		     pp_patch_report *done)
 {
@@ -565,7 +650,8 @@ static int run_patch(pp_archive *archive, patch_args *args,
 	if (pp_patch_begin(archive, args->dry_run ? PP_PATCH_DRY_RUN : 0,
 			   &txn, &err))
 		return cli_fail(&err);
-	int status = add_ranges(archive, args, txn);
+	int status = args->edit_count ? add_edits(archive, args, txn) :
+		add_ranges(archive, args, txn);
 	if (status) {
 		pp_patch_abort(txn);
 		return status;
@@ -612,5 +698,6 @@ int main(int argc, char **argv)
 	pp_bmap_close(bmap);
 	pp_close(archive);
 	free(args.ranges);
+	free(args.edits);
 	return status;
 }
