@@ -179,41 +179,37 @@ typedef struct handle {
 	bool refused;
 } handle;
 
-static int io_pread(void *opaque, void *buf, size_t len, uint64_t offset)
+/* Reads or writes len bytes through the plugin below, in requests of at
+ * most 1 GiB (an NBD request's count is 32 bits). */
+static int transfer(handle *h, uint8_t *read_to, const uint8_t *write_from,
+		    size_t len, uint64_t offset)
 {
-	handle *h = opaque;
-	uint8_t *p = buf;
-	while (len > 0) {
-		uint32_t piece = len > (1u << 30) ? (1u << 30) : (uint32_t)len;
-		int err = 0;
-		if (h->next->pread(h->next, p, piece, offset, 0, &err) == -1) {
+	for (size_t done = 0; done < len;) {
+		uint32_t piece = len - done > (1u << 30) ? (1u << 30) :
+			(uint32_t)(len - done);
+		int err = 0, status = read_to ?
+			h->next->pread(h->next, read_to + done, piece,
+				       offset + done, 0, &err) :
+			h->next->pwrite(h->next, write_from + done, piece,
+					offset + done, 0, &err);
+		if (status == -1) {
 			errno = err ? err : EIO;
 			return -1;
 		}
-		p += piece;
-		offset += piece;
-		len -= piece;
+		done += piece;
 	}
 	return 0;
+}
+
+static int io_pread(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	return transfer(opaque, buf, NULL, len, offset);
 }
 
 static int io_pwrite(void *opaque, const void *buf, size_t len,
 		     uint64_t offset)
 {
-	handle *h = opaque;
-	const uint8_t *p = buf;
-	while (len > 0) {
-		uint32_t piece = len > (1u << 30) ? (1u << 30) : (uint32_t)len;
-		int err = 0;
-		if (h->next->pwrite(h->next, p, piece, offset, 0, &err) == -1) {
-			errno = err ? err : EIO;
-			return -1;
-		}
-		p += piece;
-		offset += piece;
-		len -= piece;
-	}
-	return 0;
+	return transfer(opaque, NULL, buf, len, offset);
 }
 
 static int io_flush(void *opaque)
@@ -460,34 +456,25 @@ static int64_t partpack_get_size(nbdkit_next *next, void *hv)
 	return (int64_t)((handle *)hv)->image_size;
 }
 
-static int partpack_can_write(nbdkit_next *next, void *hv)
+/* can_write and can_flush: only the writing connection. */
+static int partpack_is_writer(nbdkit_next *next, void *hv)
 {
 	(void)next;
 	return ((handle *)hv)->writer;
 }
 
-static int partpack_can_flush(nbdkit_next *next, void *hv)
-{
-	(void)next;
-	return ((handle *)hv)->writer;
-}
-
-static int partpack_can_trim(nbdkit_next *next, void *hv)
+/* can_trim (a trim would have to write zeros: let clients write them) and
+ * can_fast_zero. */
+static int partpack_never(nbdkit_next *next, void *hv)
 {
 	(void)next, (void)hv;
-	return 0;  /* a trim would have to write zeros: let clients write */
+	return 0;
 }
 
 static int partpack_can_zero(nbdkit_next *next, void *hv)
 {
 	(void)next;
 	return ((handle *)hv)->writer ? NBDKIT_ZERO_EMULATE : NBDKIT_ZERO_NONE;
-}
-
-static int partpack_can_fast_zero(nbdkit_next *next, void *hv)
-{
-	(void)next, (void)hv;
-	return 0;
 }
 
 static int partpack_can_fua(nbdkit_next *next, void *hv)
@@ -662,11 +649,11 @@ static struct nbdkit_filter filter = {
 	.finalize = partpack_finalize,
 	.close = partpack_close,
 	.get_size = partpack_get_size,
-	.can_write = partpack_can_write,
-	.can_flush = partpack_can_flush,
-	.can_trim = partpack_can_trim,
+	.can_write = partpack_is_writer,
+	.can_flush = partpack_is_writer,
+	.can_trim = partpack_never,
 	.can_zero = partpack_can_zero,
-	.can_fast_zero = partpack_can_fast_zero,
+	.can_fast_zero = partpack_never,
 	.can_fua = partpack_can_fua,
 	.can_extents = partpack_can_extents,
 	.can_multi_conn = partpack_can_multi_conn,
