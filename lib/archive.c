@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,15 @@ int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
 		    uint64_t offset)
 {
 	return archive->io.pread(archive->io.opaque, buf, len, offset);
+}
+
+int pp_archive_read_or_fail(const pp_archive *archive, void *buf, size_t len,
+			    uint64_t offset, pp_error *err)
+{
+	if (pp_archive_read(archive, buf, len, offset))
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
+				     PRIu64, archive->path, offset);
+	return 0;
 }
 
 int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
@@ -165,19 +175,40 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 	return archive->block_count;
 }
 
+int pp_archive_stored_extents(pp_archive *archive, size_t block,
+			      pp_extent_list *list, bool *all, pp_error *err)
+{
+	const pp_block *b = &archive->blocks[block];
+	int status = archive->ops->stored_extents(archive, block, list, err);
+	/* Extents come in order, inside the block, never overlapping. */
+	uint64_t covered = 0;
+	for (size_t i = 0; status == 0 && i < list->count; i++)
+		covered += list->items[i].length;
+	*all = status == 0 && covered == b->usize;
+	return status;
+}
+
 int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
 			     pp_error *err)
 {
-	const pp_block *b = &archive->blocks[block];
 	pp_extent_list list = { 0 };
-	int status = archive->ops->stored_extents(archive, block, &list, err);
-	/* Extents come in order, inside the block, never overlapping. */
-	uint64_t covered = 0;
-	for (size_t i = 0; status == 0 && i < list.count; i++)
-		covered += list.items[i].length;
-	*all = status == 0 && covered == b->usize;
+	int status = pp_archive_stored_extents(archive, block, &list, all,
+					       err);
 	pp_extent_list_free(&list);
 	return status;
+}
+
+int pp_archive_clip(const pp_archive *archive, uint64_t offset,
+		    uint64_t length, uint64_t *to, pp_error *err)
+{
+	uint64_t image_size = pp_archive_image_size(archive);
+	if (offset > image_size)
+		return pp_fail(err, PP_ERR_USAGE, "%s: offset %llu is past the "
+			       "end of the image (%llu bytes)", archive->path,
+			       (unsigned long long)offset,
+			       (unsigned long long)image_size);
+	*to = offset + PP_MIN(length, image_size - offset);
+	return 0;
 }
 
 void pp_archive_drop_blocks(pp_archive *archive)
@@ -345,6 +376,21 @@ static int open_contents(pp_archive *archive, pp_error *err)
 	return status;
 }
 
+/* The end of pp_archive_open and pp_open_io, whose bytes are reachable
+ * once status is 0: the contents, then the handle or nothing. */
+static int finish_open(pp_archive *archive, int status, pp_archive **out,
+		       pp_error *err)
+{
+	if (status == 0)
+		status = open_contents(archive, err);
+	if (status) {
+		pp_close(archive);
+		return status;
+	}
+	*out = archive;
+	return 0;
+}
+
 int pp_open(const char *path, int flags, pp_archive **out, pp_error *err)
 {
 	*out = NULL;
@@ -362,14 +408,7 @@ int pp_archive_open(const char *path, int flags, pp_archive **out,
 	if (!archive)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	int status = open_path(archive, err);
-	if (status == 0)
-		status = open_contents(archive, err);
-	if (status) {
-		pp_close(archive);
-		return status;
-	}
-	*out = archive;
-	return 0;
+	return finish_open(archive, status, out, err);
 }
 
 int pp_open_io(const pp_io *io, const char *name, int flags,
@@ -394,14 +433,7 @@ int pp_open_io(const pp_io *io, const char *name, int flags,
 	int status = 0;
 	if (io->undo_path && !(archive->undo_path = strdup(io->undo_path)))
 		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	if (status == 0)
-		status = open_contents(archive, err);
-	if (status) {
-		pp_close(archive);
-		return status;
-	}
-	*out = archive;
-	return 0;
+	return finish_open(archive, status, out, err);
 }
 
 int pp_dup(pp_archive *archive, pp_archive **out, pp_error *err)

@@ -369,9 +369,8 @@ static int read_tail(const pp_archive *archive, gz_tail *tail, bool *found,
 		return 0;
 	uint64_t at = archive->file_size - GZ_TAIL_SIZE;
 	uint8_t member[GZ_TAIL_SIZE];
-	if (pp_archive_read(archive, member, sizeof member, at) < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, at);
+	if (pp_archive_read_or_fail(archive, member, sizeof member, at, err))
+		return PP_ERR_IO;
 	uint8_t head[GZ_FRAME_HEAD];
 	put_frame_head(head, GZ_SI2_TAIL, GZ_TAIL_PAYLOAD);
 	if (memcmp(member, head, sizeof head) != 0)
@@ -744,20 +743,13 @@ static int gz_reuse_record(pp_archive *archive, size_t which,
 		return 0;
 	uint8_t want[GZ_HEADER_SIZE], found[GZ_HEADER_SIZE];
 	pp_gz_put_member_header(want, 0);
-	if (pp_archive_read(archive, found, sizeof found, block->foffset) < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, block->foffset);
+	if (pp_archive_read_or_fail(archive, found, sizeof found,
+				    block->foffset, err))
+		return PP_ERR_IO;
 	if (memcmp(want, found, sizeof want) != 0)
 		return 0;
-	*record = (pp_block_record){
-		.usize = block->usize,
-		.fsize = block->fsize,
-		.index_size = block->fsize,
-		.stored = false,
-	};
 	/* The index says which members are stored: never in doubt. */
-	*fit = PP_REUSE_YES;
-	return 0;
+	return pp_reuse_fits_as_is(block, record, fit);
 }
 
 /* The container, listed by the registry (format.c). */

@@ -33,10 +33,9 @@ static int reader_fill(gz_reader *reader, pp_error *err)
 	size_t want = (size_t)PP_MIN((uint64_t)GZ_CHUNK, reader->end - from);
 	if (want == 0)
 		return 0;
-	if (pp_archive_read(reader->archive, reader->buf + keep, want,
-			  from) < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, reader->archive->path, from);
+	if (pp_archive_read_or_fail(reader->archive, reader->buf + keep, want,
+				    from, err))
+		return PP_ERR_IO;
 	reader->len += want;
 	if (reader->reports_progress)
 		pp_progress(from + want, reader->end);

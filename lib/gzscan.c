@@ -134,10 +134,9 @@ static int tracer_read(gz_tracer *tracer, const pp_archive *archive,
 		tracer->input = input;
 		tracer->input_cap = cap;
 	}
-	if (pp_archive_read(archive, tracer->input + tracer->input_len,
-			  want, from) < 0)
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, from);
+	if (pp_archive_read_or_fail(archive, tracer->input + tracer->input_len,
+				    want, from, err))
+		return PP_ERR_IO;
 	tracer->input_len += want;
 	*got = want;
 	return 0;

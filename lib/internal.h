@@ -502,6 +502,11 @@ void pp_archive_use_fd(pp_archive *archive, int fd);
  */
 int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
 		    uint64_t offset);
+/* pp_archive_read that fails as "PATH: cannot read byte OFFSET" (what
+ * the containers say of a header, a footer or a check they must read):
+ * 0 on success, else PP_ERR_IO with *err set. */
+int pp_archive_read_or_fail(const pp_archive *archive, void *buf, size_t len,
+			    uint64_t offset, pp_error *err);
 int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
 		     uint64_t offset);
 /* Makes the writes so far durable. */
@@ -513,6 +518,17 @@ size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset);
 /* Whether the container offers every byte of a block as stored data. */
 int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
 			     pp_error *err);
+/* The same, keeping the block's stored extents in *list (the caller
+ * frees it, whatever the answer) for a caller that reads them. */
+int pp_archive_stored_extents(pp_archive *archive, size_t block,
+			      pp_extent_list *list, bool *all, pp_error *err);
+/*
+ * For a request of length bytes at uncompressed offset: *to is where it
+ * ends, cut at the end of the image.  An offset past that end is the
+ * caller's mistake (PP_ERR_USAGE); one at the end asks for nothing.
+ */
+int pp_archive_clip(const pp_archive *archive, uint64_t offset,
+		    uint64_t length, uint64_t *to, pp_error *err);
 
 /*
  * Blocks [first, end) have new bytes (a patch wrote them): every handle
@@ -609,6 +625,13 @@ int pp_reuse_block(pp_reuse *reuse, uint64_t uoffset, const uint8_t *in,
 		   size_t usize, bool stored, uint8_t *out, size_t out_room,
 		   size_t *out_len, pp_block_record *record, bool *reused,
 		   pp_error *err);
+/*
+ * For a container's reuse_record whose index counts a compressed block by
+ * its file size (gzip, zstd): the block fits as it stands, and its record
+ * is what encode_block would write for it.  Returns 0.
+ */
+int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
+			enum pp_reuse_fit *fit);
 /* After the last block: waits for the probe; *trusted says whether it
  * passed, a status its failure (with PP_REUSE_STRICT, PP_ERR_REUSE). */
 int pp_reuse_finish(pp_reuse *reuse, bool *trusted, pp_error *err);

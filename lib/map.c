@@ -309,17 +309,10 @@ int pp_map(pp_archive *archive, uint64_t offset, uint64_t length,
 {
 	*extents = NULL;
 	*count = 0;
-	uint64_t image_size = pp_archive_image_size(archive);
-	if (offset > image_size)
-		return pp_fail(err, PP_ERR_USAGE, "%s: offset %llu is past the "
-			       "end of the image (%llu bytes)", archive->path,
-			       (unsigned long long)offset,
-			       (unsigned long long)image_size);
-	map_list list = {
-		.from = offset,
-		.to = offset + PP_MIN(length, image_size - offset),
-	};
-	int status = 0;
+	map_list list = { .from = offset };
+	int status = pp_archive_clip(archive, offset, length, &list.to, err);
+	if (status)
+		return status;
 	for (size_t i = pp_archive_find_block(archive, offset);
 	     status == 0 && i < archive->block_count &&
 	     archive->blocks[i].uoffset < list.to; i++)

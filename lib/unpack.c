@@ -67,11 +67,10 @@ static int read_stored_block(pp_archive *archive, size_t block, uint8_t *buf,
 {
 	const pp_block *b = &archive->blocks[block];
 	pp_extent_list list = { 0 };
-	int status = archive->ops->stored_extents(archive, block, &list, err);
-	uint64_t covered = 0;
-	for (size_t i = 0; status == 0 && i < list.count; i++)
-		covered += list.items[i].length;
-	if (status == 0 && covered != b->usize)
+	bool all;
+	int status = pp_archive_stored_extents(archive, block, &list, &all,
+					       err);
+	if (status == 0 && !all)
 		status = 1;
 	for (size_t i = 0; status == 0 && i < list.count; i++) {
 		const pp_extent *x = &list.items[i];
@@ -344,21 +343,18 @@ int pp_extract(pp_archive *archive, uint64_t offset, uint64_t length,
 		pp_extract_options_init(&defaults);
 		options = &defaults;
 	}
-	uint64_t image_size = pp_archive_image_size(archive);
-	if (offset > image_size)
-		return pp_fail(err, PP_ERR_USAGE, "%s: offset %llu is past the "
-			       "end of the image (%llu bytes)", archive->path,
-			       (unsigned long long)offset,
-			       (unsigned long long)image_size);
+	uint64_t to;
+	int status = pp_archive_clip(archive, offset, length, &to, err);
+	if (status)
+		return status;
 	extract x = {
 		.archive = archive, .options = options, .fd = out_fd,
-		.name = out_name, .from = offset,
-		.to = offset + PP_MIN(length, image_size - offset),
+		.name = out_name, .from = offset, .to = to,
 	};
 	/* Decoded blocks kept for pp_pread (the partition table, say) would
 	 * only add to the memory the workers' buffers take. */
 	pp_read_release(archive);
-	int status = prepare_holes(&x, err);
+	status = prepare_holes(&x, err);
 	size_t first = pp_archive_find_block(archive, x.from);
 	size_t end = x.to == x.from ? first :
 		pp_archive_find_block(archive, x.to - 1) + 1;

@@ -371,9 +371,8 @@ static int read_frame_header(const pp_archive *archive, uint64_t foffset,
 {
 	uint8_t head[ZST_FRAME_HEADER_MAX];
 	size_t len = (size_t)PP_MIN((uint64_t)sizeof head, end - foffset);
-	if (pp_archive_read(archive, head, len, foffset))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, foffset);
+	if (pp_archive_read_or_fail(archive, head, len, foffset, err))
+		return PP_ERR_IO;
 	if (!parse_frame_header(head, len, frame))
 		return pp_fail(err, PP_ERR_FORMAT, "%s: no valid zstd frame "
 			       "header at byte %" PRIu64, archive->path,
@@ -458,9 +457,8 @@ static int read_seek_table(pp_archive *archive, bool *found, pp_error *err)
 		return 0;
 	uint8_t footer[ZST_FOOTER_SIZE];
 	uint64_t at = archive->file_size - ZST_FOOTER_SIZE;
-	if (pp_archive_read(archive, footer, sizeof footer, at))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, at);
+	if (pp_archive_read_or_fail(archive, footer, sizeof footer, at, err))
+		return PP_ERR_IO;
 	if (pp_get_le32(footer + 5) != ZST_SEEKABLE_MAGIC)
 		return 0;
 	*found = true;
@@ -781,11 +779,9 @@ static int compare_table_checksum(const zst_decoder *d, pp_error *err)
 	if (!d->hash.state || b->check_copy_offset == 0)
 		return 0;
 	uint8_t stored[ZST_CHECKSUM_SIZE], computed[ZST_CHECKSUM_SIZE];
-	if (pp_archive_read(d->archive, stored, sizeof stored,
-			    b->check_copy_offset))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, d->archive->path,
-				     b->check_copy_offset);
+	if (pp_archive_read_or_fail(d->archive, stored, sizeof stored,
+				    b->check_copy_offset, err))
+		return PP_ERR_IO;
 	d->hash.kind->final(d->hash.state, computed);
 	if (memcmp(stored, computed, sizeof stored) != 0)
 		return pp_fail(err, PP_ERR_CHECK, "%s: frame %zu: the seek "
@@ -845,23 +841,16 @@ static int zst_reuse_record(pp_archive *archive, size_t which,
 	int ret = read_frame_header(archive, block->foffset, end, &frame, err);
 	if (ret)
 		return ret;
-	if (pp_archive_read(archive, head, sizeof head, block->foffset))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, block->foffset);
+	if (pp_archive_read_or_fail(archive, head, sizeof head,
+				    block->foffset, err))
+		return PP_ERR_IO;
 	bool raw = (head[4] & ~ZST_FHD_CHECKSUM) == ZST_RAW_FHD &&
 		head[5] == ZST_RAW_WINDOW;
 	if (raw || frame.dictionary != 0 || !frame.has_size ||
 	    frame.content_size != block->usize ||
 	    frame.checksum != (options->check == PP_CHECK_XXH64))
 		return 0;
-	*record = (pp_block_record){
-		.usize = block->usize,
-		.fsize = block->fsize,
-		.index_size = block->fsize,
-		.stored = false,
-	};
-	*fit = PP_REUSE_YES;
-	return 0;
+	return pp_reuse_fits_as_is(block, record, fit);
 }
 
 const pp_container_ops pp_zstd_container = {
