@@ -148,6 +148,16 @@ void cli_option_error(int c, char **argv)
 	exit(EXIT_USAGE);
 }
 
+const char *cli_one_archive(int argc, char **argv)
+{
+	if (optind + 1 != argc) {
+		cli_error(optind == argc ? "missing ARCHIVE" :
+			  "too many arguments: only one ARCHIVE");
+		exit(EXIT_USAGE);
+	}
+	return argv[optind];
+}
+
 void cli_version(void)
 {
 	printf("%s (partpack) %s\n", cli_program, PP_VERSION);

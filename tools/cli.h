@@ -57,6 +57,9 @@ void cli_version(void);
 /* For getopt_long's '?' and ':': one line, then exit with EXIT_USAGE.
  * The option strings start with ':' and opterr is 0, so getopt is quiet. */
 void cli_option_error(int c, char **argv) __attribute__((noreturn));
+/* After the options: the one ARCHIVE operand that partcat, partinfo and
+ * partpatch take, or a usage error (missing, or more than one) and exit. */
+const char *cli_one_archive(int argc, char **argv);
 
 /*
  * An output file that appears under its name only when complete: written

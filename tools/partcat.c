@@ -118,12 +118,7 @@ static void parse_args(int argc, char **argv, cat_args *args)
 			cli_option_error(c, argv);
 		}
 	}
-	if (optind + 1 != argc) {
-		cli_error(optind == argc ? "missing ARCHIVE" :
-			  "too many arguments: only one ARCHIVE");
-		exit(EXIT_USAGE);
-	}
-	args->archive = argv[optind];
+	args->archive = cli_one_archive(argc, argv);
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");
 		exit(EXIT_USAGE);

@@ -328,12 +328,7 @@ int main(int argc, char **argv)
 			cli_option_error(c, argv);
 		}
 	}
-	if (optind + 1 != argc) {
-		cli_error(optind == argc ? "missing ARCHIVE" :
-			  "too many arguments: only one ARCHIVE");
-		return EXIT_USAGE;
-	}
-	report r = { .path = argv[optind], .verified = verify };
+	report r = { .path = cli_one_archive(argc, argv), .verified = verify };
 	pp_archive *archive;
 	pp_error err;
 	cli_progress scanning;

@@ -231,12 +231,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			cli_option_error(c, argv);
 		}
 	}
-	if (optind + 1 != argc) {
-		cli_error(optind == argc ? "missing ARCHIVE" :
-			  "too many arguments: only one ARCHIVE");
-		exit(EXIT_USAGE);
-	}
-	args->archive = argv[optind];
+	args->archive = cli_one_archive(argc, argv);
 	if (args->bmap_output && !args->bmap) {
 		cli_error("--bmap-output needs --bmap (the bmap to start from)");
 		exit(EXIT_USAGE);
