@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -256,23 +255,6 @@ static int lock_archive(pp_archive *archive, pp_error *err)
 	return 0;
 }
 
-/* ".NAME.partpatch-undo" beside the archive at path. */
-static char *undo_path_beside(const char *path)
-{
-	char *copy_dir = strdup(path), *copy_base = strdup(path);
-	char *undo = NULL;
-	if (copy_dir && copy_base) {
-		const char *dir = dirname(copy_dir), *base = basename(copy_base);
-		size_t size = strlen(dir) + strlen(base) + sizeof "/..partpatch-undo";
-		undo = malloc(size);
-		if (undo)
-			snprintf(undo, size, "%s/.%s.partpatch-undo", dir, base);
-	}
-	free(copy_dir);
-	free(copy_base);
-	return undo;
-}
-
 /* What only a path has: open, check it is a file, lock, name the record. */
 static int open_path(pp_archive *archive, pp_error *err)
 {
@@ -288,8 +270,10 @@ static int open_path(pp_archive *archive, pp_error *err)
 	if (!S_ISREG(st.st_mode))
 		return pp_fail(err, PP_ERR_USAGE, "%s: not a regular file",
 			       archive->path);
+	/* The undo record is ".NAME.partpatch-undo" beside the archive. */
 	if (!(archive->flags & PP_OPEN_PRIVATE) &&
-	    !(archive->undo_path = undo_path_beside(archive->path)))
+	    !(archive->undo_path = pp_hidden_path_beside(archive->path,
+							"partpatch-undo")))
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	return lock_archive(archive, err);
 }

@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,18 +513,7 @@ static char *render(const pp_bmap *bmap, size_t *len)
  * write leaves at most one, which the next write replaces. */
 static char *temp_path_for(const char *path)
 {
-	char *copy_dir = strdup(path), *copy_base = strdup(path);
-	char *temp = NULL;
-	if (copy_dir && copy_base) {
-		const char *dir = dirname(copy_dir), *base = basename(copy_base);
-		size_t size = strlen(dir) + strlen(base) + sizeof "/..partpack-tmp";
-		temp = malloc(size);
-		if (temp)
-			snprintf(temp, size, "%s/.%s.partpack-tmp", dir, base);
-	}
-	free(copy_dir);
-	free(copy_base);
-	return temp;
+	return pp_hidden_path_beside(path, "partpack-tmp");
 }
 
 int pp_bmap_check_path(const char *path, pp_error *err)

@@ -55,6 +55,9 @@ int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
 int pp_write_full(int fd, const void *buf, size_t len);
 /* An O_DIRECTORY descriptor of the directory holding path, for fsync. */
 int pp_open_directory_of(const char *path);
+/* "DIR/.BASE.SUFFIX" for path DIR/BASE: a hidden file beside it (the undo
+ * record, a temporary file), malloc'd; NULL when out of memory. */
+char *pp_hidden_path_beside(const char *path, const char *suffix);
 /* Reads up to len bytes, stopping early only at end of input, at offset
  * (or, if it is negative, at the file position). */
 ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset);

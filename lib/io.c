@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -71,6 +72,24 @@ int pp_open_directory_of(const char *path)
 	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(copy);
 	return fd;
+}
+
+char *pp_hidden_path_beside(const char *path, const char *suffix)
+{
+	/* dirname and basename may modify their argument: one copy each. */
+	char *copy_dir = strdup(path), *copy_base = strdup(path);
+	char *hidden = NULL;
+	if (copy_dir && copy_base) {
+		const char *dir = dirname(copy_dir), *base = basename(copy_base);
+		size_t size = strlen(dir) + strlen(base) + strlen(suffix) +
+			sizeof "/..";
+		hidden = malloc(size);
+		if (hidden)
+			snprintf(hidden, size, "%s/.%s.%s", dir, base, suffix);
+	}
+	free(copy_dir);
+	free(copy_base);
+	return hidden;
 }
 
 static int append_extent(pp_range **extents, size_t *count, size_t *capacity,
