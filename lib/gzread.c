@@ -71,18 +71,28 @@ static int fail_truncated(const gz_reader *reader, size_t member,
 		       "at byte %" PRIu64, archive->path, member, reader->end);
 }
 
+/* Makes at least one unread byte available, reading the next chunk if
+ * buf is consumed; no byte left before the end cuts the member short. */
+static int reader_need(gz_reader *reader, size_t member, pp_error *err)
+{
+	if (reader->pos < reader->len)
+		return 0;
+	int ret = reader_fill(reader, err);
+	if (ret)
+		return ret;
+	if (reader->pos == reader->len)
+		return fail_truncated(reader, member, err);
+	return 0;
+}
+
 int pp_gz_reader_take(gz_reader *reader, size_t member, void *dst, size_t n,
 		      uint32_t *crc, pp_error *err)
 {
 	uint8_t *out = dst;
 	while (n > 0) {
-		if (reader->pos == reader->len) {
-			int ret = reader_fill(reader, err);
-			if (ret)
-				return ret;
-			if (reader->pos == reader->len)
-				return fail_truncated(reader, member, err);
-		}
+		int ret = reader_need(reader, member, err);
+		if (ret)
+			return ret;
 		const uint8_t *p = reader->buf + reader->pos;
 		size_t piece = PP_MIN(n, reader->len - reader->pos);
 		if (crc)
@@ -152,15 +162,11 @@ int pp_gz_inflater_step(gz_inflater *inflater, size_t member, int flush,
 	z_stream *strm = &inflater->strm;
 	*produced = 0;
 	*finished = false;
-	if (in->pos == in->len) {
-		/* Deflate data is always followed by the 8-byte trailer:
-		 * no input left before its end means the member is cut. */
-		int ret = reader_fill(in, err);
-		if (ret)
-			return ret;
-		if (in->pos == in->len)
-			return fail_truncated(in, member, err);
-	}
+	/* Deflate data is always followed by the 8-byte trailer: no input
+	 * left before its end means the member is cut. */
+	int status = reader_need(in, member, err);
+	if (status)
+		return status;
 	strm->next_in = in->buf + in->pos;
 	strm->avail_in = (uInt)(in->len - in->pos);
 	strm->next_out = inflater->out;
