@@ -106,14 +106,22 @@ typedef struct patch_args {
 	size_t edit_count;
 } patch_args;
 
-static void add_edit(patch_args *args, edit_kind kind, const char *arg)
+/* items (count of them, size bytes each) with room for one more, or exit:
+ * the options are read before anything is opened, so nothing is lost. */
+static void *grow_by_one(void *items, size_t count, size_t size)
 {
-	edit_op *edits = realloc(args->edits,
-				 (args->edit_count + 1) * sizeof *edits);
-	if (!edits) {
+	void *grown = realloc(items, (count + 1) * size);
+	if (!grown) {
 		cli_error("out of memory");
 		exit(EXIT_ERROR);
 	}
+	return grown;
+}
+
+static void add_edit(patch_args *args, edit_kind kind, const char *arg)
+{
+	edit_op *edits = grow_by_one(args->edits, args->edit_count,
+				     sizeof *edits);
 	args->edits = edits;
 	edits[args->edit_count] = (edit_op){ .kind = kind, .arg = arg };
 	edit_check_op(&edits[args->edit_count++]);
@@ -121,12 +129,8 @@ static void add_edit(patch_args *args, edit_kind kind, const char *arg)
 
 static range_arg *new_range(patch_args *args)
 {
-	range_arg *ranges = realloc(args->ranges,
-				    (args->range_count + 1) * sizeof *ranges);
-	if (!ranges) {
-		cli_error("out of memory");
-		exit(EXIT_ERROR);
-	}
+	range_arg *ranges = grow_by_one(args->ranges, args->range_count,
+					sizeof *ranges);
 	args->ranges = ranges;
 	ranges[args->range_count] = (range_arg){ .limit = UINT64_MAX };
 	return &ranges[args->range_count++];
