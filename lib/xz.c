@@ -69,6 +69,25 @@ static int lzma2_options(const pp_pack_options *options, size_t usize,
 	return 0;
 }
 
+/*
+ * The block framing xz_encode_block writes: one LZMA2 filter (options in
+ * lzma2) and the stream's check.  expected_header builds the same, so that
+ * what it compares with a base's header is this encoder's by construction.
+ * filters must outlive the block.
+ */
+static lzma_block our_block(const pp_pack_options *options,
+			    lzma_options_lzma *lzma2, lzma_filter filters[2])
+{
+	filters[0] = (lzma_filter){ .id = LZMA_FILTER_LZMA2,
+				    .options = lzma2 };
+	filters[1] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN };
+	return (lzma_block){
+		.version = 0,
+		.check = (lzma_check)options->check,
+		.filters = filters,
+	};
+}
+
 static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 			   size_t usize, bool stored, uint8_t *out,
 			   size_t *out_len, pp_block_record *record,
@@ -78,15 +97,8 @@ static int xz_encode_block(const pp_pack_options *options, const uint8_t *in,
 	int status = lzma2_options(options, usize, &lzma2, err);
 	if (status)
 		return status;
-	lzma_filter filters[] = {
-		{ .id = LZMA_FILTER_LZMA2, .options = &lzma2 },
-		{ .id = LZMA_VLI_UNKNOWN },
-	};
-	lzma_block block = {
-		.version = 0,
-		.check = (lzma_check)options->check,
-		.filters = filters,
-	};
+	lzma_filter filters[2];
+	lzma_block block = our_block(options, &lzma2, filters);
 	size_t out_pos = 0;
 	/* Both encoders write the compressed and the uncompressed size into
 	 * the block header, which is what lets xz -T0 -d decode blocks in
@@ -623,17 +635,10 @@ static int expected_header(const pp_pack_options *options, uint64_t usize,
 			   uint32_t *size)
 {
 	lzma_options_lzma lzma2 = { .dict_size = dict_size };
-	lzma_filter filters[] = {
-		{ .id = LZMA_FILTER_LZMA2, .options = &lzma2 },
-		{ .id = LZMA_VLI_UNKNOWN },
-	};
-	lzma_block want = {
-		.version = 0,
-		.check = (lzma_check)options->check,
-		.filters = filters,
-		.compressed_size = uncompressed_chunks_size(usize),
-		.uncompressed_size = usize,
-	};
+	lzma_filter filters[2];
+	lzma_block want = our_block(options, &lzma2, filters);
+	want.compressed_size = uncompressed_chunks_size(usize);
+	want.uncompressed_size = usize;
 	if (lzma_block_header_size(&want) != LZMA_OK)
 		return -1;
 	want.compressed_size = compressed;
