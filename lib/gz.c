@@ -257,17 +257,6 @@ static int gz_encode_block(const pp_pack_options *options, const uint8_t *in,
 	return 0;
 }
 
-static int gz_write_header(const pp_pack_options *options, int fd,
-			   const char *name, pp_error *err)
-{
-	/* Every member has its own header: nothing precedes the first. */
-	(void)options;
-	(void)fd;
-	(void)name;
-	(void)err;
-	return 0;
-}
-
 /* Every record must fit its LE32 fields; checked before anything is
  * written, so that a refused index leaves no half of itself behind. */
 static int check_records(const pp_block_record *records, size_t count,
@@ -766,7 +755,8 @@ const pp_container_ops pp_gz_container = {
 	.default_check = PP_CHECK_CRC32,
 	.block_bound = gz_block_bound,
 	.encode_block = gz_encode_block,
-	.write_header = gz_write_header,
+	/* Every member has its own header: nothing precedes the first. */
+	.write_header = pp_write_no_header,
 	.write_trailer = gz_write_trailer,
 	.probe = gz_probe,
 	.open = gz_open,

@@ -443,6 +443,11 @@ typedef struct pp_container_ops {
 	void (*release)(pp_archive *archive);
 } pp_container_ops;
 
+/* write_header for a format whose blocks frame themselves, so that nothing
+ * precedes the first (gzip's members, zstd's frames): writes nothing. */
+int pp_write_no_header(const pp_pack_options *options, int fd,
+		       const char *name, pp_error *err);
+
 /* ---- the registry of containers (format.c) ----------------------------- */
 
 /* The container of a format, or NULL. */

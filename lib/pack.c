@@ -330,6 +330,16 @@ static int check_options(const pp_pack_options *options,
 	return 0;
 }
 
+int pp_write_no_header(const pp_pack_options *options, int fd,
+		       const char *name, pp_error *err)
+{
+	(void)options;
+	(void)fd;
+	(void)name;
+	(void)err;
+	return 0;
+}
+
 int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	    const pp_pack_options *options, pp_error *err)
 {

@@ -258,17 +258,6 @@ static int zst_encode_block(const pp_pack_options *options, const uint8_t *in,
 	return 0;
 }
 
-static int zst_write_header(const pp_pack_options *options, int fd,
-			    const char *name, pp_error *err)
-{
-	/* Every frame has its own header: nothing precedes the first. */
-	(void)options;
-	(void)fd;
-	(void)name;
-	(void)err;
-	return 0;
-}
-
 static size_t table_entry_size(bool checksum)
 {
 	return checksum ? 12 : 8;
@@ -866,7 +855,8 @@ const pp_container_ops pp_zstd_container = {
 	.default_check = PP_CHECK_XXH64,
 	.block_bound = zst_block_bound,
 	.encode_block = zst_encode_block,
-	.write_header = zst_write_header,
+	/* Every frame has its own header: nothing precedes the first. */
+	.write_header = pp_write_no_header,
 	.write_trailer = zst_write_trailer,
 	.probe = zst_probe,
 	.open = zst_open,
