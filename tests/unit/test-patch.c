@@ -20,45 +20,13 @@
 #define KEPT_OFFSET 200000u     /* not on a block edge */
 #define KEPT_LENGTH 600000u
 
-static char dir[] = "/tmp/partpack-test-patch-XXXXXX";
 static uint8_t image[IMAGE_SIZE];
-
-static char *path_of(const char *name)
-{
-	static char buf[4][256];
-	static int next;
-	char *p = buf[next++ % 4];
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
-
-static uint8_t *read_file(const char *name, size_t *len)
-{
-	int fd = open(path_of(name), O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st))
-		abort();
-	*len = (size_t)st.st_size;
-	uint8_t *data = malloc(*len);
-	if (!data || read(fd, data, *len) != (ssize_t)*len)
-		abort();
-	close(fd);
-	return data;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t len)
-{
-	int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		abort();
-	close(fd);
-}
 
 static bool same_file(const char *name, const uint8_t *data, size_t len)
 {
 	size_t got;
-	uint8_t *now = read_file(name, &got);
-	bool same = got == len && memcmp(now, data, len) == 0;
+	uint8_t *now = unit_read_file(name, &got);
+	bool same = now && got == len && memcmp(now, data, len) == 0;
 	free(now);
 	return same;
 }
@@ -66,7 +34,7 @@ static bool same_file(const char *name, const uint8_t *data, size_t len)
 static bool no_undo_record(const char *name)
 {
 	char undo[300];
-	snprintf(undo, sizeof undo, "%s/.%s.partpatch-undo", dir, name);
+	snprintf(undo, sizeof undo, "%s/.%s.partpatch-undo", unit_dir, name);
 	return access(undo, F_OK) != 0;
 }
 
@@ -75,7 +43,7 @@ static bool reads_as(const char *name, const uint8_t *expected)
 {
 	pp_archive *a;
 	uint8_t *got = malloc(IMAGE_SIZE);
-	bool same = pp_open(path_of(name), PP_OPEN_READ, &a, NULL) == 0;
+	bool same = pp_open(unit_path(name), PP_OPEN_READ, &a, NULL) == 0;
 	if (same) {
 		same = pp_verify(a, NULL, NULL, NULL) == 0 &&
 			pp_pread(a, got, IMAGE_SIZE, 0, NULL) == 0 &&
@@ -97,13 +65,9 @@ static void pack(const char *name, enum pp_format format, enum pp_check check)
 	options.block_size = BLOCK_SIZE;
 	options.keep = &keep;
 	options.keep_count = 1;
-	int in = open(path_of("image"), O_RDONLY);
-	int out = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	pp_error err;
-	int status = pp_pack(in, "image", out, name, &options, &err);
+	int status = unit_pack("image", name, &options, &err);
 	CHECK(status == 0, "%s: pack (%s)", name, status ? err.message : "ok");
-	close(in);
-	close(out);
 }
 
 typedef struct test_range {
@@ -130,7 +94,7 @@ static const test_range ranges[] = {
 static void test_transaction(const char *name, unsigned long long *seed)
 {
 	size_t base_len;
-	uint8_t *base = read_file(name, &base_len);
+	uint8_t *base = unit_read_file(name, &base_len);
 	uint8_t *expected = malloc(IMAGE_SIZE);
 	memcpy(expected, image, IMAGE_SIZE);
 	uint8_t data[RANGE_COUNT][40000];
@@ -142,7 +106,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 	pp_archive *a;
 	pp_patch_txn *txn;
 	pp_error err;
-	CHECK(pp_open(path_of(name), PP_OPEN_WRITE, &a, &err) == 0 &&
+	CHECK(pp_open(unit_path(name), PP_OPEN_WRITE, &a, &err) == 0 &&
 	      pp_patch_begin(a, 0x100, &txn, &err) == PP_ERR_USAGE &&
 	      txn == NULL, "%s: unknown flags are refused", name);
 	CHECK(pp_patch_begin(a, 0, &txn, &err) == 0, "%s: begin", name);
@@ -155,7 +119,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 
 	/* A dry run checks and reports, and writes nothing either. */
 	pp_patch_report report;
-	CHECK(pp_open(path_of(name), PP_OPEN_READ, &a, &err) == 0 &&
+	CHECK(pp_open(unit_path(name), PP_OPEN_READ, &a, &err) == 0 &&
 	      pp_patch_begin(a, PP_PATCH_DRY_RUN, &txn, &err) == 0 &&
 	      pp_patch_add(txn, ranges[0].offset, data[0], ranges[0].len,
 			   &err) == 0 &&
@@ -171,7 +135,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 
 	/* The transaction: later ranges win; a refused range drops out and
 	 * the others stay queued. */
-	CHECK(pp_open(path_of(name), PP_OPEN_WRITE, &a, &err) == 0 &&
+	CHECK(pp_open(unit_path(name), PP_OPEN_WRITE, &a, &err) == 0 &&
 	      pp_patch_begin(a, 0, &txn, &err) == 0, "%s: begin", name);
 	for (size_t i = 0; i < RANGE_COUNT; i++) {
 		CHECK(pp_patch_add(txn, ranges[i].offset, data[i],
@@ -214,7 +178,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 static void test_corrupt_block(const char *name, unsigned long long *seed)
 {
 	size_t len;
-	uint8_t *file = read_file(name, &len);
+	uint8_t *file = unit_read_file(name, &len);
 	/* Image bytes 500000.. lie verbatim in the file, in the block
 	 * numbered 9 (index 8: 458752..524288). */
 	uint8_t *at = memmem(file, len, image + 500000, 64);
@@ -224,7 +188,7 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 		return;
 	}
 	at[10] ^= 0x20;
-	write_file(name, file, len);
+	unit_write_file(name, file, len);
 	uint8_t data[3000];
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (uint8_t)unit_random(seed);
@@ -233,7 +197,7 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 	pp_patch_txn *txn;
 	pp_error err = { 0 };
 	int status = -1;
-	if (pp_open(path_of(name), PP_OPEN_WRITE, &a, NULL) == 0) {
+	if (pp_open(unit_path(name), PP_OPEN_WRITE, &a, NULL) == 0) {
 		if (pp_patch_begin(a, 0, &txn, NULL) == 0 &&
 		    pp_patch_add(txn, 300000, data, sizeof data, NULL) == 0 &&
 		    pp_patch_add(txn, 520000, data, sizeof data, NULL) == 0)
@@ -245,7 +209,7 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 	      "%s: a transaction touching a corrupt block is refused whole, "
 	      "naming it (%s)", name, err.message);
 	status = -1;
-	if (pp_open(path_of(name), PP_OPEN_WRITE, &a, NULL) == 0) {
+	if (pp_open(unit_path(name), PP_OPEN_WRITE, &a, NULL) == 0) {
 		status = pp_patch(a, 300000, data, sizeof data, 0, NULL, &err);
 		pp_close(a);
 	}
@@ -263,19 +227,19 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 	memcpy(data, image, half);
 	for (size_t i = half; i < 2 * half; i++)
 		data[i] = (uint8_t)unit_random(seed);
-	write_file("mixed", data, 2 * half);
+	unit_write_file("mixed", data, 2 * half);
 	char command[300];
-	snprintf(command, sizeof command, "xz -k -6 %s", path_of("mixed"));
+	snprintf(command, sizeof command, "xz -k -6 %s", unit_path("mixed"));
 	CHECK(system(command) == 0, "stock xz on text then noise");
 	size_t len;
-	uint8_t *file = read_file("mixed.xz", &len);
+	uint8_t *file = unit_read_file("mixed.xz", &len);
 	file[100] ^= 0x55;          /* inside the LZMA data of block 1 */
-	write_file("mixed.xz", file, len);
+	unit_write_file("mixed.xz", file, len);
 	uint8_t patch[1000] = { 1 };
 	pp_archive *a;
 	pp_error err = { 0 };
 	int status = -1;
-	if (pp_open(path_of("mixed.xz"), PP_OPEN_WRITE, &a, NULL) == 0) {
+	if (pp_open(unit_path("mixed.xz"), PP_OPEN_WRITE, &a, NULL) == 0) {
 		status = pp_patch(a, 2 * half - 5000, patch, sizeof patch, 0,
 				  NULL, &err);
 		pp_close(a);
@@ -290,13 +254,12 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 
 int main(void)
 {
-	if (!mkdtemp(dir))
-		return 1;
+	unit_mkdir("test-patch");
 	unsigned long long seed = 42;
 	for (size_t i = 0; i < IMAGE_SIZE; i++)
 		image[i] = (uint8_t)"patch \n"[unit_random(&seed) % 7] ^
 			(uint8_t)(unit_random(&seed) % 3 == 0 ? i : 0);
-	write_file("image", image, IMAGE_SIZE);
+	unit_write_file("image", image, IMAGE_SIZE);
 
 	static const struct {
 		const char *name;
@@ -315,9 +278,7 @@ int main(void)
 		test_corrupt_block(kinds[i].name, &seed);
 	}
 	test_corrupt_mixed_block(&seed);
-	char command[300];
-	snprintf(command, sizeof command, "rm -rf %s", dir);
-	if (system(command) != 0)
+	if (unit_rmdir() != 0)
 		return 1;
 	return unit_done();
 }

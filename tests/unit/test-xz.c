@@ -9,40 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/partpack-test-xz-XXXXXX";
-
-static char *path_of(const char *name)
-{
-	static char buf[4][256];
-	static int next;
-	char *p = buf[next++ % 4];
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t len)
-{
-	int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		abort();
-	close(fd);
-}
-
-static uint8_t *read_file(const char *name, size_t *len)
-{
-	FILE *f = fopen(path_of(name), "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *data = malloc(*len + 1);
-	if (fread(data, 1, *len, f) != *len)
-		abort();
-	fclose(f);
-	return data;
-}
-
 static int shell(const char *fmt, const char *a, const char *b)
 {
 	char command[1024];
@@ -50,22 +16,12 @@ static int shell(const char *fmt, const char *a, const char *b)
 	return system(command);
 }
 
-/* Text-like data that compresses, and noise that does not. */
+/* Text-like data that compresses, in this test's words. */
 static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
 {
 	static const char *const words[] = { "block ", "stream ", "index ",
 					     "chunk ", "check ", "\n" };
-	for (size_t i = 0; i < len;) {
-		const char *w = words[unit_random(seed) % 6];
-		for (; *w && i < len; w++)
-			p[i++] = (uint8_t)*w;
-	}
-}
-
-static void make_noise(uint8_t *p, size_t len, unsigned long long *seed)
-{
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)unit_random(seed);
+	unit_text(p, len, seed, words);
 }
 
 static int pack_file(const char *in, const char *out, const pp_range *keep,
@@ -78,12 +34,7 @@ static int pack_file(const char *in, const char *out, const pp_range *keep,
 	options.keep_count = nkeep;
 	options.check = check;
 	options.threads = 2;
-	int in_fd = open(path_of(in), O_RDONLY);
-	int out_fd = open(path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	int status = pp_pack(in_fd, in, out_fd, out, &options, NULL);
-	close(in_fd);
-	close(out_fd);
-	return status;
+	return unit_pack(in, out, &options, NULL);
 }
 
 static void test_our_file(const uint8_t *image, size_t size)
@@ -93,7 +44,7 @@ static void test_our_file(const uint8_t *image, size_t size)
 	      "pack with one kept range");
 	pp_archive *a;
 	pp_info info;
-	CHECK(pp_open(path_of("ours.xz"), PP_OPEN_READ, &a, NULL) == 0,
+	CHECK(pp_open(unit_path("ours.xz"), PP_OPEN_READ, &a, NULL) == 0,
 	      "open our file");
 	CHECK(pp_get_info(a, &info, NULL) == 0 && info.stored_count == 1 &&
 	      info.stored[0].offset == 300000 &&
@@ -125,8 +76,8 @@ static void test_block_size_bounds(void)
 		pp_pack_options options;
 		pp_pack_options_init(&options);
 		options.block_size = sizes[i];
-		int in_fd = open(path_of("image"), O_RDONLY);
-		int out_fd = open(path_of("bounds.xz"),
+		int in_fd = open(unit_path("image"), O_RDONLY);
+		int out_fd = open(unit_path("bounds.xz"),
 				  O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		pp_error err;
 		int status = pp_pack(in_fd, "image", out_fd, "bounds.xz",
@@ -148,7 +99,7 @@ static void test_list_blocks(void)
 	pp_archive *a;
 	pp_block_info *blocks = NULL;
 	size_t count = 0;
-	CHECK(pp_open(path_of("ours.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
+	CHECK(pp_open(unit_path("ours.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
 	      pp_list_blocks(a, &blocks, &count, NULL) == 0 &&
 	      count == a->block_count, "pp_list_blocks: one entry per block");
 	bool same = true;
@@ -174,17 +125,18 @@ static void test_stock_streams(void)
 	 * x86 filter: the reader must number blocks across streams and
 	 * never offer filtered bytes as stored. */
 	CHECK(shell("head -c 100000 %s/image | xz -0 --check=crc32 > %s/a.xz",
-		    dir, dir) == 0, "stock xz stream 1");
+		    unit_dir, unit_dir) == 0, "stock xz stream 1");
 	CHECK(shell("tail -c 50000 %s/image | xz --x86 --lzma2=preset=0 "
-		    "--check=sha256 > %s/b.xz", dir, dir) == 0,
+		    "--check=sha256 > %s/b.xz", unit_dir, unit_dir) == 0,
 	      "stock xz stream 2 with the x86 filter");
 	CHECK(shell("cd %s && { cat a.xz; printf '\\0\\0\\0\\0'; cat b.xz; "
-		    "printf '\\0\\0\\0\\0\\0\\0\\0\\0'; } > %s/multi.xz", dir, dir) == 0
-	      && shell("xz -t %s/multi.xz%s", dir, "") == 0,
+		    "printf '\\0\\0\\0\\0\\0\\0\\0\\0'; } > %s/multi.xz",
+		    unit_dir, unit_dir) == 0
+	      && shell("xz -t %s/multi.xz%s", unit_dir, "") == 0,
 	      "two streams with padding pass xz -t");
 	pp_archive *a;
 	pp_info info;
-	CHECK(pp_open(path_of("multi.xz"), PP_OPEN_READ, &a, NULL) == 0,
+	CHECK(pp_open(unit_path("multi.xz"), PP_OPEN_READ, &a, NULL) == 0,
 	      "open two-stream file");
 	CHECK(a->block_count == 2 && a->blocks[1].uoffset == 100000 &&
 	      a->blocks[0].check == PP_CHECK_CRC32 &&
@@ -209,23 +161,23 @@ static void test_mixed_chunks(unsigned long long *seed)
 {
 	size_t half = 300000;
 	uint8_t *data = malloc(2 * half);
-	make_noise(data, half, seed);
+	unit_noise(data, half, seed);
 	make_text(data + half, half, seed);
-	write_file("noise-text", data, 2 * half);
+	unit_write_file("noise-text", data, 2 * half);
 	make_text(data, half, seed);
-	make_noise(data + half, half, seed);
-	write_file("text-noise", data, 2 * half);
-	CHECK(shell("xz -k -6 %s/noise-text && xz -k -6 %s/text-noise", dir,
-		    dir) == 0, "stock xz on mixed data");
+	unit_noise(data + half, half, seed);
+	unit_write_file("text-noise", data, 2 * half);
+	CHECK(shell("xz -k -6 %s/noise-text && xz -k -6 %s/text-noise", unit_dir,
+		    unit_dir) == 0, "stock xz on mixed data");
 	pp_archive *a;
 	pp_info info;
-	CHECK(pp_open(path_of("noise-text.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
+	CHECK(pp_open(unit_path("noise-text.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
 	      pp_get_info(a, &info, NULL) == 0 && info.stored_count == 0,
 	      "uncompressed chunks followed by LZMA chunks are not offered");
 	pp_info_free(&info);
 	pp_close(a);
 
-	CHECK(pp_open(path_of("text-noise.xz"), PP_OPEN_WRITE, &a, NULL) == 0 &&
+	CHECK(pp_open(unit_path("text-noise.xz"), PP_OPEN_WRITE, &a, NULL) == 0 &&
 	      pp_get_info(a, &info, NULL) == 0 && info.stored_count == 1 &&
 	      info.stored[0].offset + info.stored[0].length == 2 * half &&
 	      info.stored[0].offset <= half + 70000,
@@ -236,9 +188,9 @@ static void test_mixed_chunks(unsigned long long *seed)
 	CHECK(pp_patch(a, at, patch, sizeof patch, 0, NULL, NULL) == 0,
 	      "patch a stock xz file");
 	memcpy(data + at, patch, sizeof patch);
-	write_file("text-noise.expected", data, 2 * half);
+	unit_write_file("text-noise.expected", data, 2 * half);
 	CHECK(shell("xz -dc %s/text-noise.xz | cmp -s - %s/text-noise.expected",
-		    dir, dir) == 0, "stock xz decodes the patched bytes");
+		    unit_dir, unit_dir) == 0, "stock xz decodes the patched bytes");
 	pp_info_free(&info);
 	pp_close(a);
 	free(data);
@@ -248,7 +200,7 @@ static int open_status(const char *name)
 {
 	pp_archive *a;
 	pp_error err;
-	int status = pp_open(path_of(name), PP_OPEN_READ, &a, &err);
+	int status = pp_open(unit_path(name), PP_OPEN_READ, &a, &err);
 	if (status == 0) {
 		status = pp_verify(a, NULL, NULL, &err);
 		pp_close(a);
@@ -259,38 +211,38 @@ static int open_status(const char *name)
 static void test_corrupt(void)
 {
 	size_t len = 0;
-	uint8_t *good = read_file("ours.xz", &len);
+	uint8_t *good = unit_read_file("ours.xz", &len);
 	if (!good || len < 1000) {
 		CHECK(false, "our file for corrupting");
 		return;
 	}
-	write_file("empty.xz", good, 0);
+	unit_write_file("empty.xz", good, 0);
 	CHECK(open_status("empty.xz") == PP_ERR_FORMAT, "empty file");
-	write_file("short.xz", good, len - 4);
+	unit_write_file("short.xz", good, len - 4);
 	CHECK(open_status("short.xz") == PP_ERR_FORMAT, "truncated file");
-	write_file("head.xz", good, 12);
+	unit_write_file("head.xz", good, 12);
 	CHECK(open_status("head.xz") == PP_ERR_FORMAT, "stream header only");
 
 	uint8_t *bad = malloc(len);
 	memcpy(bad, good, len);
 	bad[len - 20] ^= 0x10;  /* inside the index */
-	write_file("index.xz", bad, len);
+	unit_write_file("index.xz", bad, len);
 	CHECK(open_status("index.xz") == PP_ERR_FORMAT, "bit flip in the index");
 
 	memcpy(bad, good, len);
 	bad[len - 2] = 'X';  /* footer magic */
-	write_file("footer.xz", bad, len);
+	unit_write_file("footer.xz", bad, len);
 	CHECK(open_status("footer.xz") == PP_ERR_FORMAT, "bad footer magic");
 
 	memcpy(bad, good, len);
 	bad[400000] ^= 0x01;  /* stored data: only the check can tell */
-	write_file("data.xz", bad, len);
+	unit_write_file("data.xz", bad, len);
 	CHECK(open_status("data.xz") == PP_ERR_CHECK, "bit flip in stored data");
 
 	unsigned long long seed = 5;
-	make_noise(bad, len, &seed);
+	unit_noise(bad, len, &seed);
 	bad[0] = 0xFD; memcpy(bad + 1, "7zXZ", 5);
-	write_file("noise.xz", bad, len);
+	unit_write_file("noise.xz", bad, len);
 	CHECK(open_status("noise.xz") == PP_ERR_FORMAT, "random bytes after magic");
 
 	/* An index that declares 2^34 records (found by fuzzing): liblzma
@@ -307,14 +259,14 @@ static void test_corrupt(void)
 	memcpy(index + 1, huge_count, sizeof huge_count);
 	pp_put_le32(index + index_size - 4,
 		    pp_crc32(0, index, index_size - 4));
-	write_file("count.xz", bad, len);
+	unit_write_file("count.xz", bad, len);
 	CHECK(open_status("count.xz") == PP_ERR_FORMAT,
 	      "an index declaring 2^34 records is refused without allocating");
 
 	/* Every single-byte truncation point of the tail must fail cleanly. */
 	bool clean = true;
 	for (size_t cut = len - 64; cut < len && clean; cut++) {
-		write_file("cut.xz", good, cut);
+		unit_write_file("cut.xz", good, cut);
 		int status = open_status("cut.xz");
 		clean = status == PP_ERR_FORMAT || status == PP_ERR_CHECK;
 	}
@@ -325,14 +277,13 @@ static void test_corrupt(void)
 
 int main(void)
 {
-	if (!mkdtemp(dir))
-		return 1;
+	unit_mkdir("test-xz");
 	unsigned long long seed = 1;
 	size_t size = 1000000;
 	uint8_t *image = malloc(size);
 	make_text(image, size, &seed);
-	make_noise(image + 350000, 100000, &seed);
-	write_file("image", image, size);
+	unit_noise(image + 350000, 100000, &seed);
+	unit_write_file("image", image, size);
 	test_our_file(image, size);
 	test_list_blocks();
 	test_block_size_bounds();
@@ -340,6 +291,7 @@ int main(void)
 	test_mixed_chunks(&seed);
 	test_corrupt();
 	free(image);
-	shell("rm -rf %s%s", dir, "");
+	if (unit_rmdir() != 0)
+		return 1;
 	return unit_done();
 }

@@ -13,56 +13,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-static char dir[] = "/tmp/partpack-test-zstd-XXXXXX";
-
-static char *path_of(const char *name)
-{
-	static char buf[4][256];
-	static int next;
-	char *p = buf[next++ % 4];
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t len)
-{
-	int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		abort();
-	close(fd);
-}
-
-static uint8_t *read_file(const char *name, size_t *len)
-{
-	FILE *f = fopen(path_of(name), "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	*len = (size_t)ftell(f);
-	rewind(f);
-	uint8_t *data = malloc(*len + 1);
-	if (fread(data, 1, *len, f) != *len)
-		abort();
-	fclose(f);
-	return data;
-}
-
-/* Text-like data that compresses, and noise that does not. */
+/* Text-like data that compresses, in this test's words. */
 static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
 {
 	static const char *const words[] = { "frame ", "block ", "seek ",
 					     "table ", "window ", "\n" };
-	for (size_t i = 0; i < len;) {
-		const char *w = words[unit_random(seed) % 6];
-		for (; *w && i < len; w++)
-			p[i++] = (uint8_t)*w;
-	}
-}
-
-static void make_noise(uint8_t *p, size_t len, unsigned long long *seed)
-{
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)unit_random(seed);
+	unit_text(p, len, seed, words);
 }
 
 static int pack_file(const char *in, const char *out, const pp_range *keep,
@@ -77,12 +33,7 @@ static int pack_file(const char *in, const char *out, const pp_range *keep,
 	options.keep_count = nkeep;
 	options.check = check;
 	options.threads = threads;
-	int in_fd = open(path_of(in), O_RDONLY);
-	int out_fd = open(path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	int status = pp_pack(in_fd, in, out_fd, out, &options, NULL);
-	close(in_fd);
-	close(out_fd);
-	return status;
+	return unit_pack(in, out, &options, NULL);
 }
 
 /* libzstd's one-shot decoder over the whole file (all frames, skipping the
@@ -90,7 +41,7 @@ static int pack_file(const char *in, const char *out, const pp_range *keep,
 static bool libzstd_gives(const char *name, const uint8_t *want, size_t size)
 {
 	size_t len;
-	uint8_t *file = read_file(name, &len);
+	uint8_t *file = unit_read_file(name, &len);
 	uint8_t *out = malloc(size + 1);
 	size_t got = ZSTD_decompress(out, size + 1, file, len);
 	bool same = !ZSTD_isError(got) && got == size &&
@@ -117,8 +68,8 @@ static void test_our_file(const uint8_t *image)
 	CHECK(pack_file("image", "ours1.zst", &keep, 1, PP_CHECK_XXH64, 1) == 0,
 	      "pack again with one thread");
 	size_t len, len1;
-	uint8_t *file = read_file("ours.zst", &len);
-	uint8_t *file1 = read_file("ours1.zst", &len1);
+	uint8_t *file = unit_read_file("ours.zst", &len);
+	uint8_t *file1 = unit_read_file("ours1.zst", &len1);
 	CHECK(len == len1 && memcmp(file, file1, len) == 0,
 	      "the same bytes for 1 and 2 threads");
 	free(file1);
@@ -127,7 +78,7 @@ static void test_our_file(const uint8_t *image)
 
 	pp_archive *a;
 	pp_info info;
-	CHECK(pp_open(path_of("ours.zst"), PP_OPEN_READ, &a, NULL) == 0,
+	CHECK(pp_open(unit_path("ours.zst"), PP_OPEN_READ, &a, NULL) == 0,
 	      "open our file");
 	CHECK(pp_get_info(a, &info, NULL) == 0 && info.format == PP_FORMAT_ZSTD &&
 	      info.check == PP_CHECK_XXH64 && info.stored_count == 1 &&
@@ -200,13 +151,13 @@ static void test_patch(const uint8_t *image)
 	memcpy(expected, image, SIZE);
 	uint8_t data[300000];
 	unsigned long long seed = 99;
-	make_noise(data, sizeof data, &seed);
+	unit_noise(data, sizeof data, &seed);
 	uint64_t at = KEEP_AT + 50000;
 	memcpy(expected + at, data, sizeof data);
 	pp_archive *a;
 	pp_patch_report report;
 	pp_error err;
-	CHECK(pp_open(path_of("ours.zst"), PP_OPEN_WRITE, &a, NULL) == 0,
+	CHECK(pp_open(unit_path("ours.zst"), PP_OPEN_WRITE, &a, NULL) == 0,
 	      "open for writing");
 	CHECK(pp_patch(a, at, data, sizeof data, 0, &report, &err) == 0 &&
 	      report.blocks_touched == 2 && report.undo_bytes ==
@@ -219,7 +170,7 @@ static void test_patch(const uint8_t *image)
 	CHECK(libzstd_gives("ours.zst", expected, SIZE),
 	      "libzstd decodes the patched image, checksums and all");
 	size_t len;
-	uint8_t *file = read_file("ours.zst", &len);
+	uint8_t *file = unit_read_file("ours.zst", &len);
 	const uint8_t *t = file + len - (8 + 7 * 12 + 9);
 	CHECK(pp_get_le32(t + 8 + 2 * 12 + 8) ==
 	      xxh64_low(expected + KEEP_AT, 524288 - KEEP_AT) &&
@@ -236,7 +187,7 @@ static void test_no_check_and_empty(const uint8_t *image)
 	CHECK(pack_file("image", "none.zst", &keep, 1, PP_CHECK_NONE, 2) == 0,
 	      "pack with --check none");
 	pp_archive *a;
-	CHECK(pp_open(path_of("none.zst"), PP_OPEN_WRITE, &a, NULL) == 0 &&
+	CHECK(pp_open(unit_path("none.zst"), PP_OPEN_WRITE, &a, NULL) == 0 &&
 	      a->blocks[2].check == PP_CHECK_NONE &&
 	      a->blocks[2].check_copy_offset == 0, "no checks, no copies");
 	uint8_t data[1000];
@@ -245,21 +196,21 @@ static void test_no_check_and_empty(const uint8_t *image)
 	      pp_verify(a, NULL, NULL, NULL) == 0, "patch and verify");
 	pp_close(a);
 	size_t len;
-	uint8_t *file = read_file("none.zst", &len);
+	uint8_t *file = unit_read_file("none.zst", &len);
 	CHECK(file[len - 5] == 0 && pp_get_le32(file + len - 9 - 7 * 8 - 8) ==
 	      0x184D2A5E, "seek table entries of 8 bytes, no checksum flag");
 	free(file);
 	(void)image;
 
-	write_file("empty", NULL, 0);
+	unit_write_file("empty", NULL, 0);
 	CHECK(pack_file("empty", "empty.zst", NULL, 0, PP_CHECK_XXH64, 1) == 0,
 	      "pack an empty image");
-	file = read_file("empty.zst", &len);
+	file = unit_read_file("empty.zst", &len);
 	CHECK(len == 17 && libzstd_gives("empty.zst", NULL, 0),
 	      "an empty image is the seek table alone, which libzstd reads");
 	free(file);
 	pp_info info;
-	CHECK(pp_open(path_of("empty.zst"), PP_OPEN_READ, &a, NULL) == 0 &&
+	CHECK(pp_open(unit_path("empty.zst"), PP_OPEN_READ, &a, NULL) == 0 &&
 	      a->block_count == 0 && pp_get_info(a, &info, NULL) == 0 &&
 	      info.uncompressed_size == 0, "... and partpack opens it");
 	pp_info_free(&info);
@@ -338,7 +289,7 @@ static void test_foreign(void)
 	unsigned long long seed = 3;
 	uint8_t text[60000], raw[200000];
 	make_text(text, sizeof text, &seed);
-	make_noise(raw, sizeof raw, &seed);
+	unit_noise(raw, sizeof raw, &seed);
 	buffer cb = compressed_block(text, sizeof text);
 	/* The compressed block must end the frame: clear its Last_Block bit
 	 * where another block follows. */
@@ -385,7 +336,7 @@ static void test_foreign(void)
 	hc[6] = (uint8_t)((5000 - 256) >> 8);
 	put(&f, hc, sizeof hc);
 	put_raw(&f, true, raw, 5000);
-	write_file("foreign.zst", f.p, f.len);
+	unit_write_file("foreign.zst", f.p, f.len);
 
 	uint64_t total = a_size + 100000 + sizeof text + 5000;
 	uint8_t *want = malloc(total);
@@ -399,7 +350,7 @@ static void test_foreign(void)
 	pp_archive *a;
 	pp_info info;
 	pp_error err;
-	CHECK(pp_open(path_of("foreign.zst"), PP_OPEN_WRITE, &a, &err) == 0 &&
+	CHECK(pp_open(unit_path("foreign.zst"), PP_OPEN_WRITE, &a, &err) == 0 &&
 	      a->block_count == 3 && a->blocks[1].foffset == b_at &&
 	      a->blocks[2].foffset == c_at && a->blocks[0].check ==
 	      PP_CHECK_XXH64 && a->blocks[1].check == PP_CHECK_NONE &&
@@ -441,15 +392,15 @@ static void test_foreign(void)
 	uint8_t hg[6] = { 0x28, 0xB5, 0x2F, 0xFD, 0x00, 10 << 3 };
 	put(&g, hg, sizeof hg);
 	put_raw(&g, true, raw, 1000);
-	write_file("nosize.zst", g.p, g.len);
-	CHECK(pp_open(path_of("nosize.zst"), PP_OPEN_READ, &a, &err) ==
+	unit_write_file("nosize.zst", g.p, g.len);
+	CHECK(pp_open(unit_path("nosize.zst"), PP_OPEN_READ, &a, &err) ==
 	      PP_ERR_FORMAT && strstr(err.message, "content size"),
 	      "a frame without its content size: refused, saying so");
 	/* Garbage after the frames. */
 	put(&g, "junk", 4);
 	g.p[4] = 0x80;       /* now a 2-byte content size... */
-	write_file("junk.zst", g.p, g.len);
-	CHECK(pp_open(path_of("junk.zst"), PP_OPEN_READ, &a, &err) ==
+	unit_write_file("junk.zst", g.p, g.len);
+	CHECK(pp_open(unit_path("junk.zst"), PP_OPEN_READ, &a, &err) ==
 	      PP_ERR_FORMAT, "trailing garbage or a bad frame: format error");
 	free(g.p);
 	free(f.p);
@@ -467,10 +418,10 @@ static int open_mutated(const uint8_t *file, size_t len, size_t at,
 	uint8_t *copy = malloc(len);
 	memcpy(copy, file, len);
 	copy[at] ^= xor;
-	write_file("bad.zst", copy, len);
+	unit_write_file("bad.zst", copy, len);
 	free(copy);
 	pp_archive *a;
-	int status = pp_open(path_of("bad.zst"), PP_OPEN_READ, &a, err);
+	int status = pp_open(unit_path("bad.zst"), PP_OPEN_READ, &a, err);
 	if (status == 0) {
 		status = pp_verify(a, NULL, NULL, err);
 		pp_close(a);
@@ -481,7 +432,7 @@ static int open_mutated(const uint8_t *file, size_t len, size_t at,
 static void test_corrupt(void)
 {
 	size_t len;
-	uint8_t *file = read_file("ours1.zst", &len);
+	uint8_t *file = unit_read_file("ours1.zst", &len);
 	pp_error err;
 	size_t table = len - (8 + 7 * 12 + 9);
 	CHECK(open_mutated(file, len, len - 1, 0, &err) == 0, "(unchanged: fine)");
@@ -501,15 +452,15 @@ static void test_corrupt(void)
 	CHECK(open_mutated(file, len, table - 1, 0x01, &err) == PP_ERR_CHECK,
 	      "a wrong checksum in the frame: check error");
 	pp_archive *a;
-	CHECK(pp_open(path_of("ours1.zst"), PP_OPEN_READ, &a, NULL) == 0,
+	CHECK(pp_open(unit_path("ours1.zst"), PP_OPEN_READ, &a, NULL) == 0,
 	      "(open the original)");
 	size_t raw_at = (size_t)a->blocks[2].foffset + 14 + 3 + 100;
 	pp_close(a);
 	CHECK(open_mutated(file, len, raw_at, 0x01, &err) == PP_ERR_CHECK &&
 	      strstr(err.message, "checksum"),
 	      "a flipped stored byte: check error");
-	write_file("short.zst", file, len - 1);
-	CHECK(pp_open(path_of("short.zst"), PP_OPEN_READ, &a, &err) ==
+	unit_write_file("short.zst", file, len - 1);
+	CHECK(pp_open(unit_path("short.zst"), PP_OPEN_READ, &a, &err) ==
 	      PP_ERR_FORMAT, "one byte short: no footer, and the scan finds "
 	      "the cut seek table");
 	/* Every single-byte truncation or flip must fail cleanly or pass. */
@@ -525,22 +476,19 @@ static void test_corrupt(void)
 
 int main(void)
 {
-	if (!mkdtemp(dir))
-		return 1;
+	unit_mkdir("test-zstd");
 	unsigned long long seed = 1;
 	uint8_t *image = malloc(SIZE);
 	make_text(image, SIZE, &seed);
-	make_noise(image + KEEP_AT, KEEP_LEN, &seed);
-	write_file("image", image, SIZE);
+	unit_noise(image + KEEP_AT, KEEP_LEN, &seed);
+	unit_write_file("image", image, SIZE);
 	test_our_file(image);
 	test_patch(image);
 	test_no_check_and_empty(image);
 	test_foreign();
 	test_corrupt();
 	free(image);
-	char command[300];
-	snprintf(command, sizeof command, "rm -rf %s", dir);
-	if (system(command) != 0)
+	if (unit_rmdir() != 0)
 		return 1;
 	return unit_done();
 }
