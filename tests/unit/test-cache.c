@@ -322,26 +322,40 @@ static int pack_to_memory(const char *dir, const uint8_t *image,
 	return status || size <= 0 ? -1 : 0;
 }
 
+/* The zero test image, packed to memory M as FORMAT with CHECK and opened
+ * from there for reading as NAME.  False, with a failing check, when either
+ * step fails. */
+static bool open_zero_image(const char *dir, uint8_t *image,
+			    enum pp_format format, enum pp_check check,
+			    const char *name, memory *m, pp_archive **archive)
+{
+	zero_image(image);
+	if (pack_to_memory(dir, image, format, check, m)) {
+		CHECK(0, "%s: packing the zero test image", name);
+		return false;
+	}
+	pp_io io = mem_io(m, NULL);
+	pp_error err;
+	if (pp_open_io(&io, name, PP_OPEN_READ, archive, &err)) {
+		CHECK(0, "%s: open: %s", name, err.message);
+		free(m->data);
+		return false;
+	}
+	return true;
+}
+
 static void test_zero_rule(const char *dir, enum pp_format format,
 			   enum pp_check check)
 {
 	static uint8_t image[ZB * ZBLOCKS], got[ZB];
 	const char *name = format == PP_FORMAT_XZ ? pp_check_name(check) :
 		pp_format_name(format);
-	zero_image(image);
 	memory m = { 0 };
-	if (pack_to_memory(dir, image, format, check, &m)) {
-		CHECK(0, "%s: packing the zero test image", name);
-		return;
-	}
-	pp_io io = mem_io(&m, NULL);
 	pp_archive *archive;
-	pp_error err;
-	if (pp_open_io(&io, name, PP_OPEN_READ, &archive, &err)) {
-		CHECK(0, "%s: open: %s", name, err.message);
-		free(m.data);
+	if (!open_zero_image(dir, image, format, check, name, &m, &archive))
 		return;
-	}
+	pp_io io = mem_io(&m, NULL);
+	pp_error err;
 	pp_map_extent *x;
 	size_t count;
 	uint64_t by_kind[3] = { 0 };
@@ -408,18 +422,14 @@ static void test_zero_rule(const char *dir, enum pp_format format,
 static void test_map_window(const char *dir)
 {
 	static uint8_t image[ZB * ZBLOCKS];
-	zero_image(image);
 	memory m = { 0 };
-	pp_io io = mem_io(&m, NULL);
 	pp_archive *archive;
+	if (!open_zero_image(dir, image, PP_FORMAT_XZ, PP_CHECK_CRC64, "window",
+			     &m, &archive))
+		return;
 	pp_map_extent *x;
 	size_t count;
 	pp_error err;
-	if (pack_to_memory(dir, image, PP_FORMAT_XZ, PP_CHECK_CRC64, &m) ||
-	    pp_open_io(&io, "window", PP_OPEN_READ, &archive, &err)) {
-		CHECK(0, "packing the window test image");
-		return;
-	}
 	CHECK(pp_map(archive, ZB / 2, ZB, &x, &count, &err) == 0 &&
 	      count == 2 && x[0].offset == ZB / 2 &&
 	      x[0].length == ZB / 2 && x[0].kind == PP_EXTENT_ZERO &&
@@ -500,16 +510,12 @@ static void *read_randomly(void *arg)
 static void test_threads(const char *dir)
 {
 	static uint8_t image[ZB * ZBLOCKS];
-	zero_image(image);
 	memory m = { 0 };
-	pp_io io = mem_io(&m, NULL);
 	pp_archive *archive;
-	pp_error err;
-	if (pack_to_memory(dir, image, PP_FORMAT_GZIP, PP_CHECK_CRC32, &m) ||
-	    pp_open_io(&io, "threads", PP_OPEN_READ, &archive, &err)) {
-		CHECK(0, "packing the threads test image");
+	if (!open_zero_image(dir, image, PP_FORMAT_GZIP, PP_CHECK_CRC32,
+			     "threads", &m, &archive))
 		return;
-	}
+	pp_error err;
 	enum { THREADS = 4 };
 	reader_job jobs[THREADS];
 	pthread_t threads[THREADS];
