@@ -282,6 +282,9 @@ pp_bytes() {
 	esac
 }
 
+# size_of FILE: its size in bytes.
+size_of() { stat -c %s "$1"; }
+
 # _pp_part_field IMAGE N FIELD: FIELD (start or size) of partition N, in
 # bytes, from sfdisk --json (parsed with awk: no python or jq needed).
 _pp_part_field() {
@@ -493,6 +496,33 @@ make_boot_fs() {
 # replace_range IMAGE OFFSET FILE: writes FILE over IMAGE at byte OFFSET.
 replace_range() {
 	dd if="$3" of="$1" bs=1M seek="$2" oflag=seek_bytes conv=notrunc,fsync status=none
+}
+
+# make_stamp_images: what a format's end-to-end test packs and stamps: img
+# (make_gpt_image), newboot.img (a new /boot the size of partition 1) and
+# expected.img (img with newboot.img over partition 1).  Sets P1 and S1,
+# partition 1's offset and size, and SIZE, img's; bails out on failure.
+make_stamp_images() {
+	make_gpt_image img || bail "make_gpt_image failed"
+	P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1 in img"
+	SIZE=$(size_of img)
+	make_boot_fs newboot.img "$S1" boot || bail "make_boot_fs failed"
+	cp --sparse=always img expected.img
+	replace_range expected.img "$P1" newboot.img
+}
+
+# find_bytes FILE TEXT: the offset of the only occurrence of TEXT in FILE;
+# fails when TEXT is not there or is there twice.
+find_bytes() {
+	python3 - "$1" "$2" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+needle = sys.argv[2].encode()
+i = data.find(needle)
+if i < 0 or data.find(needle, i + 1) >= 0:
+    sys.exit(1)
+print(i)
+EOF
 }
 
 fi

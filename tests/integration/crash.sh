@@ -9,7 +9,6 @@
 require_cmd partpack partpatch partinfo xz gzip zstd cmp python3 flock
 inject_faults partpatch
 
-size_of() { stat -c %s "$1"; }
 decode() { case $1 in *.gz) gzip -dc "$1" ;; *.zst) zstd -qdc "$1" ;; *) xz -dc "$1" ;; esac; }
 test_integrity() { case $1 in *.gz) gzip -t "$1" ;; *.zst) zstd -qt "$1" ;; *) xz -t "$1" ;; esac; }
 

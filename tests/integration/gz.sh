@@ -24,15 +24,8 @@ if gzip.open(sys.argv[1]).read() != open(sys.argv[2], "rb").read():
 	check "$what: partinfo --verify" partinfo --verify "$a"
 }
 
-size_of() { stat -c %s "$1"; }
-
 # ---- the image -------------------------------------------------------------
-make_gpt_image img || bail "make_gpt_image failed"
-P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"
-SIZE=$(size_of img)
-make_boot_fs newboot.img "$S1" boot || bail "make_boot_fs failed"
-cp --sparse=always img expected.img
-replace_range expected.img "$P1" newboot.img
+make_stamp_images
 
 # ---- pack, read, stamp, read ---------------------------------------------------
 check "partpack -o img.gz --keep-raw part1" \

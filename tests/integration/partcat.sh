@@ -11,7 +11,6 @@ MAP=$PARTPACK_BUILD/examples/map
 RANDOM_READ=$PARTPACK_BUILD/examples/random-read
 [ -x "$MAP" ] && [ -x "$RANDOM_READ" ] || bail "build the examples first: $MAP, $RANDOM_READ"
 
-size_of() { stat -c %s "$1"; }
 # allocated FILE: bytes the file takes on disk (holes take none).
 allocated() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
 # extract FILE OFFSET LENGTH: those bytes of FILE on stdout.

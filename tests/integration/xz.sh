@@ -26,19 +26,6 @@ if got != want:
 EOF
 }
 
-# find_bytes FILE TEXT: the offset of the only occurrence of TEXT in FILE.
-find_bytes() {
-	python3 - "$1" "$2" <<'EOF'
-import sys
-data = open(sys.argv[1], "rb").read()
-needle = sys.argv[2].encode()
-i = data.find(needle)
-if i < 0 or data.find(needle, i + 1) >= 0:
-    sys.exit(1)
-print(i)
-EOF
-}
-
 # flip_byte FILE OFFSET: inverts one byte in place.
 flip_byte() {
 	python3 - "$1" "$2" <<'EOF'
@@ -55,8 +42,6 @@ robot_check_name() {
 	xz --robot -l "$1" | awk -F'\t' '$1 == "file" { print $7 }'
 }
 
-size_of() { stat -c %s "$1"; }
-
 # stderr_names FILE: the last check_fails wrote one line naming FILE.
 stderr_names() {
 	case $CHECK_STDERR in
@@ -66,15 +51,8 @@ stderr_names() {
 }
 
 # ---- the image -------------------------------------------------------------
-make_gpt_image img || bail "make_gpt_image failed"
-if ! P1=$(part_offset img 1) || ! S1=$(part_size img 1); then
-	bail "no partition 1 in img"
-fi
+make_stamp_images
 E1=$((P1 + S1))
-SIZE=$(size_of img)
-make_boot_fs newboot.img "$S1" boot || bail "make_boot_fs failed"
-cp --sparse=always img expected.img
-replace_range expected.img "$P1" newboot.img
 echo "# image: $SIZE bytes, partition 1 at $P1, $S1 bytes"
 
 # ---- every check type: pack, read with stock tools, stamp, read again -------

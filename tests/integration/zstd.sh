@@ -78,28 +78,8 @@ print(n)
 EOF
 }
 
-# find_bytes FILE TEXT: the offset of the only occurrence of TEXT in FILE.
-find_bytes() {
-	python3 - "$1" "$2" <<'EOF'
-import sys
-data = open(sys.argv[1], "rb").read()
-needle = sys.argv[2].encode()
-i = data.find(needle)
-if i < 0 or data.find(needle, i + 1) >= 0:
-    sys.exit(1)
-print(i)
-EOF
-}
-
-size_of() { stat -c %s "$1"; }
-
 # ---- the image -------------------------------------------------------------
-make_gpt_image img || bail "make_gpt_image failed"
-P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"
-SIZE=$(size_of img)
-make_boot_fs newboot.img "$S1" boot || bail "make_boot_fs failed"
-cp --sparse=always img expected.img
-replace_range expected.img "$P1" newboot.img
+make_stamp_images
 
 # ---- pack, read, stamp, read ---------------------------------------------------
 check "partpack -o img.zst --keep-raw part1" \
