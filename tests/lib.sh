@@ -511,6 +511,19 @@ make_stamp_images() {
 	replace_range expected.img "$P1" newboot.img
 }
 
+# check_stamp_refusals ARCHIVE: the patches partpatch refuses on any archive
+# of make_stamp_images's img with partition 1 kept: one at a compressed
+# offset (status 3), one running past partition 1's end (3), one past the
+# image's end (2).  The caller checks afterwards that ARCHIVE is unchanged.
+check_stamp_refusals() {
+	check_fails "patching offset 0 (compressed) is refused: status 3" 3 \
+		partpatch "$1" --offset 0 --input newboot.img
+	check_fails "a patch running past partition 1's end is refused" 3 \
+		partpatch "$1" --offset $((P1 + 4096)) --input newboot.img
+	check_fails "a patch past the end of the image is refused: status 2" 2 \
+		partpatch "$1" --offset "$SIZE" --length 1 --input newboot.img
+}
+
 # find_bytes FILE TEXT: the offset of the only occurrence of TEXT in FILE;
 # fails when TEXT is not there or is there twice.
 find_bytes() {

@@ -78,12 +78,7 @@ fi
 # ---- refusals -------------------------------------------------------------------
 cp img.gz refuse.gz
 cp img.gz refuse.orig
-check_fails "patching offset 0 (compressed) is refused: status 3" 3 \
-	partpatch refuse.gz --offset 0 --input newboot.img
-check_fails "a patch running past partition 1's end is refused" 3 \
-	partpatch refuse.gz --offset $((P1 + 4096)) --input newboot.img
-check_fails "a patch past the end of the image is refused: status 2" 2 \
-	partpatch refuse.gz --offset "$SIZE" --length 1 --input newboot.img
+check_stamp_refusals refuse.gz
 check_fails "data longer than the partition named by --partition: status 2" 2 \
 	partpatch refuse.gz --partition part1 --input img
 check_fails "... also from a pipe" 2 \
