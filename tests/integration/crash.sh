@@ -210,12 +210,16 @@ done
 # ---- bad input: one line, a documented status, the archive unchanged -------
 cp base.xz a.xz
 cp base.xz a.orig
-refuse() { # refuse STATUS DESC ARGS...: partpatch ARGS fails, a.xz unchanged
-	local status=$1 desc=$2
-	shift 2
-	check_fails "$desc: status $status" "$status" partpatch "$@"
-	check_cmp "... $desc: the archive is unchanged" a.orig a.xz
+# refuse_on ARCHIVE ORIG LABEL STATUS DESC ARGS...: partpatch ARGS fails
+# with STATUS, and ARCHIVE still has ORIG's bytes; LABEL starts both checks'
+# descriptions.
+refuse_on() {
+	local archive=$1 orig=$2 label=$3 status=$4 desc=$5
+	shift 5
+	check_fails "$label$desc: status $status" "$status" partpatch "$@"
+	check_cmp "... $label$desc: the archive is unchanged" "$orig" "$archive"
 }
+refuse() { refuse_on a.xz a.orig "" "$@"; } # refuse STATUS DESC ARGS...
 refuse 2 "offset past the end" a.xz --offset 7MiB --input patch.bin
 refuse 2 "a negative offset" a.xz --offset -5 --input patch.bin
 refuse 2 "a non-numeric offset" a.xz --offset twelve --input patch.bin
@@ -269,12 +273,7 @@ fi
 # ---- bad input on .zst ---------------------------------------------------------
 cp base.zst z.zst
 cp base.zst z.orig
-refuse_zst() { # refuse_zst STATUS DESC ARGS...: partpatch ARGS fails, z.zst unchanged
-	local status=$1 desc=$2
-	shift 2
-	check_fails "zst: $desc: status $status" "$status" partpatch "$@"
-	check_cmp "... zst: $desc: the archive is unchanged" z.orig z.zst
-}
+refuse_zst() { refuse_on z.zst z.orig "zst: " "$@"; } # refuse_zst STATUS DESC ARGS...
 refuse_zst 2 "offset past the end" z.zst --offset 7MiB --input patch.bin
 refuse_zst 2 "an input shorter than --length" z.zst --offset 2MiB --length 700000 --input patch.bin
 refuse_zst 3 "a range not entirely stored" z.zst --offset 4MiB --length 2MiB --input img
