@@ -511,6 +511,18 @@ make_stamp_images() {
 	replace_range expected.img "$P1" newboot.img
 }
 
+# flip_byte FILE OFFSET [MASK]: XORs the byte at OFFSET of FILE, in place,
+# with MASK (default 0xFF: every bit inverted).
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1") && [ -n "$b" ] || {
+		echo "flip_byte: no byte $2 in $1" >&2
+		return 1
+	}
+	printf "\\$(printf %03o $((b ^ ${3:-0xFF})))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # check_stamp_refusals ARCHIVE: the patches partpatch refuses on any archive
 # of make_stamp_images's img with partition 1 kept: one at a compressed
 # offset (status 3), one running past partition 1's end (3), one past the

@@ -161,13 +161,7 @@ no_output trunc.raw
 # earlier blocks were written to the temporary file.
 cp img.xz bad.xz
 data_at=$(awk '$3 == "data" { at = $4 } END { print at }' <("$MAP" img.xz))
-python3 -c '
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]) + 200)
-    b = f.read(1)
-    f.seek(int(sys.argv[2]) + 200)
-    f.write(bytes([b[0] ^ 0x55]))' bad.xz "$data_at"
+flip_byte bad.xz $((data_at + 200)) 0x55
 check_fails "a damaged block found half way: status 1 or 4, one line" "1|4" \
 	partcat -T2 bad.xz -o bad.raw
 no_output bad.raw
@@ -175,13 +169,7 @@ no_output bad.raw
 # A flipped byte in stored data (read, not decoded): its check still counts.
 cp img.xz bad.xz
 stored_at=$(awk '$3 == "stored" { print $4; exit }' <("$MAP" img.xz))
-python3 -c '
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]) + 5000)
-    b = f.read(1)
-    f.seek(int(sys.argv[2]) + 5000)
-    f.write(bytes([b[0] ^ 0x01]))' bad.xz "$stored_at"
+flip_byte bad.xz $((stored_at + 5000)) 0x01
 check_fails "a flipped byte in stored data: status 4, one line" 4 \
 	partcat -T2 -p part1 bad.xz -o bad.raw
 no_output bad.raw

@@ -183,10 +183,7 @@ for ext in xz gz; do
 	for what in compressed stored; do
 		if [ $what = compressed ]; then at=$((cofs + csize / 2)); else at=$((sofs + ssize / 2)); fi
 		cp base.$ext bad-$what.$ext
-		python3 -c '
-import sys
-f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2]))
-b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x55]))' bad-$what.$ext $at
+		flip_byte bad-$what.$ext $at 0x55
 		check "$ext: a flipped byte in a $what block breaks the base" \
 			bash -c "! partinfo -q --verify bad-$what.$ext 2>/dev/null"
 		for t in 1 2; do

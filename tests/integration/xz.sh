@@ -26,18 +26,6 @@ if got != want:
 EOF
 }
 
-# flip_byte FILE OFFSET: inverts one byte in place.
-flip_byte() {
-	python3 - "$1" "$2" <<'EOF'
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]))
-    b = f.read(1)
-    f.seek(int(sys.argv[2]))
-    f.write(bytes([b[0] ^ 0xFF]))
-EOF
-}
-
 robot_check_name() {
 	xz --robot -l "$1" | awk -F'\t' '$1 == "file" { print $7 }'
 }
