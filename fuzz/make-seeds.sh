@@ -48,15 +48,29 @@ pack() {  # pack NAME IMAGE OPTION...
 	"$partpack" -q -f -T 1 "$@" -o "$name" "$image"
 }
 
+# pack_set DIR FORMAT EXT [CHECK...]: the archives every format's seeds
+# start with: per CHECK (none named: the format's default, and no prefix)
+# CHECK-kept (two kept ranges across small blocks) and CHECK-plain; then
+# one block with a kept range, all kept, and an empty image.
+pack_set() {
+	local dir=$1 format=$2 ext=$3 check prefix
+	local -a copt
+	shift 3
+	for check in "${@:-}"; do
+		prefix=${check:+$check-}
+		copt=()
+		[ -z "$check" ] || copt=(-C "$check")
+		pack "$dir/${prefix}kept.$ext" "$work/image" -F "$format" "${copt[@]}" \
+			-B 4KiB -K 5000+6000 -K 20480+2048
+		pack "$dir/${prefix}plain.$ext" "$work/image" -F "$format" "${copt[@]}" -B 8KiB
+	done
+	pack "$dir/one-block.$ext" "$work/image" -F "$format" -B 1MiB -K 100:200
+	pack "$dir/all-kept.$ext" "$work/noise" -F "$format" -B 4KiB -K 0:8192
+	pack "$dir/empty.$ext" "$work/empty" -F "$format"
+}
+
 # ---- xz ---------------------------------------------------------------------
-for check in crc32 crc64 sha256; do
-	pack "$out/xz-open/$check-kept.xz" "$work/image" -F xz -C $check -B 4KiB \
-		-K 5000+6000 -K 20480+2048
-	pack "$out/xz-open/$check-plain.xz" "$work/image" -F xz -C $check -B 8KiB
-done
-pack "$out/xz-open/one-block.xz" "$work/image" -F xz -B 1MiB -K 100:200
-pack "$out/xz-open/all-kept.xz" "$work/noise" -F xz -B 4KiB -K 0:8192
-pack "$out/xz-open/empty.xz" "$work/empty" -F xz
+pack_set "$out/xz-open" xz xz crc32 crc64 sha256
 cat "$out/xz-open/crc32-kept.xz" "$out/xz-open/sha256-kept.xz" >"$out/xz-open/multi-stream.xz"
 { cat "$out/xz-open/crc64-plain.xz"; printf '\0\0\0\0'; cat "$out/xz-open/one-block.xz"; } \
 	>"$out/xz-open/stream-padding.xz"
@@ -65,11 +79,7 @@ xz -c -0 --check=none --block-size=2KiB "$work/image" >"$out/xz-open/xz-tool-blo
 xz -c --check=sha256 "$work/noise" >"$out/xz-open/xz-tool-noise.xz"
 
 # ---- gzip -------------------------------------------------------------------
-pack "$out/gz-open/kept.gz" "$work/image" -F gzip -B 4KiB -K 5000+6000 -K 20480+2048
-pack "$out/gz-open/plain.gz" "$work/image" -F gzip -B 8KiB
-pack "$out/gz-open/one-block.gz" "$work/image" -F gzip -B 1MiB -K 100:200
-pack "$out/gz-open/all-kept.gz" "$work/noise" -F gzip -B 4KiB -K 0:8192
-pack "$out/gz-open/empty.gz" "$work/empty" -F gzip
+pack_set "$out/gz-open" gzip gz
 cat "$out/gz-open/kept.gz" "$out/gz-open/plain.gz" >"$out/gz-open/multi-archive.gz"
 gzip -c -n "$work/text" >"$out/gz-open/gzip-tool.gz"
 gzip -c -n "$work/noise" >"$out/gz-open/gzip-tool-noise.gz"
@@ -94,14 +104,7 @@ open(out + "/zlib-wrapper.gz", "wb").write(gzip_stream(image, 0, 15))
 EOF
 
 # ---- zstd -------------------------------------------------------------------
-for check in xxh64 none; do
-	pack "$out/zstd-open/$check-kept.zst" "$work/image" -F zstd -C $check -B 4KiB \
-		-K 5000+6000 -K 20480+2048
-	pack "$out/zstd-open/$check-plain.zst" "$work/image" -F zstd -C $check -B 8KiB
-done
-pack "$out/zstd-open/one-block.zst" "$work/image" -F zstd -B 1MiB -K 100:200
-pack "$out/zstd-open/all-kept.zst" "$work/noise" -F zstd -B 4KiB -K 0:8192
-pack "$out/zstd-open/empty.zst" "$work/empty" -F zstd
+pack_set "$out/zstd-open" zstd zst xxh64 none
 # Without a seek table: stock zstd (one frame with its content size, or
 # none when reading a pipe), and several frames with a skippable one.
 zstd -q -c -3 --check "$work/image" >"$out/zstd-open/zstd-tool.zst"
