@@ -133,7 +133,7 @@ done
 # ---- bmap files: sparse and dense images, a pipe ---------------------------
 truncate -s 64K "$work/sparse"
 dd if="$work/image" of="$work/sparse" bs=4096 seek=5 conv=notrunc status=none
-"$partpack" -q -f -T 1 -B 8KiB -k 20000+9000 --bmap "$out/bmap/sparse.bmap" \
+"$partpack" -q -f -T 1 -B 8KiB -K 20000+9000 --bmap "$out/bmap/sparse.bmap" \
 	-o "$work/sparse.xz" "$work/sparse"
 "$partpack" -q -f -T 1 -B 4KiB --bmap "$out/bmap/dense.bmap" -o "$work/image.xz" "$work/image"
 "$partpack" -q -f -T 1 --bmap "$out/bmap/pipe.bmap" -c <"$work/text" >"$work/text.xz"
