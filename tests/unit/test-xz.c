@@ -54,14 +54,7 @@ static void test_our_file(const uint8_t *image, size_t size)
 	/* 0-256K | 256K-300000 | 300000-512K S | 512K-700000 S | ... */
 	CHECK(a->blocks[1].uoffset == 262144 && a->blocks[2].uoffset == 300000 &&
 	      a->blocks[4].uoffset == 700000, "block boundaries at range edges");
-	uint8_t *buf = malloc(size);
-	CHECK(pp_pread(a, buf, size, 0, NULL) == 0 &&
-	      memcmp(buf, image, size) == 0, "pread of the whole image");
-	CHECK(pp_pread(a, buf, 1000, 262000, NULL) == 0 &&
-	      memcmp(buf, image + 262000, 1000) == 0,
-	      "pread across a block boundary");
-	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify passes");
-	free(buf);
+	unit_check_reads(a, image, size, 262000);
 	pp_info_free(&info);
 	pp_close(a);
 }

@@ -132,14 +132,7 @@ static void test_our_file(const uint8_t *image)
 	CHECK(entries_ok, "each entry: frame size, content size, the frame's "
 	      "checksum again");
 
-	uint8_t *buf = malloc(SIZE);
-	CHECK(pp_pread(a, buf, SIZE, 0, NULL) == 0 &&
-	      memcmp(buf, image, SIZE) == 0, "pread of the whole image");
-	CHECK(pp_pread(a, buf, 1000, 262000, NULL) == 0 &&
-	      memcmp(buf, image + 262000, 1000) == 0,
-	      "pread across a block boundary");
-	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify passes");
-	free(buf);
+	unit_check_reads(a, image, SIZE, 262000);
 	free(file);
 	pp_info_free(&info);
 	pp_close(a);

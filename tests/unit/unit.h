@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,6 +139,22 @@ static inline int unit_pack(const char *in, const char *out,
 	close(in_fd);
 	close(out_fd);
 	return status;
+}
+
+/* Three checks on an open archive of IMAGE (SIZE bytes): pp_pread gives the
+ * whole image, and 1000 bytes from AT (pick AT so they cross a block edge),
+ * and pp_verify passes. */
+static inline void unit_check_reads(pp_archive *a, const uint8_t *image,
+				    size_t size, uint64_t at)
+{
+	uint8_t *buf = malloc(size);
+	CHECK(buf && pp_pread(a, buf, size, 0, NULL) == 0 &&
+	      memcmp(buf, image, size) == 0, "pread of the whole image");
+	CHECK(buf && pp_pread(a, buf, 1000, at, NULL) == 0 &&
+	      memcmp(buf, image + at, 1000) == 0,
+	      "pread across a block boundary");
+	CHECK(pp_verify(a, NULL, NULL, NULL) == 0, "verify passes");
+	free(buf);
 }
 
 #endif
