@@ -372,6 +372,15 @@ enum pp_reuse_fit {
 typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
 			  pp_error *err);
 
+/* A sink that copies what it gets to dest, up to room bytes (read.c). */
+typedef struct pp_fill_sink {
+	uint8_t *dest;
+	size_t filled;
+	size_t room;
+} pp_fill_sink;
+int pp_fill_sink_fn(void *opaque, const uint8_t *data, size_t len,
+		    pp_error *err);
+
 /*
  * A format: everything the rest of the library may ask about it.  Each
  * container file (xz.c, gz.c) defines one and the registry (format.c)
@@ -425,6 +434,14 @@ typedef struct pp_container_ops {
 	 * check only if it decoded the whole block. */
 	int (*decode)(pp_archive *archive, size_t block, uint64_t limit,
 		      pp_sink_fn sink, void *opaque, pp_error *err);
+	/* Optional: decode with no limit, straight into buf (usize bytes),
+	 * with the same verdicts.  For a format whose fast decoder wants
+	 * the whole output buffer at once: pp_decode_block's callers (the
+	 * workers of pp_decode_blocks, the read cache) have one already, and
+	 * a second one per worker would double their memory.  Without it,
+	 * pp_decode_block feeds decode's pieces into buf. */
+	int (*decode_whole)(pp_archive *archive, size_t block, uint8_t *buf,
+			    pp_error *err);
 	/*
 	 * For copying blocks of an earlier archive (reuse.c): how a block is
 	 * framed against what encode_block writes for a compressed (not
