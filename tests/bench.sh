@@ -267,7 +267,7 @@ timed t_rndpp nbdkit -U - -r file pp.xz --filter="$filter" partpack-cache="$img_
 	--run 'qemu-io -r -f raw "$uri" <reads.qemu-io >/dev/null'
 # A file-level stamp: a 4 KiB grub.cfg into the kept /boot of a copy, one
 # appliance launch (under TCG, as this machine needs) against a launch alone.
-export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+export LIBGUESTFS_BACKEND_SETTINGS=force_tcg PARTPACK_NBDKIT_FILTER=$filter
 timed t_launch guestfish -a /dev/null run
 head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 >grub.cfg
 cp pp.xz stamp.xz
