@@ -2,9 +2,10 @@
 # --upload/--write/--mkdir/--delete/--copy-in/--script edit the filesystem
 # of a kept partition inside the archive, through nbdkit's partpack filter
 # and guestfish: one appliance launch and one patch transaction per run.
-# Three launches in all (skipped with PP_TEST_QUICK=1): a /boot edit of an
-# .xz in place, a part1 edit of a .gz into --output with a guestfish script,
-# and an edit of a half-kept partition that must change nothing.
+# Five launches in all (skipped with PP_TEST_QUICK=1): a /boot edit of an
+# .xz in place, a label:boot edit of a .gz into --output with a guestfish
+# script, an edit of a half-kept partition that must change nothing,
+# examples/stamp-variants.sh, and a whole /boot image stamped by uuid:.
 
 require_cmd partpack partpatch partinfo nbdkit xz gzip cmp debugfs python3
 
@@ -67,7 +68,7 @@ p, s = int(sys.argv[3]), int(sys.argv[4])
 assert len(a) == len(b) and a[:p] == b[:p] and a[p + s:] == b[p + s:]
 EOF
 
-# ---- launch 2: gzip, --output, a guestfish script ---------------------------
+# ---- launch 2: gzip, label:, --output, a guestfish script -------------------
 check "gz: pack keeping part1" partpack -q -1 --block-size=1MiB --keep-raw part1 -o g.gz img
 cp g.gz gbase.gz
 cat >edit.fish <<'EOF'
@@ -75,8 +76,8 @@ cat >edit.fish <<'EOF'
 write /hostname "variant-b\n"
 ln-s /hostname /hostname.link
 EOF
-check "gz: --partition part1 --script into --output NEW" \
-	partpatch g.gz --partition part1 --script edit.fish --output variant.gz
+check "gz: --partition label:boot --script into --output NEW" \
+	partpatch g.gz --partition label:boot --script edit.fish --output variant.gz
 check_cmp "... the base is untouched" gbase.gz g.gz
 check "... gzip -t accepts the variant" gzip -t variant.gz
 check_eq "... the script's file is in the variant" "variant-b" "$(boot_file variant.gz /hostname)"
@@ -111,3 +112,11 @@ boot_file out/serial.xz /grub/grub.cfg | grep -v linux >serial.cfg
 check_cmp "... and the rest of grub.cfg is the base's" base.cfg serial.cfg
 xzcat out/newboot.img.xz | dd of=nb.raw bs=1M iflag=skip_bytes,count_bytes,fullblock skip="$P1" count="$S1" status=none
 check_cmp "... the image variant's partition is the new /boot" newboot.img nb.raw
+
+# ---- launch 5: uuid: found on the archive, a whole /boot image stamped ------
+check "xz: --partition uuid:... --input: a whole filesystem, found by UUID" \
+	partpatch base.xz --partition "uuid:$PP_BOOT_FS_UUID" --input newboot.img \
+	--output byuuid.xz
+xzcat byuuid.xz | dd of=bu.raw bs=1M iflag=skip_bytes,count_bytes,fullblock \
+	skip="$P1" count="$S1" status=none
+check_cmp "... the partition is the new /boot" newboot.img bu.raw
