@@ -274,7 +274,7 @@ cp pp.xz stamp.xz
 timed t_fstamp partpatch -q stamp.xz --partition part1 --mkdir /grub \
 	--upload grub.cfg:/grub/grub.cfg
 xz -t stamp.xz
-stamp_bytes=$(cmp -l pp.xz stamp.xz | wc -l)
+stamp_bytes=$( (cmp -l pp.xz stamp.xz || true) | wc -l)
 rm -f stamp.xz
 unset LIBGUESTFS_BACKEND_SETTINGS
 
