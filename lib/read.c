@@ -186,6 +186,43 @@ static int decoded_block(pp_archive *archive, pp_read_state *state,
 	return 0;
 }
 
+/* Copies the decoded bytes that fall in [skip, skip + want) of a block. */
+typedef struct window_sink {
+	uint8_t *dest;
+	uint64_t skip;
+	uint64_t want;
+	uint64_t seen;
+} window_sink;
+
+static int copy_window(void *opaque, const uint8_t *data, size_t len,
+		       pp_error *err)
+{
+	window_sink *w = opaque;
+	(void)err;
+	uint64_t start = w->seen, end = w->seen + len;
+	w->seen = end;
+	uint64_t from = PP_MAX(start, w->skip);
+	uint64_t to = PP_MIN(end, w->skip + w->want);
+	if (from < to)
+		memcpy(w->dest + (from - w->skip), data + (from - start),
+		       (size_t)(to - from));
+	return 0;
+}
+
+/*
+ * A block too large to hold whole (its index may also simply lie about
+ * its size): decoded from its start as a stream, up to the end of the
+ * read, keeping only the bytes read, and not cached.
+ */
+static int read_streamed(pp_archive *archive, size_t block, uint8_t *dest,
+			 size_t len, uint64_t offset, pp_error *err)
+{
+	window_sink w = { .dest = dest, .want = len,
+			  .skip = offset - archive->blocks[block].uoffset };
+	return archive->ops->decode(archive, block, w.skip + len, copy_window,
+				    &w, err);
+}
+
 /* One block's part of a read. */
 static int read_piece(pp_archive *archive, pp_read_state *state, size_t block,
 		      uint8_t *dest, size_t len, uint64_t offset, pp_error *err)
@@ -212,6 +249,8 @@ static int read_piece(pp_archive *archive, pp_read_state *state, size_t block,
 		memset(dest, 0, len);
 		return 0;
 	}
+	if (b->usize > PP_DECODE_BUFFER_MAX)
+		return read_streamed(archive, block, dest, len, offset, err);
 	const uint8_t *data;
 	uint8_t *owned;
 	if ((status = decoded_block(archive, state, block, &data, &owned, err)))
