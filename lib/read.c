@@ -217,8 +217,16 @@ static int copy_window(void *opaque, const uint8_t *data, size_t len,
 static int read_streamed(pp_archive *archive, size_t block, uint8_t *dest,
 			 size_t len, uint64_t offset, pp_error *err)
 {
+	const pp_block *b = &archive->blocks[block];
+	/* More than any block partpack writes: a lie of the index, or a file
+	 * better read with partcat, which streams it once. */
+	if (b->usize > PP_MAX_BLOCK_SIZE)
+		return pp_fail(err, PP_ERR_FORMAT, "%s: block %zu declares "
+			       "%llu bytes, more than pp_pread decodes (1 GiB)",
+			       archive->path, block + 1,
+			       (unsigned long long)b->usize);
 	window_sink w = { .dest = dest, .want = len,
-			  .skip = offset - archive->blocks[block].uoffset };
+			  .skip = offset - b->uoffset };
 	return archive->ops->decode(archive, block, w.skip + len, copy_window,
 				    &w, err);
 }
