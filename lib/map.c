@@ -183,6 +183,7 @@ static int judge(pp_archive *archive, pp_map_state *state, size_t block,
 	uint8_t want[PP_CHECK_SIZE_MAX], have[PP_CHECK_SIZE_MAX];
 	*zero = false;
 	if (check_size == 0 || b->usize == 0 || b->fsize > ZERO_ENCODING_MAX ||
+	    b->usize > PP_DECODE_BUFFER_MAX ||
 	    b->check_offset + check_size > b->foffset + b->fsize ||
 	    !zero_check(state, kind, b->usize, want))
 		return 0;
