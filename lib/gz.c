@@ -3,7 +3,7 @@
  * member sizes hidden in empty members at the end.  gzip files that
  * partpack did not write are scanned by gzscan.c.
  *
- * docs/gzip-layout.md is the specification; this is the tour.
+ * lib/gzip-layout.md is the specification; this is the tour.
  *
  * A gzip file is a series of members, and every gzip reader decodes them one
  * after the other into one output.  So an image cut into blocks, each

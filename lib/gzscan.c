@@ -2,7 +2,7 @@
  * gzscan.c - gzip files that partpack did not write: one pass over the file
  * finds every member, each of which becomes one block, and where the raw
  * bytes of its stored deflate blocks lie.  gz.c calls it for a file that
- * has no partpack index (docs/gzip-layout.md, section 8) and keeps the
+ * has no partpack index (lib/gzip-layout.md, section 8) and keeps the
  * list of stored extents it fills.
  *
  * Such a file is scanned once: inflate stops at every deflate block header

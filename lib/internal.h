@@ -597,7 +597,7 @@ int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
 		    pp_error *err);
 /*
  * Whether a block is one of the all-zero blocks the index alone reveals
- * (docs/map.md), from the handle's memory of earlier verdicts or by
+ * (lib/map.md), from the handle's memory of earlier verdicts or by
  * reading the block's encoded bytes, and decoding at most one block per
  * distinct encoding.
  */

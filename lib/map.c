@@ -1,7 +1,7 @@
 /*
  * map.c - the image as stored, compressed and zero extents, from the
  * index alone (pp_map), and the rule that recognises an all-zero block
- * without decoding it (docs/map.md is the reference).
+ * without decoding it (lib/map.md is the reference).
  *
  * Stored extents come from the container (the same list a patch uses).
  * Zero blocks: partpack encodes every all-zero block of a size and kind

@@ -423,7 +423,7 @@ PP_API int pp_set_cache_size(pp_archive *archive, uint64_t bytes,
  *   PP_EXTENT_STORED  stored data: its bytes lie verbatim at file_offset
  *                     (and can be patched)
  *   PP_EXTENT_DATA    compressed data; file_offset is its block's start
- *   PP_EXTENT_ZERO    all zeros, known without decoding (docs/map.md says
+ *   PP_EXTENT_ZERO    all zeros, known without decoding (lib/map.md says
  *                     how); file_offset is its block's start
  * Extents cover [offset, offset + length) clipped to the image, in order,
  * adjacent ones of a kind merged.  *extents is malloc'd (free() it).

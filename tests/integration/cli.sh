@@ -21,7 +21,7 @@ check_fails "partpatch without --offset or --partition: status 2" 2 partpatch x.
 # Every short option --help shows is in the man page, and the reverse
 # holds for the long ones.
 for tool in partpack partpatch partinfo; do
-	man=$PP_SRCDIR/man/$tool.1
+	man=$PP_SRCDIR/tools/man/$tool.1
 	missing=""
 	for opt in $($tool --help | sed -n 's/^  \(-[A-Za-z0-9]\), --\([a-z-]*\).*/\1 --\2/p'); do
 		grep -q -- "$(printf '%s' "$opt" | sed 's/-/\\\\-/g')" "$man" || missing+=" $opt"

@@ -60,7 +60,7 @@ if command -v strace >/dev/null; then
 	# Opening it takes 3 (magic, tail, index); the partition table partinfo
 	# shows is in the first block, and nothing else is read: the member
 	# read whole from byte 0 (decoding it), and before that its CRC-32 (is
-	# it a zero block? docs/map.md), which lies inside it.
+	# it a zero block? lib/map.md), which lies inside it.
 	strace -y -e trace=pread64,read partinfo img.gz 2>&1 >/dev/null |
 		grep 'img.gz>' | sed 's/.*, \([0-9]*\), \([0-9]*\)) = .*/\2 \1/' >offsets.txt
 	check_eq "partinfo reads the archive 3 times to open it: magic, tail, index" \

@@ -1,4 +1,4 @@
-# build-aux/fuzz.mk - the sanitizer build and the fuzzers, included by the
+# tests/fuzz/fuzz.mk - the sanitizer build and the fuzzers, included by the
 # GNUmakefile.
 #
 # `make check-sanitize` builds the library, tools and unit tests again in
@@ -6,12 +6,12 @@
 # report stops the process, leaks included) and runs the tests there, with
 # PP_TEST_QUICK=1 so scripts may skip appliance launches and long tests.
 #
-# `make fuzz` builds the libFuzzer harnesses of fuzz/ with clang into
+# `make fuzz` builds the libFuzzer harnesses of tests/fuzz/ with clang into
 # build-fuzz/ (the library compiled with the same sanitizers plus coverage)
 # and runs each for FUZZ_SECONDS, growing build-fuzz/corpus-NAME from seeds
-# that fuzz/make-seeds.sh generates; `make -j3 fuzz` runs them side by
+# that tests/fuzz/make-seeds.sh generates; `make -j3 fuzz` runs them side by
 # side.  `make check-fuzz-smoke` runs each for FUZZ_SMOKE_SECONDS from the
-# seeds alone and fails on any finding.  fuzz/run.sh prints the summaries.
+# seeds alone and fails on any finding.  tests/fuzz/run.sh prints the summaries.
 
 SANITIZE_O := build-asan
 SANITIZE_CC ?= $(CC)
@@ -27,7 +27,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
-FUZZ_NAMES := $(patsubst fuzz/fuzz-%.c,%,$(wildcard fuzz/fuzz-*.c))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_O)/%.o)
 
 .PHONY: check-sanitize check-fuzz-smoke
@@ -44,22 +44,22 @@ $(FUZZ_O)/lib/%.o: lib/%.c $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_O)/fuzz-%: fuzz/fuzz-%.c fuzz/fuzz.h $(FUZZ_LIB_OBJS)
+$(FUZZ_O)/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_LIB_OBJS) $(PP_LIBS)
 
-$(FUZZ_O)/fuzz-gz-open: fuzz/fuzz-xz-open.c
-$(FUZZ_O)/fuzz-zstd-open: fuzz/fuzz-xz-open.c
+$(FUZZ_O)/fuzz-gz-open: tests/fuzz/fuzz-xz-open.c
+$(FUZZ_O)/fuzz-zstd-open: tests/fuzz/fuzz-xz-open.c
 
-$(FUZZ_O)/seeds: fuzz/make-seeds.sh $(O)/partpack
-	fuzz/make-seeds.sh $(O) $@
+$(FUZZ_O)/seeds: tests/fuzz/make-seeds.sh $(O)/partpack
+	tests/fuzz/make-seeds.sh $(O) $@
 
 fuzz: $(FUZZ_NAMES:%=fuzz-run-%)
 fuzz-run-%: $(FUZZ_O)/fuzz-% $(FUZZ_O)/seeds
-	@fuzz/run.sh $< $(FUZZ_SECONDS) $(FUZZ_O)/corpus-$* $(FUZZ_O)/seeds/$*
+	@tests/fuzz/run.sh $< $(FUZZ_SECONDS) $(FUZZ_O)/corpus-$* $(FUZZ_O)/seeds/$*
 
 # A fresh corpus each time, so a smoke run means the same thing every time.
 check-fuzz-smoke: $(FUZZ_NAMES:%=fuzz-smoke-%)
 fuzz-smoke-%: $(FUZZ_O)/fuzz-% $(FUZZ_O)/seeds
 	@rm -rf $(FUZZ_O)/smoke-$*
-	@fuzz/run.sh $< $(FUZZ_SMOKE_SECONDS) $(FUZZ_O)/smoke-$* $(FUZZ_O)/seeds/$*
+	@tests/fuzz/run.sh $< $(FUZZ_SMOKE_SECONDS) $(FUZZ_O)/smoke-$* $(FUZZ_O)/seeds/$*

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz/make-seeds.sh BUILD_DIR OUT_DIR - writes the fuzzers' seed corpora.
+# tests/fuzz/make-seeds.sh BUILD_DIR OUT_DIR - writes the fuzzers' seed corpora.
 #
 # Seeds are generated, never committed: small archives made with
 # BUILD_DIR/partpack (every format and check, stored ranges, one block or
@@ -18,7 +18,7 @@
 
 set -eu
 
-[ $# -eq 2 ] || { echo "usage: fuzz/make-seeds.sh BUILD_DIR OUT_DIR" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: tests/fuzz/make-seeds.sh BUILD_DIR OUT_DIR" >&2; exit 2; }
 partpack=$1/partpack
 out=$2
 [ -x "$partpack" ] || { echo "make-seeds: $partpack: not built" >&2; exit 1; }

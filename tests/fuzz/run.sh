@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz/run.sh HARNESS SECONDS CORPUS_DIR [SEED_DIR...] - runs one libFuzzer
+# tests/fuzz/run.sh HARNESS SECONDS CORPUS_DIR [SEED_DIR...] - runs one libFuzzer
 # harness for SECONDS and prints one line: runs, time, corpus size, findings.
 #
 # New inputs go to CORPUS_DIR; the seed directories are only read.  Crashes,
@@ -12,7 +12,7 @@
 
 set -u
 
-[ $# -ge 3 ] || { echo "usage: fuzz/run.sh HARNESS SECONDS CORPUS_DIR [SEED_DIR...]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: tests/fuzz/run.sh HARNESS SECONDS CORPUS_DIR [SEED_DIR...]" >&2; exit 2; }
 harness=$1 seconds=$2 corpus=$3
 shift 3
 name=$(basename "$harness")
