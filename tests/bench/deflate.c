@@ -2,7 +2,7 @@
  * bench-deflate FILE OFFSET - zlib against libdeflate on what partpack's
  * gzip writer does: raw deflate of whole 16 MiB blocks, one fresh stream or
  * compressor per block.  Compresses 8 blocks of FILE from OFFSET at levels
- * 1, 6 and 9 and prints bytes and seconds for both; tests/bench.sh runs it.
+ * 1, 6 and 9 and prints bytes and seconds for both; tests/bench/pack.sh runs it.
  */
 #include <libdeflate.h>
 #include <zlib.h>
