@@ -116,9 +116,10 @@ static void collect_error(guestfs_h *g, void *opaque, const char *message)
 		 used ? "; " : "", (int)line, message);
 }
 
-/* A handle with the image attached read-only, not yet launched. */
+/* A handle with the image attached read-only, in its format (qemu's name:
+ * raw, qcow2 ...), not yet launched. */
 static guestfs_h *new_handle(pp_guestfs *handle, const char *image_path,
-			     bool force_tcg, pp_error *err)
+			     const char *format, bool force_tcg, pp_error *err)
 {
 	guestfs_h *g = gfs.create();
 	if (!g) {
@@ -133,7 +134,7 @@ static guestfs_h *new_handle(pp_guestfs *handle, const char *image_path,
 		.bitmask = GUESTFS_ADD_DRIVE_OPTS_READONLY_BITMASK |
 			   GUESTFS_ADD_DRIVE_OPTS_FORMAT_BITMASK,
 		.readonly = 1,
-		.format = "raw",
+		.format = format,
 	};
 	if ((force_tcg && gfs.set_backend_settings(g, tcg) == -1) ||
 	    gfs.add_drive_opts_argv(g, image_path, &drive) == -1) {
@@ -144,7 +145,8 @@ static guestfs_h *new_handle(pp_guestfs *handle, const char *image_path,
 	return g;
 }
 
-int pp_guestfs_open(const char *image_path, pp_guestfs **out, pp_error *err)
+int pp_guestfs_open(const char *image_path, const char *format,
+		    pp_guestfs **out, pp_error *err)
 {
 	*out = NULL;
 	int status = need_libguestfs(image_path, err);
@@ -154,7 +156,7 @@ int pp_guestfs_open(const char *image_path, pp_guestfs **out, pp_error *err)
 	if (!handle)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	handle->image_name = image_path;
-	handle->g = new_handle(handle, image_path, false, err);
+	handle->g = new_handle(handle, image_path, format, false, err);
 	if (handle->g && gfs.launch(handle->g) == -1) {
 		char first_error[256];
 		snprintf(first_error, sizeof first_error, "%s",
@@ -168,7 +170,8 @@ int pp_guestfs_open(const char *image_path, pp_guestfs **out, pp_error *err)
 		} else {
 			pp_notice("libguestfs appliance failed to start (%s); "
 				  "retrying with TCG", first_error);
-			handle->g = new_handle(handle, image_path, true, err);
+			handle->g = new_handle(handle, image_path, format,
+					       true, err);
 			if (handle->g && gfs.launch(handle->g) == -1) {
 				pp_fail(err, PP_ERR_LOCATE, "%s: libguestfs "
 					"appliance failed to start under TCG "

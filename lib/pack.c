@@ -2,8 +2,14 @@
  * pack.c - the partpack pipeline: plan a block, read it, encode it on a
  * worker, write it in order, then let the container write its index.
  *
- * Disk images are mostly empty.  Holes of a sparse input (SEEK_DATA) are
- * not read at all, and every all-zero block, hole or real zeros, reuses
+ * The image comes from a source (source.c): a raw file, a pipe, or what
+ * qemu-nbd serves of a qcow2 or any image qemu reads.  A source that can
+ * be read at random is read by the workers, each block by the worker that
+ * encodes it (several qemu-nbd connections at once); a pipe is read in
+ * order by the calling thread.
+ *
+ * Disk images are mostly empty.  Holes of a sparse input (SEEK_DATA, or
+ * NBD block status) are not read at all, and every all-zero block, hole or real zeros, reuses
  * the encoding of the first zero block of its size and kind: encoding is
  * a pure function of the bytes, so the reuse changes nothing in the
  * output, only the time.  For the same reason a block whose bytes equal
@@ -16,12 +22,12 @@
  * time, not the pipeline's.
  */
 #include "internal.h"
+#include "source.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* The default format's defaults. */
@@ -48,6 +54,7 @@ typedef struct pack_job {
 	size_t output_len;
 	bool stored;
 	bool hole;                  /* not read: all zeros */
+	bool unread;                /* the worker reads it */
 	enum job_source source;
 	pp_block_record record;
 	pp_bmap_share bmap;         /* its ranges of the bmap */
@@ -67,7 +74,7 @@ typedef struct pack_state {
 	const pp_pack_options *options;
 	const pp_container_ops *container;
 	pp_plan plan;
-	int in_fd;
+	pp_source *source;
 	const char *in_name;
 	int out_fd;
 	const char *out_name;
@@ -75,8 +82,7 @@ typedef struct pack_state {
 	uint64_t read_pos;          /* uncompressed bytes read so far */
 	uint64_t written_pos;       /* ... and encoded and written */
 	bool input_ended;
-	bool seekable;              /* a regular file: pread, skip holes */
-	uint64_t input_base;        /* file offset of image byte 0 */
+	bool seekable;              /* read at random, holes skipped */
 	uint64_t image_size;        /* if seekable, else 0 */
 	uint64_t next_data;         /* no data in [read_pos, next_data) */
 	pthread_mutex_t zero_lock;
@@ -93,24 +99,23 @@ typedef struct pack_state {
 	pp_pack_report report;
 } pack_state;
 
-/* Whether [pos, pos + length) of a sparse file is one hole. */
+/* Whether [pos, pos + length) of a sparse input is one hole. */
 static bool is_hole(pack_state *state, uint64_t pos, uint64_t length)
 {
-	if (pos >= state->next_data) {
-		off_t data = lseek(state->in_fd, (off_t)(state->input_base + pos),
-				   SEEK_DATA);
-		/* ENXIO: only a hole up to the end; other errors: assume data */
-		state->next_data = data >= 0 ?
-			(uint64_t)data - state->input_base :
-			errno == ENXIO ? state->image_size : pos;
-	}
+	if (pos >= state->next_data)
+		state->next_data = pp_source_next_data(state->source, pos);
 	return pos + length <= state->next_data;
 }
 
-static ssize_t read_input(pack_state *state, uint8_t *buf, size_t length)
+/* A block of a seekable source is only planned here (its worker reads
+ * it); a stream is read now, in order. */
+static ssize_t take_input(pack_state *state, pack_job *job, uint64_t length)
 {
-	return pp_pread_upto(state->in_fd, buf, length, state->seekable ?
-			     (off_t)(state->input_base + state->read_pos) : -1);
+	job->unread = state->seekable && !job->hole;
+	if (state->seekable)
+		return (ssize_t)length;
+	return pp_source_read_stream(state->source, job->input,
+				     (size_t)length);
 }
 
 static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
@@ -126,8 +131,7 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 		length = PP_MIN(length, state->image_size - state->read_pos);
 	job->hole = state->seekable && length > 0 &&
 		is_hole(state, state->read_pos, length);
-	ssize_t got = job->hole ? (ssize_t)length :
-		read_input(state, job->input, (size_t)length);
+	ssize_t got = take_input(state, job, length);
 	if (got < 0)
 		return pp_fail_errno(err, PP_ERR_IO, "%s: read error",
 				     state->in_name);
@@ -193,6 +197,12 @@ static int encode_job(void *opaque, void *slot, pp_error *err)
 {
 	pack_state *state = opaque;
 	pack_job *job = slot;
+	if (job->unread) {
+		int status = pp_source_read(state->source, job->input,
+					    job->input_len, job->uoffset, err);
+		if (status)
+			return status;
+	}
 	if (state->with_bmap)
 		pp_bmap_hash_share(&job->bmap, job->hole ? NULL : job->input);
 	bool zero = job->hole || pp_all_zero(job->input, job->input_len);
@@ -340,8 +350,10 @@ int pp_write_no_header(const pp_pack_options *options, int fd,
 	return 0;
 }
 
-int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
-	    const pp_pack_options *options, pp_error *err)
+/* The pack of whatever source: pp_pack's and pp_pack_source's. */
+static int pack_from(pp_source *source, const char *in_name, int out_fd,
+		     const char *out_name, const pp_pack_options *options,
+		     pp_error *err)
 {
 	const pp_container_ops *container = pp_container_of(options->format);
 	int status = check_options(options, container, err);
@@ -350,25 +362,19 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	pack_state state = {
 		.options = options,
 		.container = container,
-		.in_fd = in_fd, .in_name = in_name,
+		.source = source, .in_name = in_name,
 		.out_fd = out_fd, .out_name = out_name,
+		.seekable = source->seekable,
+		.image_size = source->seekable ? source->size : 0,
 	};
-	struct stat st;
-	off_t start = lseek(in_fd, 0, SEEK_CUR);
-	if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) && start >= 0 &&
-	    start <= st.st_size) {
-		state.seekable = true;
-		state.input_base = (uint64_t)start;
-		state.image_size = (uint64_t)(st.st_size - start);
-	}
 	if (options->bmap_path) {
 		state.with_bmap = true;
 		status = pp_bmap_check_path(options->bmap_path, err);
 		if (status == 0 && state.seekable)
-			status = pp_data_extents(in_fd, state.input_base,
-						 state.image_size,
-						 &state.data_extents,
-						 &state.data_extent_count, err);
+			status = pp_source_data_extents(source,
+							&state.data_extents,
+							&state.data_extent_count,
+							err);
 		if (status)
 			return status;
 		pp_bmap_init(&state.bmap, state.data_extents,
@@ -412,4 +418,20 @@ int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
 	free(state.records);
 	pp_plan_free(&state.plan);
 	return status;
+}
+
+int pp_pack(int in_fd, const char *in_name, int out_fd, const char *out_name,
+	    const pp_pack_options *options, pp_error *err)
+{
+	pp_source source;
+	pp_source_of_fd(&source, in_fd, in_name);
+	int status = pack_from(&source, in_name, out_fd, out_name, options, err);
+	pp_source_release(&source);
+	return status;
+}
+
+int pp_pack_source(pp_source *source, int out_fd, const char *out_name,
+		   const pp_pack_options *options, pp_error *err)
+{
+	return pack_from(source, source->name, out_fd, out_name, options, err);
 }

@@ -597,6 +597,71 @@ PP_API int pp_list_image_partitions(int image_fd, uint64_t image_size,
 PP_API int pp_stored_run(pp_archive *archive, uint64_t offset,
 			 uint64_t *length, pp_error *err);
 
+/* ---- sources: images of any format qemu reads ------------------------- */
+
+/*
+ * An image to pack, opened by path: a raw file or block device, read
+ * directly (holes found with SEEK_DATA), or any image qemu reads (qcow2,
+ * vmdk, vhdx, vdi ...): qemu-nbd (Debian package qemu-utils) serves the
+ * guest's disk read-only and libnbd reads it, over several connections
+ * when the server allows multi-conn, with holes from NBD block status
+ * (base:allocation).  Packing one gives the same bytes as packing its raw
+ * image.
+ *
+ * format NULL: the format is qemu-img's answer (`qemu-img info`), never
+ * the name's suffix; without qemu-img installed, raw.  Otherwise format is
+ * qemu's name for it, forced ("raw" reads the file as it is, whatever it
+ * holds).  A backing chain is followed read-only as qemu does, local
+ * backing files only, and every file of it must pass `qemu-img check`: a
+ * corrupt or truncated image, or one qemu cannot open (encrypted, a
+ * backing file missing), fails with PP_ERR_FORMAT and qemu's words.
+ * flags must be 0 (room for later).
+ *
+ * Threads: pp_source_open is thread-safe.  The calls that take a source
+ * may run on several threads at once on one source (its reads are
+ * independent); pp_source_close must not run with any of them.
+ */
+typedef struct pp_source pp_source;
+
+PP_API int pp_source_open(const char *path, const char *format, int flags,
+			  pp_source **source, pp_error *err);
+/* Stops qemu-nbd, if it was started; no other call on source may run. */
+PP_API void pp_source_close(pp_source *source);
+
+typedef struct pp_source_info {
+	const char *format;        /* qemu's name: "raw", "qcow2"; valid
+				      until pp_source_close */
+	uint64_t size;             /* of the guest's disk, in bytes */
+	bool direct;               /* read from the file itself (raw), not
+				      through qemu-nbd */
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
+} pp_source_info;
+
+PP_API int pp_source_get_info(pp_source *source, pp_source_info *info,
+			      pp_error *err);
+/* Reads exactly len bytes of the guest's disk at offset. */
+PP_API int pp_source_pread(pp_source *source, void *buf, size_t len,
+			   uint64_t offset, pp_error *err);
+/* pp_resolve_selectors on a source: the partition table is read through
+ * it, and libguestfs opens the file with its format. */
+PP_API int pp_source_resolve_selectors(pp_source *source,
+				       const char *const *selectors,
+				       size_t count, pp_range **ranges,
+				       pp_error *err);
+/* pp_list_image_partitions on a source. */
+PP_API int pp_source_list_partitions(pp_source *source,
+				     pp_partition_info **parts, size_t *count,
+				     pp_error *err);
+/*
+ * pp_pack reading source: the same archive as pp_pack of its raw image.
+ * Blocks are read on the worker threads, each through a connection of
+ * its own.  Thread rules as pp_pack's; the source must stay open.
+ */
+PP_API int pp_pack_source(pp_source *source, int out_fd, const char *out_name,
+			  const pp_pack_options *options, pp_error *err);
+
 /* ---- bmap files and digests ------------------------------------------- */
 
 /*

@@ -7,6 +7,7 @@
  * (guestfs.c) is launched once, only if some selector needs it.
  */
 #include "internal.h"
+#include "source.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,16 +172,29 @@ static int resolve_table_selector(const char *text, const table_selector *sel,
 		       image_name, text);
 }
 
-static int resolve_guestfs_selector(const char *text, const char *image_path,
+/* Where the selectors are looked for: the partition table through
+ * read_at, libguestfs on path in its format. */
+typedef struct image_ref {
+	const char *name;           /* in messages */
+	const char *path;           /* for libguestfs; NULL: a pipe */
+	const char *format;         /* qemu's name, for libguestfs */
+	pp_read_fn read_at;         /* NULL: a pipe */
+	void *opaque;
+	uint64_t size;
+} image_ref;
+
+static int resolve_guestfs_selector(const char *text, const image_ref *image,
 				    pp_guestfs **guestfs, pp_range *range,
 				    pp_error *err)
 {
+	const char *image_path = image->path;
 	if (!image_path)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "(stdin): selector %s needs libguestfs, so the "
 			       "image must be a file, not a pipe", text);
 	if (!*guestfs) {
-		int status = pp_guestfs_open(image_path, guestfs, err);
+		int status = pp_guestfs_open(image_path, image->format,
+					     guestfs, err);
 		if (status)
 			return status;
 	}
@@ -193,13 +207,11 @@ static int read_image_fd(void *opaque, void *buf, size_t len, uint64_t offset)
 	return pp_pread_full(*(const int *)opaque, buf, len, offset);
 }
 
-int pp_resolve_selectors(const char *image_path, int image_fd,
-			 uint64_t image_size, const char *const *selectors,
-			 size_t count, pp_range **ranges, pp_error *err)
+/* Each selector to its range, then every range checked against the end
+ * of the image. */
+static int resolve_all(const image_ref *image, const char *const *selectors,
+		       size_t count, pp_range **ranges, pp_error *err)
 {
-	pp_read_fn read_at = image_fd >= 0 ? read_image_fd : NULL;
-	void *read_opaque = &image_fd;
-	const char *image_name = image_path ? image_path : "(stdin)";
 	*ranges = calloc(count ? count : 1, sizeof **ranges);
 	if (!*ranges)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
@@ -214,13 +226,13 @@ int pp_resolve_selectors(const char *image_path, int image_fd,
 			continue;
 		status = 0;
 		if (parse_table_selector(text, &sel))
-			status = resolve_table_selector(text, &sel, image_name,
-							read_at, read_opaque,
-							image_size, &table,
+			status = resolve_table_selector(text, &sel, image->name,
+							image->read_at,
+							image->opaque,
+							image->size, &table,
 							&(*ranges)[i], err);
 		else if (needs_guestfs(text))
-			status = resolve_guestfs_selector(text, image_path,
-							  &guestfs,
+			status = resolve_guestfs_selector(text, image, &guestfs,
 							  &(*ranges)[i], err);
 		else
 			status = pp_fail(err, PP_ERR_USAGE,
@@ -229,15 +241,16 @@ int pp_resolve_selectors(const char *image_path, int image_fd,
 					 "/dev/sdaN, label:L, uuid:U, name:N)",
 					 text);
 	}
-	for (size_t i = 0; status == 0 && image_size && i < count; i++) {
+	for (size_t i = 0; status == 0 && image->size && i < count; i++) {
 		const pp_range *r = &(*ranges)[i];
-		if (r->offset > image_size || r->length > image_size - r->offset)
+		if (r->offset > image->size ||
+		    r->length > image->size - r->offset)
 			status = pp_fail(err, PP_ERR_USAGE,
 					 "%s: %s ends at byte %llu, past the "
 					 "end of the image (%llu bytes)",
-					 image_name, selectors[i],
+					 image->name, selectors[i],
 					 (unsigned long long)(r->offset + r->length),
-					 (unsigned long long)image_size);
+					 (unsigned long long)image->size);
 	}
 	free(table.parts);
 	pp_guestfs_close(guestfs);
@@ -246,6 +259,50 @@ int pp_resolve_selectors(const char *image_path, int image_fd,
 		*ranges = NULL;
 	}
 	return status;
+}
+
+int pp_resolve_selectors(const char *image_path, int image_fd,
+			 uint64_t image_size, const char *const *selectors,
+			 size_t count, pp_range **ranges, pp_error *err)
+{
+	const image_ref image = {
+		.name = image_path ? image_path : "(stdin)",
+		.path = image_path,
+		.format = "raw",
+		.read_at = image_fd >= 0 ? read_image_fd : NULL,
+		.opaque = &image_fd,
+		.size = image_size,
+	};
+	return resolve_all(&image, selectors, count, ranges, err);
+}
+
+/* pp_read_fn over a source's guest disk. */
+static int read_source(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	return pp_source_pread(opaque, buf, len, offset, NULL);
+}
+
+int pp_source_resolve_selectors(pp_source *source,
+				const char *const *selectors, size_t count,
+				pp_range **ranges, pp_error *err)
+{
+	const image_ref image = {
+		.name = source->name,
+		.path = source->path,
+		.format = source->format,
+		.read_at = source->seekable ? read_source : NULL,
+		.opaque = source,
+		.size = source->size,
+	};
+	return resolve_all(&image, selectors, count, ranges, err);
+}
+
+int pp_source_list_partitions(pp_source *source, pp_partition_info **parts,
+			      size_t *count, pp_error *err)
+{
+	return pp_read_partitions(source->seekable ? read_source : NULL,
+				  source, source->size, source->name, parts,
+				  count, err);
 }
 
 /* pp_read_fn over the archive's uncompressed image. */
