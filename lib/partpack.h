@@ -479,6 +479,19 @@ PP_API int pp_extract(pp_archive *archive, uint64_t offset, uint64_t length,
 		      int out_fd, const char *out_name,
 		      const pp_extract_options *options, pp_error *err);
 
+/*
+ * pp_extract into an image file of another format: format is qemu's name
+ * ("qcow2", "vmdk", "vdi", "vhdx"; "raw" or NULL is pp_extract itself).
+ * The bytes are written with holes to an unlinked temporary file in
+ * $TMPDIR (default /var/tmp), then converted by `qemu-img convert` into
+ * out_fd, a regular file that is replaced whole; blocks of zeros stay
+ * unallocated in the image.  Needs qemu-img (Debian package qemu-utils).
+ */
+PP_API int pp_extract_image(pp_archive *archive, uint64_t offset,
+			    uint64_t length, int out_fd, const char *out_name,
+			    const char *format,
+			    const pp_extract_options *options, pp_error *err);
+
 enum pp_patch_flags {
 	PP_PATCH_DRY_RUN = 1,     /* check and report, write nothing */
 };
