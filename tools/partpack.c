@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@ static void usage(void)
 	       "whose chosen ranges stay uncompressed, so partpatch can overwrite them\n"
 	       "in place.  Writes INPUT.xz (or INPUT.gz, INPUT.zst); INPUT is always\n"
 	       "kept.  Without INPUT, or when INPUT is -, reads standard input.\n"
+	       "INPUT may be any image qemu reads (qcow2, vmdk, vhdx, vdi ...): its\n"
+	       "guest disk is packed, and NAME.qcow2 writes NAME.img.xz.\n"
 	       "\n"
 	       "  -o, --output=FILE      write FILE instead of INPUT.xz; its suffix must\n"
 	       "                         agree with the format (.xz, .gz, .zst)\n"
@@ -30,6 +33,9 @@ static void usage(void)
 	       "                         table), /MOUNTPOINT, label:LABEL, uuid:UUID\n"
 	       "                         (found with libguestfs, started only for these)\n"
 	       "  -k, --keep             keep INPUT (as xz -k; always the case)\n"
+	       "      --input-format=FMT read INPUT as FMT (raw, qcow2, vmdk, vhdx, vdi\n"
+	       "                         or another qemu format) instead of asking\n"
+	       "                         qemu-img info\n"
 	       "  -B, --block-size=SIZE  uncompressed block size, 4KiB to 1GiB (default\n"
 	       "                         16MiB): smaller blocks cost more headers and\n"
 	       "                         index records than they hold; larger ones more\n"
@@ -76,6 +82,7 @@ typedef struct pack_args {
 	bool dry_run;
 	bool level_given;
 	bool check_given;
+	const char *input_format;
 	const char **selectors;
 	size_t selector_count;
 	pp_pack_options options;
@@ -124,7 +131,7 @@ static bool takes_next_word(const char *w)
 {
 	static const char *const with_argument[] = {
 		"--output", "--format", "--keep-raw", "--block-size", "--check",
-		"--threads",
+		"--threads", "--input-format",
 	};
 	if (w[0] != '-' || w[1] == 0)
 		return false;
@@ -195,7 +202,7 @@ static uint64_t block_size_arg(const char *text)
 }
 
 /* Long options without a short one. */
-enum { OPT_REUSE = 256, OPT_REUSE_STRICT };
+enum { OPT_REUSE = 256, OPT_REUSE_STRICT, OPT_INPUT_FORMAT };
 
 static void parse_args(int argc, char **argv, pack_args *args)
 {
@@ -218,6 +225,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		{ "version", no_argument, NULL, 'V' },
 		{ "reuse", required_argument, NULL, OPT_REUSE },
 		{ "reuse-strict", no_argument, NULL, OPT_REUSE_STRICT },
+		{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	pp_pack_options_init(&args->options);
@@ -259,6 +267,7 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		case OPT_REUSE_STRICT:
 			args->options.reuse_flags |= PP_REUSE_STRICT;
 			break;
+		case OPT_INPUT_FORMAT: args->input_format = optarg; break;
 		case '0': case '1': case '2': case '3': case '4':
 		case '5': case '6': case '7': case '8': case '9':
 			args->level_given = true;
@@ -278,6 +287,12 @@ static void parse_args(int argc, char **argv, pack_args *args)
 		cli_error("--stdout and --output exclude each other");
 		exit(EXIT_USAGE);
 	}
+	if (!args->input && args->input_format &&
+	    strcmp(args->input_format, "raw") != 0) {
+		cli_error("--input-format=%s: standard input is read as raw; "
+			  "name the file", args->input_format);
+		exit(EXIT_USAGE);
+	}
 	if (!args->input && !args->to_stdout && !args->output &&
 	    !args->dry_run) {
 		cli_error("reading standard input: use --stdout or --output");
@@ -293,13 +308,42 @@ static void parse_args(int argc, char **argv, pack_args *args)
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
 
-static char *default_output(const pack_args *args)
+/*
+ * INPUT.xz for a raw image.  An image read through qemu is packed as its
+ * guest disk, a raw image: NAME.qcow2 (.qcow, .vmdk, .vhdx, .vhd, .vdi,
+ * .qed) becomes NAME.img.xz, and a name without such a suffix gets .img
+ * too unless it ends in .img or .raw already (an Ubuntu cloud image is a
+ * qcow2 named .img).
+ */
+static char *default_output(const pack_args *args, bool through_qemu)
 {
+	static const char *const containers[] = {
+		".qcow2", ".qcow", ".vmdk", ".vhdx", ".vhd", ".vdi", ".qed",
+	};
 	const char *suffix = pp_format_suffix(args->options.format);
-	size_t size = strlen(args->input) + strlen(suffix) + 1;
+	size_t stem = strlen(args->input);
+	const char *img = "";
+	if (through_qemu) {
+		img = ".img";
+		for (size_t i = 0; i < sizeof containers / sizeof *containers;
+		     i++) {
+			size_t len = strlen(containers[i]);
+			if (stem > len && strcasecmp(args->input + stem - len,
+						     containers[i]) == 0) {
+				stem -= len;
+				break;
+			}
+		}
+		if (stem == strlen(args->input) && stem > 4 &&
+		    (strcmp(args->input + stem - 4, ".img") == 0 ||
+		     strcmp(args->input + stem - 4, ".raw") == 0))
+			img = "";
+	}
+	size_t size = stem + strlen(img) + strlen(suffix) + 1;
 	char *name = malloc(size);
 	if (name)
-		snprintf(name, size, "%s%s", args->input, suffix);
+		snprintf(name, size, "%.*s%s%s", (int)stem, args->input, img,
+			 suffix);
 	return name;
 }
 
@@ -319,13 +363,24 @@ static int commit_output(int fd, const char *output, bool force,
 
 /* ---- input ----------------------------------------------------------- */
 
-static int resolve_ranges(pack_args *args, int in_fd, bool seekable,
-			  uint64_t image_size, pp_range **ranges)
+/* The image: a source opened by name (any format), or standard input. */
+typedef struct pack_input {
+	int fd;
+	pp_source *source;          /* NULL: standard input, read from fd */
+	bool seekable;
+	uint64_t size;              /* if seekable */
+} pack_input;
+
+static int resolve_ranges(pack_args *args, const pack_input *in,
+			  pp_range **ranges)
 {
 	pp_error err;
-	int status = pp_resolve_selectors(args->input, seekable ? in_fd : -1,
-					  image_size, args->selectors,
-					  args->selector_count, ranges, &err);
+	int status = in->source ?
+		pp_source_resolve_selectors(in->source, args->selectors,
+					    args->selector_count, ranges, &err) :
+		pp_resolve_selectors(args->input, in->seekable ? in->fd : -1,
+				     in->size, args->selectors,
+				     args->selector_count, ranges, &err);
 	if (status)
 		return cli_fail(&err);
 	for (size_t i = 0; args->verbose && i < args->selector_count; i++)
@@ -374,15 +429,19 @@ static uint64_t covered_bytes(const pp_range *ranges, size_t count)
 
 /* --dry-run: each kept range with the partitions it lies in, then what
  * they cost: kept bytes are stored as they are, so they cost their size. */
-static int dry_run(const pack_args *args, int in_fd, bool seekable,
-		   uint64_t image_size, const pp_range *ranges)
+static int dry_run(const pack_args *args, const pack_input *in,
+		   const pp_range *ranges)
 {
 	pp_partition_info *parts = NULL;
 	size_t part_count = 0;
 	pp_error err;
+	bool seekable = in->seekable;
+	uint64_t image_size = in->size;
 	if (seekable && args->selector_count &&
-	    pp_list_image_partitions(in_fd, image_size, args->input, &parts,
-				     &part_count, &err) != 0)
+	    (in->source ?
+	     pp_source_list_partitions(in->source, &parts, &part_count, &err) :
+	     pp_list_image_partitions(in->fd, image_size, args->input, &parts,
+				      &part_count, &err)) != 0)
 		part_count = 0;  /* no table: the ranges are only bytes */
 	for (size_t i = 0; i < args->selector_count; i++) {
 		const pp_range *r = &ranges[i];
@@ -436,23 +495,35 @@ static void print_reuse(const pp_pack_options *options,
 		(unsigned long long)zero);
 }
 
-static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
+/* Standard input: seekable when it is a file or a device. */
+static void stdin_input(pack_input *in, const struct stat *in_stat)
 {
-	bool seekable = S_ISREG(in_stat->st_mode) || S_ISBLK(in_stat->st_mode);
-	uint64_t image_size = 0;
-	if (seekable) {
-		off_t end = lseek(in_fd, 0, SEEK_END);
-		if (end < 0 || lseek(in_fd, 0, SEEK_SET) < 0)
-			seekable = false;
+	in->seekable = S_ISREG(in_stat->st_mode) || S_ISBLK(in_stat->st_mode);
+	if (in->seekable) {
+		off_t end = lseek(in->fd, 0, SEEK_END);
+		if (end < 0 || lseek(in->fd, 0, SEEK_SET) < 0)
+			in->seekable = false;
 		else
-			image_size = (uint64_t)end;
+			in->size = (uint64_t)end;
+	}
+}
+
+static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
+{
+	pp_source_info info = { .direct = true };
+	pp_error err;
+	if (in->source && pp_source_get_info(in->source, &info, &err) == 0) {
+		in->seekable = true;
+		in->size = info.size;
+	} else if (!in->source) {
+		stdin_input(in, in_stat);
 	}
 	pp_range *ranges = NULL;
-	int status = resolve_ranges(args, in_fd, seekable, image_size, &ranges);
+	int status = resolve_ranges(args, in, &ranges);
 	if (status)
 		return status;
 	if (args->dry_run) {
-		status = dry_run(args, in_fd, seekable, image_size, ranges);
+		status = dry_run(args, in, ranges);
 		free(ranges);
 		return status;
 	}
@@ -460,7 +531,7 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 	args->options.keep_count = args->selector_count;
 
 	char *output = args->output ? strdup(args->output) :
-		args->to_stdout ? NULL : default_output(args);
+		args->to_stdout ? NULL : default_output(args, !info.direct);
 	if (!args->to_stdout && !output) {
 		free(ranges);
 		cli_error("out of memory");
@@ -486,11 +557,13 @@ static int pack(pack_args *args, int in_fd, const struct stat *in_stat)
 		cli_progress_init(&progress, "packing", args->quiet);
 		args->options.progress = cli_progress_update;
 		args->options.progress_opaque = &progress;
-		pp_error err;
 		pp_pack_report report;
 		args->options.report = &report;
-		int packed = pp_pack(in_fd, args->input ? args->input : "(stdin)",
-				     out_fd, out_name, &args->options, &err);
+		int packed = in->source ?
+			pp_pack_source(in->source, out_fd, out_name,
+				       &args->options, &err) :
+			pp_pack(in->fd, "(stdin)", out_fd, out_name,
+				&args->options, &err);
 		cli_progress_end(&progress);
 		if (packed)
 			status = cli_fail(&err);
@@ -570,9 +643,22 @@ int main(int argc, char **argv)
 		cli_error("%s: is a directory", args.input);
 		return EXIT_ERROR;
 	}
-	if (!args.quiet && S_ISREG(in_stat.st_mode))
+	pack_input in = { .fd = in_fd };
+	pp_error err;
+	/* A named image is probed, and read through qemu unless raw. */
+	if (args.input && pp_source_open(args.input, args.input_format, 0,
+					 &in.source, &err)) {
+		close(in_fd);
+		free(args.selectors);
+		return cli_fail(&err);
+	}
+	pp_source_info info = { .direct = true };
+	if (in.source)
+		pp_source_get_info(in.source, &info, &err);
+	if (!args.quiet && S_ISREG(in_stat.st_mode) && info.direct)
 		warn_if_compressed(in_fd, args.input ? args.input : "(stdin)");
-	int status = pack(&args, in_fd, &in_stat);
+	int status = pack(&args, &in, &in_stat);
+	pp_source_close(in.source);
 	if (args.input)
 		close(in_fd);
 	free(args.selectors);
