@@ -1,6 +1,7 @@
 /* partcat - write the image inside an .xz or .gz archive, or a part of it. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,7 +23,11 @@ static void usage(void)
 	       "                        into place when complete)\n"
 	       "  -p, --partition=SEL   only partition SEL (partN, /dev/sdaN,\n"
 	       "                        name:NAME) of the image's own partition table\n"
-	       "  -O, --offset=N        start at image byte N (K, M, G, KiB... suffixes)\n"
+	       "  -O, --output-format=FMT  raw (default), or an image format qemu-img\n"
+	       "                        writes (qcow2, vmdk, vdi, vhdx), for --output;\n"
+	       "                        zero blocks stay unallocated\n"
+	       "      --offset=N        start at image byte N (K, M, G, KiB... suffixes;\n"
+	       "                        -O N, a number, is --offset too)\n"
 	       "  -l, --length=L        write at most L bytes (default: to the end)\n"
 	       "  -T, --threads=N       decoding threads (default: one per online core)\n"
 	       "      --sparse=WHEN     holes in a regular output file: auto (where the\n"
@@ -42,6 +47,7 @@ typedef struct cat_args {
 	const char *archive;
 	const char *output;
 	const char *partition;
+	const char *output_format;  /* NULL: raw */
 	uint64_t offset;
 	uint64_t length;
 	bool offset_given;
@@ -79,11 +85,12 @@ static unsigned threads_arg(const char *text)
 
 static void parse_args(int argc, char **argv, cat_args *args)
 {
-	enum { OPT_SPARSE = 256 };
+	enum { OPT_SPARSE = 256, OPT_OFFSET };
 	static const struct option long_options[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "partition", required_argument, NULL, 'p' },
-		{ "offset", required_argument, NULL, 'O' },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "output-format", required_argument, NULL, 'O' },
 		{ "length", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "sparse", required_argument, NULL, OPT_SPARSE },
@@ -101,6 +108,14 @@ static void parse_args(int argc, char **argv, cat_args *args)
 		case 'o': args->output = optarg; break;
 		case 'p': args->partition = optarg; break;
 		case 'O':
+			/* qemu-img's -O FORMAT; a number is the offset that
+			 * -O has always been. */
+			if (!isdigit((unsigned char)optarg[0])) {
+				args->output_format = optarg;
+				break;
+			}
+			/* fall through */
+		case OPT_OFFSET:
 			args->offset = cli_size_arg("--offset", optarg);
 			args->offset_given = true;
 			break;
@@ -125,6 +140,13 @@ static void parse_args(int argc, char **argv, cat_args *args)
 	}
 	if (!args->length_given)
 		args->length = UINT64_MAX;
+	if (args->output_format && strcmp(args->output_format, "raw") == 0)
+		args->output_format = NULL;
+	if (args->output_format && !args->output) {
+		cli_error("-O %s needs --output: qemu-img writes the image to "
+			  "a file", args->output_format);
+		exit(EXIT_USAGE);
+	}
 }
 
 /* --partition: the range of that partition. */
@@ -147,8 +169,9 @@ static int extract(pp_archive *archive, cat_args *args, int fd,
 	args->options.progress = cli_progress_update;
 	args->options.progress_opaque = &progress;
 	pp_error err;
-	int status = pp_extract(archive, args->offset, args->length, fd, name,
-				&args->options, &err);
+	int status = pp_extract_image(archive, args->offset, args->length, fd,
+				      name, args->output_format,
+				      &args->options, &err);
 	cli_progress_end(&progress);
 	return status ? cli_fail(&err) : 0;
 }
