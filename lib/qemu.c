@@ -145,6 +145,15 @@ static void first_line(const char *text, const char *program, char *line,
 	snprintf(line, size, "%.*s", (int)strcspn(text, "\n"), text);
 }
 
+/* A command that failed on path: "PATH: what it said first". */
+static int command_failed(const command_result *result, const char *program,
+			  const char *path, pp_error *err)
+{
+	char line[PP_ERROR_MAX / 2];
+	first_line(result->errors, program, line, sizeof line);
+	return pp_fail(err, PP_ERR_FORMAT, "%s: %s", path, line);
+}
+
 /* "needs qemu-img (Debian package qemu-utils)" for a missing program. */
 static int missing_qemu(const char *path, const char *program, pp_error *err)
 {
@@ -218,13 +227,10 @@ static int image_info(const char *path, const char *format,
 	argv[n] = NULL;
 	command_result result;
 	int status = run_command(argv, NULL, &result, err);
-	if (status == 0 && result.status != 0) {
-		char line[PP_ERROR_MAX / 2];
-		first_line(result.errors, "qemu-img", line, sizeof line);
-		status = pp_fail(err, PP_ERR_FORMAT, "%s: %s", path, line);
-	} else if (status == 0) {
+	if (status == 0 && result.status != 0)
+		status = command_failed(&result, "qemu-img", path, err);
+	else if (status == 0)
 		status = parse_info(path, result.out, facts, err);
-	}
 	result_free(&result);
 	free(file);
 	return status;
@@ -255,8 +261,7 @@ static int check_image(const char *path, const char *format, pp_error *err)
 	} else if (status == 0 && result.status != 0 && result.status != 3 &&
 		   result.status != 63) {
 		/* It could not open the image (an encrypted one, say). */
-		first_line(result.errors, "qemu-img", line, sizeof line);
-		status = pp_fail(err, PP_ERR_FORMAT, "%s: %s", path, line);
+		status = command_failed(&result, "qemu-img", path, err);
 	}
 	result_free(&result);
 	free(file);
@@ -343,11 +348,8 @@ int pp_qemu_open_error(const char *path, const char *format, pp_error *err)
 			 "--", file, NULL };
 	command_result result;
 	int status = run_command(argv, NULL, &result, err);
-	if (status == 0 && result.status != 0) {
-		char line[PP_ERROR_MAX / 2];
-		first_line(result.errors, "qemu-io", line, sizeof line);
-		status = pp_fail(err, PP_ERR_FORMAT, "%s: %s", path, line);
-	}
+	if (status == 0 && result.status != 0)
+		status = command_failed(&result, "qemu-io", path, err);
 	result_free(&result);
 	free(file);
 	return status == 1 ? 0 : status;
