@@ -52,7 +52,7 @@ cat >source.c <<'C'
 #include <fcntl.h>
 #include <partpack.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 int main(int argc, char **argv)
 {
@@ -86,6 +86,7 @@ int main(int argc, char **argv)
 	printf("%s %d %llu\n", info.format, info.direct,
 	       (unsigned long long)info.size);
 	pp_source_close(source);
+	free(keep);
 	return 0;
 }
 C
