@@ -25,11 +25,12 @@
 set -euo pipefail
 
 build=$(cd "${1:?usage: tests/bench-qemu.sh BUILD_DIR WORKDIR}" && pwd)
+srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${2:?usage: tests/bench-qemu.sh BUILD_DIR WORKDIR}
 export PATH="$build:$PATH"
 threads=${BENCH_THREADS:-2}
 img_mib=${BENCH_IMG_MIB:-1024}
-boot_mib=128
+boot_mib=${BENCH_BOOT_MIB:-128}
 sparse_gib=${BENCH_SPARSE_GIB:-8}
 sparse_data_mib=${BENCH_SPARSE_DATA_MIB:-512}
 mkdir -p "$work"
@@ -49,29 +50,12 @@ row() {
 		'BEGIN { printf "%s\t%s\t%s\t%.3f\t%s\n", r, a, b, a / b, t }'
 }
 
-# ---- the bench image --------------------------------------------------------
-# Partitions from sfdisk, filesystems from mkfs.ext4 -d over a tree of hard
-# links to the machine's files (the first in name order, up to the budget).
+# ---- the bench image: tests/bench/image.sh's, and a qcow2 of it ---------------
 echo "building a ${img_mib} MiB GPT image in $work ..." >&2
-root_start=$((1 + boot_mib))
-root_mib=$((img_mib - root_start - 1))
-rm -f disk.img && truncate -s "${img_mib}M" disk.img
-printf 'label: gpt\nstart=2048, size=%d, name="boot"\nstart=%d, size=%d, name="root"\n' \
-	$((boot_mib * 2048)) $((root_start * 2048)) $((root_mib * 2048)) |
-	sfdisk -q --no-reread --no-tell-kernel disk.img >/dev/null
-rm -rf tree && mkdir -p tree/boot tree/root/etc
-cp -rL /boot/. tree/boot/ 2>/dev/null || true
-printf 'LABEL=root / ext4 defaults 0 1\nLABEL=boot /boot ext4 defaults 0 2\n' >tree/root/etc/fstab
-find /usr/bin /usr/lib/x86_64-linux-gnu /usr/share -type f -printf '%s %p\n' |
-	sort -k2 | awk -v budget=$((root_mib * MIB * 8 / 10)) \
-	'{ used += $1; if (used > budget) exit; print $2 }' >files.txt
-xargs -a files.txt -d '\n' cp --parents -l -t tree/root 2>/dev/null ||
-	xargs -a files.txt -d '\n' cp --parents -t tree/root
-mkfs.ext4 -q -F -L boot -E offset=$MIB -d tree/boot disk.img $((boot_mib * 1024))
-mkfs.ext4 -q -F -L root -E offset=$((root_start * MIB)) -d tree/root disk.img $((root_mib * 1024))
-rm -rf tree files.txt
+. "$srcdir/tests/bench/image.sh"
+[ -s disk.img ] || build_image disk.img "$img_mib" "$boot_mib"
 qemu-img convert -f raw -O qcow2 disk.img disk.qcow2
-echo "image: $(stat -c %s disk.img) bytes, $(du -sm --apparent-size disk.img | cut -f1) MiB" >&2
+echo "image: $(stat -c %s disk.img) bytes, $(cat disk.img.used-mib) MiB of files" >&2
 
 # ---- pack a qcow2 against the same image raw ----------------------------------
 sync
