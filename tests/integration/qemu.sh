@@ -43,6 +43,12 @@ check_cmp "... equals the pack of what the guest sees" top.raw.xz top.xz
 check "disk.vmdk: pack as zstd, name:boot kept" \
 	partpack -q -1 -B 1MiB -F zstd --keep-raw name:boot -o vmdk.zst disk.vmdk
 check_cmp "... equals the zstd pack of the raw image" raw.zst vmdk.zst
+if command -v bmaptool >/dev/null; then
+	check "v2.qcow2: --bmap, its mapped blocks from NBD block status" \
+		"${PACK[@]}" --bmap v2.bmap -o bmap.xz v2.qcow2
+	check "... bmaptool copy with it writes the raw image" \
+		bash -c 'bmaptool -q copy --bmap v2.bmap bmap.xz copied.img && cmp copied.img img'
+fi
 check "v2.qcow2: --input-format qcow2 forces what the probe found" \
 	"${PACK[@]}" --input-format qcow2 -o forced.xz v2.qcow2
 check_cmp "... the same bytes" raw.xz forced.xz
