@@ -7,6 +7,8 @@
 
 require_cmd partpack partcat qemu-img qemu-io qemu-nbd cmp xz python3 sfdisk mkfs.ext4
 
+# Small: every format packs it twice or more.
+PP_IMG_SIZE_MIB=32 PP_ROOT_SIZE_MIB=$((32 - PP_BOOT_START_MIB - PP_BOOT_SIZE_MIB - 1))
 make_gpt_image img || bail "make_gpt_image failed"
 P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"
 SIZE=$(size_of img)
@@ -23,13 +25,14 @@ qemu-img convert -f raw -O qcow2 -o compat=0.10 img v2.qcow2 &&
 	qemu-img convert -f raw -O vdi img disk.vdi || bail "qemu-img convert failed"
 # A v3 qcow2 over the v2 one, with a write of its own in the free MiB
 # after the last partition; top.raw is what the guest sees.
+FREE_MIB=$((PP_IMG_SIZE_MIB - 1))
 qemu-img create -q -f qcow2 -o compat=1.1 -b v2.qcow2 -F qcow2 top.qcow2 &&
-	qemu-io -f qcow2 -c "write -q -P 0x5a 63M 256K" top.qcow2 >/dev/null ||
+	qemu-io -f qcow2 -c "write -q -P 0x5a ${FREE_MIB}M 256K" top.qcow2 >/dev/null ||
 	bail "making the backing chain failed"
 cp img top.raw && python3 -c '
 import sys
 with open(sys.argv[1], "r+b") as f:
-    f.seek(63 << 20); f.write(b"\x5a" * (256 << 10))' top.raw
+    f.seek(int(sys.argv[2]) << 20); f.write(b"\x5a" * (256 << 10))' top.raw "$FREE_MIB"
 check "the overlay reads as top.raw (qemu-img compare)" \
 	qemu-img compare -q -f raw -F qcow2 top.raw top.qcow2
 check "pack top.raw" "${PACK[@]}" -o top.raw.xz top.raw
@@ -139,7 +142,7 @@ case $CHECK_STDERR in
 esac
 check "... nothing at the output" bash -c '! ls truncated.xz* .truncated.xz* 2>/dev/null'
 qemu-img create -q -f qcow2 --object secret,id=sec0,data=pass \
-	-o encrypt.format=luks,encrypt.key-secret=sec0 secret.qcow2 16M ||
+	-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 secret.qcow2 16M ||
 	bail "making an encrypted qcow2 failed"
 check_fails "an encrypted qcow2: status 1" 1 partpack -q -o secret.xz secret.qcow2
 case $CHECK_STDERR in
