@@ -213,10 +213,13 @@ static int image_info(const char *path, const char *format,
 	char *file = pp_qemu_file_name(path);
 	if (!file)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	char *argv[8];
+	char *argv[10];
 	size_t n = 0;
 	argv[n++] = "qemu-img";
 	argv[n++] = "info";
+	/* No lock: a raw image a VM has open packed before qemu-img was
+	 * asked, and still does; qemu-nbd takes qemu's locks for the rest. */
+	argv[n++] = "--force-share";
 	argv[n++] = "--output=json";
 	if (format) {
 		argv[n++] = "-f";
