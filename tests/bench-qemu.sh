@@ -10,8 +10,9 @@
 # one does fail: the rows would compare different work).
 #
 #   pack qcow2/raw     partpack of a qcow2 of the bench image against
-#                      partpack of the raw image (default options, -T
-#                      BENCH_THREADS); the outputs must be identical
+#                      partpack of the raw image (-T BENCH_THREADS, default
+#                      2; level BENCH_LEVEL, default 6: 1 makes the reading
+#                      weigh more); the outputs must be identical
 #   pack sparse qcow2  an 8 GiB (BENCH_SPARSE_GIB) qcow2 holding 512 MiB
 #                      (BENCH_SPARSE_DATA_MIB) of the bench image's bytes,
 #                      against its raw sparse form
@@ -29,6 +30,7 @@ srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${2:?usage: tests/bench-qemu.sh BUILD_DIR WORKDIR}
 export PATH="$build:$PATH"
 threads=${BENCH_THREADS:-2}
+level=-${BENCH_LEVEL:-6}
 img_mib=${BENCH_IMG_MIB:-1024}
 boot_mib=${BENCH_BOOT_MIB:-128}
 sparse_gib=${BENCH_SPARSE_GIB:-8}
@@ -59,8 +61,8 @@ echo "image: $(stat -c %s disk.img) bytes, $(cat disk.img.used-mib) MiB of files
 
 # ---- pack a qcow2 against the same image raw ----------------------------------
 sync
-timed t_raw partpack -q -f -T"$threads" --keep-raw part1 -o raw.xz disk.img
-timed t_qcow2 partpack -q -f -T"$threads" --keep-raw part1 -o qcow2.xz disk.qcow2
+timed t_raw partpack -q -f -T"$threads" "$level" --keep-raw part1 -o raw.xz disk.img
+timed t_qcow2 partpack -q -f -T"$threads" "$level" --keep-raw part1 -o qcow2.xz disk.qcow2
 cmp raw.xz qcow2.xz
 row "pack qcow2/raw (${img_mib} MiB, identical)" "$t_qcow2" "$t_raw" "<= 1.1"
 
@@ -76,8 +78,8 @@ for ((i = 0; i < pieces; i++)); do
 done
 qemu-img convert -f raw -O qcow2 sparse.raw sparse.qcow2
 sync
-timed t_sraw partpack -q -f -T"$threads" -o sparse.raw.xz sparse.raw
-timed t_sqcow2 partpack -q -f -T"$threads" -o sparse.qcow2.xz sparse.qcow2
+timed t_sraw partpack -q -f -T"$threads" "$level" -o sparse.raw.xz sparse.raw
+timed t_sqcow2 partpack -q -f -T"$threads" "$level" -o sparse.qcow2.xz sparse.qcow2
 cmp sparse.raw.xz sparse.qcow2.xz
 row "pack sparse qcow2/raw (${sparse_gib} GiB, ${sparse_data_mib} MiB data)" \
 	"$t_sqcow2" "$t_sraw" "<= 1.1"
