@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
@@ -88,6 +89,27 @@ int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
 int pp_archive_sync(pp_archive *archive)
 {
 	return archive->io.flush ? archive->io.flush(archive->io.opaque) : 0;
+}
+
+int pp_archive_file_id(const pp_archive *archive, pp_file_id *id,
+		       pp_error *err)
+{
+	*id = (pp_file_id){ .owner = (uint32_t)geteuid() };
+	if (archive->fd < 0)
+		return 0;  /* on callbacks: no file */
+	struct stat st;
+	struct statfs fs;
+	if (fstat(archive->fd, &st))
+		return pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
+	*id = (pp_file_id){
+		.device = (uint64_t)st.st_dev,
+		.inode = (uint64_t)st.st_ino,
+		.owner = (uint32_t)st.st_uid,
+	};
+	if (fstatfs(archive->fd, &fs) == 0)
+		id->filesystem = (uint64_t)(uint32_t)fs.f_fsid.__val[0] |
+			(uint64_t)(uint32_t)fs.f_fsid.__val[1] << 32;
+	return 0;
 }
 
 /* ---- the I/O of a file descriptor ------------------------------------- */
@@ -272,8 +294,7 @@ static int open_path(pp_archive *archive, pp_error *err)
 			       archive->path);
 	/* The undo record is ".NAME.partpatch-undo" beside the archive. */
 	if (!(archive->flags & PP_OPEN_PRIVATE) &&
-	    !(archive->undo_path = pp_hidden_path_beside(archive->path,
-							"partpatch-undo")))
+	    !(archive->undo_path = pp_undo_path_beside(archive->path)))
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	return lock_archive(archive, err);
 }
@@ -311,6 +332,8 @@ int pp_recover(const char *path, bool *recovered, pp_error *err)
 	*recovered = false;
 	int status = open_path(&archive, err);
 	if (status == 0)
+		status = find_size(&archive, err);
+	if (status == 0)
 		status = pp_journal_recover(&archive, true, recovered, err);
 	if (archive.fd >= 0)
 		close(archive.fd);
@@ -345,14 +368,13 @@ static pp_archive *new_archive(const char *name, int flags)
 static int open_contents(pp_archive *archive, pp_error *err)
 {
 	bool recovered;
-	int status = 0;
-	if (archive->undo_path)
+	/* Recovery may rewrite bytes, never the size; its record says what
+	 * size the archive has. */
+	int status = find_size(archive, err);
+	if (status == 0 && archive->undo_path)
 		status = pp_journal_recover(archive,
 					    archive->flags & PP_OPEN_WRITE,
 					    &recovered, err);
-	/* Recovery may have rewritten bytes, never the size; read it after. */
-	if (status == 0)
-		status = find_size(archive, err);
 	if (status == 0)
 		status = identify(archive, err);
 	if (status == 0)

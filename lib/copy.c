@@ -125,5 +125,9 @@ int pp_commit(pp_archive *archive, pp_error *err)
 	free(archive->path);
 	archive->path = archive->commit_path;
 	archive->commit_path = NULL;
+	/* A record beside dest was left by the file the copy replaced. */
+	bool removed;
+	if (status == 0)
+		status = pp_remove_stale_undo(archive->path, &removed, err);
 	return status;
 }

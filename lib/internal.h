@@ -58,6 +58,16 @@ int pp_open_directory_of(const char *path);
 /* "DIR/.BASE.SUFFIX" for path DIR/BASE: a hidden file beside it (the undo
  * record, a temporary file), malloc'd; NULL when out of memory. */
 char *pp_hidden_path_beside(const char *path, const char *suffix);
+/*
+ * Creates a file that did not exist, never through a symbolic link
+ * (O_CREAT | O_EXCL | O_NOFOLLOW), opened for reading and writing, and
+ * checks with fstat that it is a regular file of one link owned by this
+ * process.  A path ending in "XXXXXX" is a template: those characters are
+ * replaced at random (path is modified) until a new name is found, as
+ * mkostemp does, but with mode (before the umask) instead of 0600.
+ * Returns the descriptor, or -1 with errno set (EEXIST: the name is taken).
+ */
+int pp_create_new_file(char *path, mode_t mode);
 /* Reads up to len bytes, stopping early only at end of input, at offset
  * (or, if it is negative, at the file position). */
 ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset);
@@ -537,6 +547,17 @@ int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
 		     uint64_t offset);
 /* Makes the writes so far durable. */
 int pp_archive_sync(pp_archive *archive);
+/* What names the file an archive was opened from, for binding an undo
+ * record to it (journal.c).  An archive on callbacks has no file: zero
+ * device, inode and filesystem, and its owner is this process's user. */
+typedef struct pp_file_id {
+	uint64_t device;
+	uint64_t inode;
+	uint64_t filesystem;        /* statfs's f_fsid; 0 if there is none */
+	uint32_t owner;             /* uid */
+} pp_file_id;
+int pp_archive_file_id(const pp_archive *archive, pp_file_id *id,
+		       pp_error *err);
 /* The size of the uncompressed image. */
 uint64_t pp_archive_image_size(const pp_archive *archive);
 /* The index of the block holding uncompressed offset, or block_count. */
@@ -668,6 +689,16 @@ void pp_reuse_close(pp_reuse *reuse);
 
 typedef struct pp_journal pp_journal;
 
+/* ".NAME.partpatch-undo" beside path: where a file's record goes;
+ * malloc'd, NULL when out of memory. */
+char *pp_undo_path_beside(const char *path);
+/* The SHA-256 that binds a record to its archive (see journal.c): of the
+ * first and last 64 KiB of the archive's size bytes, each byte that one
+ * of the entries covers read as zero. */
+int pp_journal_hash_ends(const pp_archive *archive, uint64_t size,
+			 const pp_range *entries, size_t count,
+			 uint8_t digest[32], pp_error *err);
+
 int pp_journal_begin(pp_archive *archive, pp_journal **journal,
 		     pp_error *err);
 /* Saves the old bytes of a range about to be overwritten. */
@@ -682,7 +713,10 @@ void pp_journal_abort(pp_journal *journal);
 /* Undoes a committed patch that failed half way: restores, drops. */
 int pp_journal_rollback(pp_journal *journal, pp_archive *archive,
 			pp_error *err);
-/* Undoes an interrupted patch found beside the archive, if any. */
+/* Undoes an interrupted patch found beside the archive, if any, when its
+ * record is bound to the archive; refuses one that is not, and ignores
+ * (with a notice) one that is not the archive owner's.  archive->file_size
+ * must be known. */
 int pp_journal_recover(pp_archive *archive, bool may_write, bool *recovered,
 		       pp_error *err);
 

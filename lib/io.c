@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
@@ -90,6 +93,51 @@ char *pp_hidden_path_beside(const char *path, const char *suffix)
 	free(copy_dir);
 	free(copy_base);
 	return hidden;
+}
+
+/* Six characters of a file name that nobody can guess: from getrandom,
+ * else from the clock and the process (O_EXCL keeps either safe). */
+static void fill_random_name(char *x)
+{
+	static const char letters[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	uint8_t noise[6];
+	if (getrandom(noise, sizeof noise, GRND_NONBLOCK) != (ssize_t)sizeof noise) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		uint64_t mix = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15u ^
+			(uint64_t)getpid() << 20 ^ (uint64_t)(uintptr_t)x;
+		for (size_t i = 0; i < sizeof noise; i++, mix >>= 8)
+			noise[i] = (uint8_t)mix;
+	}
+	for (size_t i = 0; i < sizeof noise; i++)
+		x[i] = letters[noise[i] % (sizeof letters - 1)];
+}
+
+int pp_create_new_file(char *path, mode_t mode)
+{
+	size_t len = strlen(path);
+	bool template = len >= 6 && strcmp(path + len - 6, "XXXXXX") == 0;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		if (template)
+			fill_random_name(path + len - 6);
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+			      O_CLOEXEC, mode);
+		if (fd < 0 && errno == EEXIST && template)
+			continue;
+		if (fd < 0)
+			return -1;
+		/* O_EXCL made it; what it is now is checked, not assumed. */
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_nlink == 1 && st.st_uid == geteuid())
+			return fd;
+		close(fd);
+		errno = EEXIST;
+		return -1;
+	}
+	errno = EEXIST;
+	return -1;
 }
 
 static int append_extent(pp_range **extents, size_t *count, size_t *capacity,

@@ -324,8 +324,25 @@ PP_API int pp_dup(pp_archive *archive, pp_archive **copy, pp_error *err);
 
 /* Undoes an interrupted patch of the archive at path, if there is one,
  * without parsing the archive.  *recovered says whether there was.
- * Thread-safe (it takes the archive's exclusive lock). */
+ * A record is replayed only onto the file it was made for: one that names
+ * another file, another size or other contents (a repack to the same
+ * name), or an entry past the end, fails with PP_ERR_FORMAT and changes
+ * nothing; one not owned by the archive's owner, or not a regular file,
+ * is ignored with a notice.  A read error on the record fails and keeps
+ * it.  Thread-safe (it takes the archive's exclusive lock). */
 PP_API int pp_recover(const char *path, bool *recovered, pp_error *err);
+
+/*
+ * Removes the undo record beside the file at path (".NAME.partpatch-undo",
+ * see pp_open), if there is one, without reading it: for a program that
+ * has just put a new archive at path (a pack renamed into place), beside
+ * which a record can only be stale, left by the file that was replaced.
+ * A notice names what was removed; *removed says whether anything was.
+ * Never call it for an archive that may have an interrupted patch of its
+ * own.  Thread-safe.
+ */
+PP_API int pp_remove_stale_undo(const char *path, bool *removed,
+				pp_error *err);
 
 typedef struct pp_info {
 	enum pp_format format;

@@ -10,11 +10,18 @@
  * undo record, so k = 1, 2, ... interrupts it at every write, sync and
  * unlink in turn; a run that completes with status 0 means every point was
  * tried.  Without the variable (or with k <= 0) every call goes through.
+ *
+ * With PARTPACK_FAULT_EIO=SUFFIX, read, pread and fread of a file whose
+ * path ends in SUFFIX fail with EIO, as a bad sector would: what a reader
+ * makes of a read error, as against the end of the file.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -67,3 +74,42 @@ COUNTED(int, fsync, (int fd), (fd), fd > STDERR_FILENO)
 COUNTED(int, fdatasync, (int fd), (fd), fd > STDERR_FILENO)
 COUNTED(int, unlink, (const char *path), (path), true)
 COUNTED(int, rename, (const char *from, const char *to), (from, to), true)
+
+/* Whether fd is a file whose reads PARTPACK_FAULT_EIO makes fail. */
+static bool read_fails(int fd)
+{
+	const char *suffix = getenv("PARTPACK_FAULT_EIO");
+	if (!suffix || !*suffix || fd <= STDERR_FILENO)
+		return false;
+	char link[64], target[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	size_t len = strlen(suffix);
+	if (n < 0 || (size_t)n < len)
+		return false;
+	target[n] = '\0';
+	return strcmp(target + n - len, suffix) == 0;
+}
+
+/* Defines name, which fails with EIO (returning failed) when reading fd
+ * fails, and otherwise calls the real name. */
+#define FAILING(ret, name, params, args, fd, failed)                          \
+	ret name params                                                       \
+	{                                                                     \
+		static ret (*real) params;                                    \
+		if (!real)                                                    \
+			real = (ret (*) params)next(#name);                   \
+		if (read_fails(fd)) {                                         \
+			errno = EIO;                                          \
+			return failed;                                        \
+		}                                                             \
+		return real args;                                             \
+	}
+
+FAILING(ssize_t, read, (int fd, void *buf, size_t len), (fd, buf, len), fd, -1)
+FAILING(ssize_t, pread, (int fd, void *buf, size_t len, off_t offset),
+	(fd, buf, len, offset), fd, -1)
+FAILING(ssize_t, pread64, (int fd, void *buf, size_t len, off64_t offset),
+	(fd, buf, len, offset), fd, -1)
+FAILING(size_t, fread, (void *buf, size_t size, size_t n, FILE *file),
+	(buf, size, n, file), fileno(file), 0)

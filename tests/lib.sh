@@ -228,10 +228,12 @@ require_cmd() {
 
 # inject_faults TOOL...: makes PARTPACK_FAULT_AFTER=k TOOL ... stop TOOL
 # dead (status 99) just before its k-th write, sync, unlink or rename, as a
-# crash would: while the variable is set, TOOL runs with the test-only shim
-# $PARTPACK_BUILD/tests/faultinject.so preloaded (tests/faultinject.c); the
-# library itself has no such hook.  Only TOOL run by this shell (not by
-# bash -c or another program) is wrapped.
+# crash would, and PARTPACK_FAULT_EIO=SUFFIX TOOL ... fail its reads of a
+# file whose path ends in SUFFIX with EIO: while either variable is set,
+# TOOL runs with the test-only shim $PARTPACK_BUILD/tests/faultinject.so
+# preloaded (tests/faultinject.c); the library itself has no such hook.
+# Only TOOL run by this shell (not by bash -c or another program) is
+# wrapped.
 inject_faults() {
 	local tool
 	[ -f "$PARTPACK_BUILD/tests/faultinject.so" ] ||
@@ -242,7 +244,7 @@ inject_faults() {
 }
 
 _pp_faulty() {
-	if [ -z "${PARTPACK_FAULT_AFTER:-}" ]; then
+	if [ -z "${PARTPACK_FAULT_AFTER:-}" ] && [ -z "${PARTPACK_FAULT_EIO:-}" ]; then
 		command "$@"
 		return
 	fi

@@ -361,6 +361,17 @@ static int commit_output(int fd, const char *output, bool force,
 	return cli_output_commit(fd, output, force, true);
 }
 
+/* An undo record beside the new archive was left for the file it replaced
+ * (or for none): replayed, it would corrupt the new one.  Removed, with a
+ * notice, once the new archive is in place: until then it still belongs
+ * with the old one. */
+static int remove_stale_undo(const char *output)
+{
+	bool removed;
+	pp_error err;
+	return pp_remove_stale_undo(output, &removed, &err) ? cli_fail(&err) : 0;
+}
+
 /* ---- input ----------------------------------------------------------- */
 
 /* The image: a source opened by name (any format), or standard input. */
@@ -580,6 +591,8 @@ static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 			status = EXIT_ERROR;
 		else if (status != 0)
 			cli_output_discard(out_fd);
+		else
+			status = remove_stale_undo(output);
 	}
 	free(output);
 	free(ranges);
