@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BMAP_IO_SIZE (1u << 20)
@@ -509,26 +510,61 @@ static char *render(const pp_bmap *bmap, size_t *len)
 	return text;
 }
 
-/* ".NAME.partpack-tmp" beside path: one fixed name, so an interrupted
- * write leaves at most one, which the next write replaces. */
-static char *temp_path_for(const char *path)
+/*
+ * A new temporary file beside path, ".NAME.partpack-tmp.XXXXXX": a name
+ * nobody can plant a link at beforehand, created exclusively (never
+ * through a symbolic link), renamed over path when complete.  Replacing a
+ * bmap keeps its permission bits (as sed -i does; never set-id ones); a
+ * new one gets 0666 less the umask, as any new file.
+ */
+static int create_temp(const char *path, char **temp, pp_error *err)
 {
-	return pp_hidden_path_beside(path, "partpack-tmp");
+	*temp = pp_hidden_path_beside(path, "partpack-tmp.XXXXXX");
+	if (!*temp)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	struct stat original;
+	bool replacing = stat(path, &original) == 0 &&
+		S_ISREG(original.st_mode);
+	int fd = pp_create_new_file(*temp, replacing ? 0600 : 0666);
+	if (fd < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot write", path);
+	if (replacing && fchmod(fd, original.st_mode & 0777)) {
+		int status = pp_fail_errno(err, PP_ERR_IO, "%s", *temp);
+		close(fd);
+		unlink(*temp);
+		return status;
+	}
+	return fd;
 }
 
 int pp_bmap_check_path(const char *path, pp_error *err)
 {
-	char *temp = temp_path_for(path);
-	if (!temp)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	int status = fd < 0 ? pp_fail_errno(err, PP_ERR_IO, "%s: cannot write",
-					    path) : 0;
+	char *temp;
+	int fd = create_temp(path, &temp, err);
 	if (fd >= 0) {
 		close(fd);
 		unlink(temp);
 	}
 	free(temp);
+	return fd < 0 ? fd : 0;
+}
+
+/* Writes, syncs and closes fd, then renames temp over path. */
+static int write_temp(int fd, const char *temp, const char *path,
+		      const char *text, size_t len, pp_error *err)
+{
+	int status = 0;
+	if (pp_write_full(fd, text, len))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: write error", temp);
+	if (status == 0 && fsync(fd))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: sync failed", temp);
+	if (close(fd) && status == 0)
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", temp);
+	if (status == 0 && rename(temp, path))
+		status = pp_fail_errno(err, PP_ERR_IO,
+				       "%s: cannot rename into place", path);
+	if (status)
+		unlink(temp);
 	return status;
 }
 
@@ -536,31 +572,11 @@ int pp_bmap_write(const pp_bmap *bmap, const char *path, pp_error *err)
 {
 	size_t len;
 	char *text = render(bmap, &len);
-	char *temp = temp_path_for(path);
-	if (!text || !temp) {
-		free(text);
-		free(temp);
+	if (!text)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	}
-	int status = 0;
-	int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (fd < 0) {
-		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot write", path);
-	} else {
-		if (pp_write_full(fd, text, len))
-			status = pp_fail_errno(err, PP_ERR_IO, "%s: write error",
-					       temp);
-		if (status == 0 && fsync(fd))
-			status = pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
-					       temp);
-		if (close(fd) && status == 0)
-			status = pp_fail_errno(err, PP_ERR_IO, "%s", temp);
-		if (status == 0 && rename(temp, path))
-			status = pp_fail_errno(err, PP_ERR_IO,
-					       "%s: cannot rename into place", path);
-		if (status)
-			unlink(temp);
-	}
+	char *temp;
+	int fd = create_temp(path, &temp, err);
+	int status = fd < 0 ? fd : write_temp(fd, temp, path, text, len, err);
 	if (status == 0) {
 		/* The rename is durable once the directory is. */
 		int dir_fd = pp_open_directory_of(path);

@@ -122,6 +122,30 @@ check_fails "partpack --bmap into a missing directory: status 1, before packing"
 	partpack -q --bmap no-such-dir/x.bmap -o nb.xz small.img
 check "... and no archive is left" test ! -e nb.xz
 
+# ---- temporary files: never through a planted link; the mode kept ----------
+# A link at the name the temporary file beside a bmap once had, fixed
+# (.NAME.partpack-tmp), to a file the patch must not touch.
+cp disk.xz s.xz
+cp disk.xz.bmap s.bmap
+chmod 640 s.bmap
+echo precious >victim
+cp victim victim.orig
+ln -s victim .s.bmap.partpack-tmp
+check "partpatch --bmap with a link planted beside the bmap" \
+	partpatch s.xz --partition part1 --input newboot.img --bmap s.bmap
+check_cmp "... the file the link points to is unchanged" victim.orig victim
+check "... the bmap is a regular file, not the link" test -f s.bmap -a ! -L s.bmap
+check_eq "... keeping its permission bits" 640 "$(stat -c %a s.bmap)"
+check "... and bmaptool copy takes it" copies s.bmap s.xz new.img
+check "... no temporary file is left" bash -c '[ "$(ls -A | grep -c partpack-tmp)" = 1 ]'
+ln -s victim .p.bmap.partpack-tmp
+check "partpack --bmap with a link planted beside the bmap" \
+	partpack -q --bmap p.bmap -o p.xz small.img
+check_cmp "... the file the link points to is unchanged" victim.orig victim
+check "... the bmap is a regular file" test -f p.bmap -a ! -L p.bmap
+check_eq "... a new bmap's mode is 0666 less the umask" \
+	"$(printf %o $((0666 & ~$(umask))))" "$(stat -c %a p.bmap)"
+
 # ---- from a pipe: no holes, every block mapped ---------------------------
 check "partpack --bmap reading a pipe" \
 	bash -c 'partpack -q --bmap pipe.bmap -c <small.img >pipe.xz'
