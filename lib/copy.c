@@ -5,7 +5,9 @@
  * The clone shares the base's extents where the filesystem supports
  * reflinks (btrfs, XFS), so a variant costs only the blocks the patch
  * writes; elsewhere it is a plain copy (copy_file_range, which the kernel
- * may still accelerate).  Until the rename nobody sees a half-made file,
+ * may still accelerate), and where the kernel copies nothing between the
+ * two (another filesystem: a tmpfs, an artifacts mount) one by read and
+ * write that keeps the source's holes.  Until the rename nobody sees a half-made file,
  * and the clone needs no undo record: a crash leaves the base untouched.
  */
 #include "internal.h"
@@ -20,6 +22,53 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define COPY_IO_SIZE ((size_t)1 << 20)
+
+/* What copy_file_range fails with where it cannot copy between these two
+ * files at all (another filesystem, one that does not offer it, an old
+ * kernel, a filesystem or seccomp that refuses it): a plain copy can. */
+static bool kernel_copy_unsupported(int error)
+{
+	return error == EXDEV || error == EOPNOTSUPP || error == EINVAL ||
+	       error == ENOSYS || error == EPERM;
+}
+
+/* The copy by read and write: the source's data only, so that its holes
+ * stay holes (SEEK_DATA and SEEK_HOLE, as cp finds them), then the size. */
+static int copy_by_reading(int from, int to, uint64_t size, const char *dest,
+			   pp_error *err)
+{
+	pp_range *extents = NULL;
+	size_t count = 0;
+	uint8_t *buf = malloc(COPY_IO_SIZE);
+	if (!buf)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	int status = pp_seek_extents(from, size, &extents, &count, err);
+	for (size_t i = 0; status == 0 && i < count; i++) {
+		const pp_range *x = &extents[i];
+		for (uint64_t done = 0; status == 0 && done < x->length;) {
+			size_t len = (size_t)PP_MIN(x->length - done,
+						    (uint64_t)COPY_IO_SIZE);
+			uint64_t at = x->offset + done;
+			if (pp_pread_full(from, buf, len, at))
+				status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
+						       "read the source", dest);
+			else if (pp_pwrite_full(to, buf, len, at))
+				status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
+						       "write the copy", dest);
+			done += len;
+		}
+	}
+	if (status == 0 && ftruncate(to, (off_t)size))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot write the "
+				       "copy", dest);
+	free(extents);
+	free(buf);
+	return status;
+}
+
+/* A reflink clone (FICLONE), else the kernel's copy (copy_file_range),
+ * else, where the kernel copies nothing between the two, read and write. */
 static int copy_contents(int from, int to, uint64_t size, const char *dest,
 			 pp_error *err)
 {
@@ -32,6 +81,8 @@ static int copy_contents(int from, int to, uint64_t size, const char *dest,
 					    0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && kernel_copy_unsupported(errno))
+			return copy_by_reading(from, to, size, dest, err);
 		if (n <= 0)
 			return n == 0 ?
 				pp_fail(err, PP_ERR_IO, "%s: source shrank "

@@ -77,6 +77,11 @@ ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset);
  * (FIEMAP, else SEEK_DATA and SEEK_HOLE). */
 int pp_data_extents(int fd, uint64_t base, uint64_t size, pp_range **extents,
 		    size_t *count, pp_error *err);
+/* The data of a file's first size bytes as SEEK_DATA and SEEK_HOLE say
+ * (what reads as data, as cp copies it; all of it where the filesystem
+ * has no holes), merged. */
+int pp_seek_extents(int fd, uint64_t size, pp_range **extents, size_t *count,
+		    pp_error *err);
 
 /* Whether len bytes are all zero: the first is, and each equals the next. */
 static inline bool pp_all_zero(const uint8_t *p, size_t len)

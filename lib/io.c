@@ -238,6 +238,21 @@ static int seek_extents(int fd, uint64_t base, uint64_t size,
 	return 0;
 }
 
+int pp_seek_extents(int fd, uint64_t size, pp_range **extents, size_t *count,
+		    pp_error *err)
+{
+	*extents = NULL;
+	*count = 0;
+	size_t capacity = 0;
+	int status = seek_extents(fd, 0, size, extents, count, &capacity, err);
+	if (status) {
+		free(*extents);
+		*extents = NULL;
+		*count = 0;
+	}
+	return status;
+}
+
 int pp_data_extents(int fd, uint64_t base, uint64_t size, pp_range **extents,
 		    size_t *count, pp_error *err)
 {
