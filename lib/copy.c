@@ -95,13 +95,39 @@ static int copy_contents(int from, int to, uint64_t size, const char *dest,
 }
 
 /*
- * Clones source into a new temporary file beside dest; *temp_path is it.
- * The source is opened as an archive first: that checks it, waits for a
- * patch in progress (shared lock) and refuses one left interrupted, so the
- * copy is never taken of half-written bytes.
+ * A new temporary file beside dest with the source's permission bits,
+ * set-id bits dropped and the umask applied by the kernel, as cp gives a
+ * new file (*mode); the owner may write it until pp_commit gives it *mode,
+ * since pp_open_copy opens it again by name for patching.
+ */
+static int create_beside(const char *dest, const struct stat *source,
+			 char *temp_path, mode_t *mode, pp_error *err)
+{
+	int to = pp_create_new_file(temp_path, source->st_mode & 0777);
+	struct stat st;
+	if (to < 0)
+		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot create a file "
+				     "beside it", dest);
+	if (fstat(to, &st) || fchmod(to, (st.st_mode & 0777) | S_IRUSR |
+				     S_IWUSR)) {
+		int status = pp_fail_errno(err, PP_ERR_IO, "%s", temp_path);
+		close(to);
+		unlink(temp_path);
+		return status;
+	}
+	*mode = st.st_mode & 0777;
+	return to;
+}
+
+/*
+ * Clones source into a new temporary file beside dest; *temp_path is it,
+ * *mode the permission bits pp_commit gives it.  The source is opened as
+ * an archive first: that checks it, waits for a patch in progress (shared
+ * lock) and refuses one left interrupted, so the copy is never taken of
+ * half-written bytes.
  */
 static int clone_beside(const char *source, const char *dest,
-			char **temp_path, pp_error *err)
+			char **temp_path, mode_t *mode, pp_error *err)
 {
 	size_t size = strlen(dest) + sizeof ".XXXXXX";
 	*temp_path = malloc(size);
@@ -116,13 +142,10 @@ static int clone_beside(const char *source, const char *dest,
 	int to = -1;
 	if (fstat(from->fd, &st))
 		status = pp_fail_errno(err, PP_ERR_IO, "%s", source);
-	else if ((to = mkostemp(*temp_path, O_CLOEXEC)) < 0)
-		status = pp_fail_errno(err, PP_ERR_IO, "%s: cannot create a "
-				       "file beside it", dest);
+	else if ((to = create_beside(dest, &st, *temp_path, mode, err)) < 0)
+		status = to;
 	else
 		status = copy_contents(from->fd, to, from->file_size, dest, err);
-	if (to >= 0 && status == 0 && fchmod(to, st.st_mode & 07777))
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", *temp_path);
 	if (to >= 0) {
 		close(to);
 		if (status)
@@ -138,7 +161,9 @@ int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
 	*archive = NULL;
 	char *temp_path = NULL;
 	char *commit_path = strdup(dest);
-	int status = commit_path ? clone_beside(source, dest, &temp_path, err) :
+	mode_t mode = 0;
+	int status = commit_path ? clone_beside(source, dest, &temp_path,
+						&mode, err) :
 		pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	if (status == 0) {
 		status = pp_archive_open(temp_path,
@@ -147,10 +172,12 @@ int pp_open_copy(const char *source, const char *dest, pp_archive **archive,
 		if (status)
 			unlink(temp_path);
 	}
-	if (status == 0)
+	if (status == 0) {
 		(*archive)->commit_path = commit_path;
-	else
+		(*archive)->commit_mode = mode;
+	} else {
 		free(commit_path);
+	}
 	free(temp_path);
 	return status;
 }
@@ -159,6 +186,8 @@ int pp_commit(pp_archive *archive, pp_error *err)
 {
 	if (!archive->commit_path)
 		return 0;  /* patched in place: already durable */
+	if (fchmod(archive->fd, archive->commit_mode))
+		return pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
 	if (fsync(archive->fd))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: sync failed",
 				     archive->commit_path);

@@ -506,6 +506,7 @@ struct pp_archive {
 	int fd;                     /* opened by path: the file; else -1 */
 	int flags;
 	char *commit_path;          /* pp_open_copy: where pp_commit renames to */
+	mode_t commit_mode;         /* ... and the permission bits it gives */
 	char *undo_path;            /* where a patch's undo record goes */
 	pp_io io;                   /* where the bytes live */
 	uint64_t file_size;

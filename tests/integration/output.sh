@@ -1,6 +1,7 @@
-# output.sh - partpatch --output onto another filesystem (a tmpfs, where
-# neither FICLONE nor copy_file_range copies): by read and write, keeping
-# the base's holes.
+# output.sh - partpatch --output: onto another filesystem (a tmpfs, where
+# neither FICLONE nor copy_file_range copies) by read and write, keeping the
+# base's holes; the copy gets the base's permission bits as cp gives them
+# (no set-id bits, the umask applied), and a read-only base can be stamped.
 
 require_cmd partpack partpatch xz cmp python3 stat
 
@@ -36,4 +37,25 @@ if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=64M tmpfs mnt 2>/dev/null; then
 	trap _pp_end EXIT
 else
 	skip "--output onto a tmpfs" "mounting a tmpfs needs root (mount -t tmpfs refused)"
+fi
+
+# ---- permission bits ----------------------------------------------------
+cp base.zst suid.zst
+chmod 4755 suid.zst
+check "--output of a set-uid base" \
+	partpatch suid.zst --offset $AT --input patch.bin --output s1.zst
+check_eq "... the copy has the base's bits without set-uid, less the umask ($(umask))" \
+	"$(printf %o $((0755 & ~$(umask))))" "$(stat -c %a s1.zst)"
+(umask 077 && partpatch suid.zst --offset $AT --input patch.bin --output s2.zst)
+check_eq "... under umask 077: 700" 700 "$(stat -c %a s2.zst)"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 . && mkdir -p shared && chmod 1777 shared
+	cp base.zst shared/ro.zst && cp patch.bin shared/ && chmod 444 shared/ro.zst
+	check "a read-only base stamped by a user who may not write it" \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		bash -c 'cd shared && umask 022 && exec partpatch ro.zst --offset '$AT' --input patch.bin --output out.zst'
+	check_eq "... the copy is read-only too" 444 "$(stat -c %a shared/out.zst)"
+	check "... and patched" same_as shared/out.zst new.img
+else
+	skip "a read-only base stamped by another user" "needs root and setpriv"
 fi
