@@ -60,6 +60,8 @@
 #include <zstd_errors.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -587,14 +589,23 @@ static bool zst_probe(const uint8_t *head, size_t len)
  * would shift every later frame in the image: a patch would land in the
  * wrong place.  So before a frame is patched or read, the header of every
  * frame up to it must agree with the table (once; the count is kept).
+ *
+ * The state is shared by every handle of the archive (pp_dup) and read by
+ * pp_decode_blocks' workers at once: the count is atomic, so a frame
+ * already agreed costs one load, and one thread at a time moves it on,
+ * under the lock, publishing it only once the frames below it are read.
  */
 typedef struct zst_state {
-	size_t agreed;          /* frames [0, agreed) match their headers */
+	pthread_mutex_t lock;   /* held while agreed moves on */
+	atomic_size_t agreed;   /* frames [0, agreed) match their headers */
 } zst_state;
 
 static void zst_release(pp_archive *archive)
 {
-	free(archive->container);
+	zst_state *state = archive->container;
+	if (state)
+		pthread_mutex_destroy(&state->lock);
+	free(state);
 	archive->container = NULL;
 }
 
@@ -603,13 +614,19 @@ static int zst_open(pp_archive *archive, pp_error *err)
 {
 	bool indexed = false;
 	zst_state *state = calloc(1, sizeof *state);
+	if (state && pthread_mutex_init(&state->lock, NULL)) {
+		free(state);
+		state = NULL;
+	}
 	archive->container = state;
+	if (state)
+		atomic_init(&state->agreed, 0);
 	int ret = state ? read_seek_table(archive, &indexed, err) :
 		pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	if (ret == 0 && !indexed) {
 		ret = scan_frames(archive, err);
 		/* The table was made from the headers themselves. */
-		state->agreed = archive->block_count;
+		atomic_store(&state->agreed, archive->block_count);
 	}
 	if (ret) {
 		pp_archive_drop_blocks(archive);
@@ -629,24 +646,30 @@ static int agree_up_to(pp_archive *archive, size_t which, bool *sure,
 {
 	zst_state *state = archive->container;
 	*sure = true;
-	for (; state->agreed <= which; state->agreed++) {
-		const pp_block *b = &archive->blocks[state->agreed];
+	if (atomic_load_explicit(&state->agreed, memory_order_acquire) > which)
+		return 0;
+	pthread_mutex_lock(&state->lock);
+	size_t agreed = atomic_load_explicit(&state->agreed,
+					     memory_order_relaxed);
+	int ret = 0;
+	for (; ret == 0 && *sure && agreed <= which; agreed++) {
+		const pp_block *b = &archive->blocks[agreed];
 		zst_frame frame;
-		int ret = read_frame_header(archive, b->foffset,
-					    b->foffset + b->fsize, &frame, err);
-		if (ret)
-			return ret;
-		if (!frame.has_size) {
+		ret = read_frame_header(archive, b->foffset,
+					b->foffset + b->fsize, &frame, err);
+		if (ret == 0 && !frame.has_size)
 			*sure = false;
-			return 0;
-		}
-		if (frame.content_size != b->usize)
-			return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu holds %"
-				       PRIu64 " bytes, but the seek table says %"
-				       PRIu64, archive->path, state->agreed,
-				       frame.content_size, b->usize);
+		else if (ret == 0 && frame.content_size != b->usize)
+			ret = pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu holds %"
+				      PRIu64 " bytes, but the seek table says %"
+				      PRIu64, archive->path, agreed,
+				      frame.content_size, b->usize);
+		if (ret || !*sure)
+			break;
 	}
-	return 0;
+	atomic_store_explicit(&state->agreed, agreed, memory_order_release);
+	pthread_mutex_unlock(&state->lock);
+	return ret;
 }
 
 static int zst_stored_extents(pp_archive *archive, size_t which,
