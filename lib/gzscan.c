@@ -67,6 +67,23 @@
  * and hold back the run's last 32 KiB instead. */
 #define GZ_TRACE_INPUT_MAX ((size_t)4 << 20)
 
+/*
+ * And the traces of one file share a budget.  A file can alternate stored
+ * and compressed blocks without end (100,000 runs in 5 MB), and each trace
+ * decodes up to 32 KiB twice, up to 4 MiB of input: unbounded, that made
+ * opening such a file take minutes, and every nbdkit connection pays for
+ * the open.  A trace costs what it inflates, input and output, both
+ * times; all of them together may cost GZ_TRACE_BUDGET_FACTOR times the
+ * file's size (at least GZ_TRACE_BUDGET_MIN), about as much work again as
+ * the scan itself does.  Once that is spent, each later run is held back
+ * as an unfinished trace is: its last 32 KiB, all that a later copy can
+ * reach, are not offered for patching (a notice says how many runs).
+ * Files that keep a few regions raw (a partition, zlib's deflateParams
+ * around it) never come near it.
+ */
+#define GZ_TRACE_BUDGET_FACTOR 4u
+#define GZ_TRACE_BUDGET_MIN ((uint64_t)64 << 20)
+
 typedef struct gz_tracer {
 	z_stream strm;
 	bool strm_ready;
@@ -74,6 +91,7 @@ typedef struct gz_tracer {
 	uint8_t *input;         /* deflate data read from there */
 	size_t input_len;
 	size_t input_cap;
+	size_t input_max;       /* this trace's part of the budget */
 	/* Window position i labelled with its low byte, and with its high
 	 * byte (at most 127) xor the complement of the low one, which never
 	 * equals the low byte: a copy's two labels differ, and name the
@@ -114,13 +132,13 @@ static int tracer_new(gz_tracer **out, const pp_archive *archive,
 }
 
 /* Reads more deflate data after what input holds; *got is 0 at the end of
- * the file or at GZ_TRACE_INPUT_MAX. */
+ * the file or at input_max. */
 static int tracer_read(gz_tracer *tracer, const pp_archive *archive,
 		       size_t *got, pp_error *err)
 {
 	uint64_t from = tracer->input_at + tracer->input_len;
 	size_t want = PP_MIN(GZ_TRACE_READ,
-			     GZ_TRACE_INPUT_MAX - tracer->input_len);
+			     tracer->input_max - tracer->input_len);
 	want = (size_t)PP_MIN((uint64_t)want, archive->file_size - from);
 	*got = 0;
 	if (want == 0)
@@ -146,7 +164,7 @@ static int tracer_read(gz_tracer *tracer, const pp_archive *archive,
  * Decodes up to GZ_WINDOW bytes into out, from the block at input_at, after
  * a window of the first window_len labels.  *complete says it got them all,
  * or all that the member has; not if the data ended or went bad first (the
- * scan will report that) or took more than GZ_TRACE_INPUT_MAX bytes.
+ * scan will report that) or took more than input_max bytes.
  */
 static int trace_decode(gz_tracer *tracer, const pp_archive *archive,
 			const uint8_t *labels, uInt window_len, uint8_t *out,
@@ -300,6 +318,8 @@ typedef struct gz_scan {
 				 * the current member's run since its last
 				 * compressed block */
 	gz_tracer *tracer;      /* made for the first run that needs it */
+	uint64_t budget;        /* what traces may still inflate, bytes */
+	size_t held_back;       /* runs not traced for want of budget */
 } gz_scan;
 
 /* Rewrites the run's extents, the last ones in the list, without the
@@ -346,7 +366,19 @@ static int end_run(gz_scan *scan, pp_error *err)
 	tracer->input_len = 0;
 	/* The window holds the member's output so far, up to 32 KiB. */
 	uInt window_len = (uInt)PP_MIN(scan->produced, (uint64_t)GZ_WINDOW);
-	int ret = trace_copies(tracer, scan->archive, window_len, err);
+	int ret = 0;
+	if (scan->budget <= 2 * GZ_WINDOW) {
+		/* Spent: held back as an unfinished trace would be. */
+		memset(tracer->copied, 1, window_len);
+		scan->held_back++;
+	} else {
+		/* Two decodes of the input and of 32 KiB out each. */
+		tracer->input_max = (size_t)PP_MIN((uint64_t)GZ_TRACE_INPUT_MAX,
+						   scan->budget / 2 - GZ_WINDOW);
+		ret = trace_copies(tracer, scan->archive, window_len, err);
+		uint64_t cost = 2 * ((uint64_t)tracer->input_len + GZ_WINDOW);
+		scan->budget -= PP_MIN(cost, scan->budget);
+	}
 	if (ret)
 		return ret;
 	gz_window window = {
@@ -470,13 +502,27 @@ int pp_gz_scan(pp_archive *archive, pp_extent_list *stored, pp_error *err)
 	if (archive->file_size == 0)
 		return pp_fail(err, PP_ERR_FORMAT, "%s: empty file, not a gzip "
 			       "archive", archive->path);
-	gz_scan scan = { .archive = archive, .stored = stored };
+	gz_scan scan = {
+		.archive = archive,
+		.stored = stored,
+		.budget = PP_MAX(GZ_TRACE_BUDGET_MIN, GZ_TRACE_BUDGET_FACTOR *
+				 PP_MIN(archive->file_size, UINT64_MAX /
+					GZ_TRACE_BUDGET_FACTOR)),
+	};
 	int ret = pp_gz_inflater_init(&scan.inflater, archive, 0,
 				      archive->file_size, err);
 	scan.inflater.in.reports_progress = true;
 	for (size_t member = 1; !ret && !reader_at_end(&scan.inflater.in);
 	     member++)
 		ret = scan_member(&scan, member, err);
+	if (ret == 0 && scan.held_back > 0)
+		pp_notice("%s: the last 32 KiB of %zu runs of stored data are "
+			  "held back from patching (later data may copy from "
+			  "them): tracing so many would cost over %" PRIu64
+			  " MiB of decoding", archive->path,
+			  scan.held_back,
+			  PP_MAX(GZ_TRACE_BUDGET_MIN, GZ_TRACE_BUDGET_FACTOR *
+				 archive->file_size) >> 20);
 	pp_gz_inflater_free(&scan.inflater);
 	tracer_free(scan.tracer);
 	return ret;

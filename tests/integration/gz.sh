@@ -125,3 +125,51 @@ decoders_agree foreign.gz expected.img "foreign, stamped"
 check_fails "foreign: a patch in compressed data is refused" 3 \
 	partpatch foreign.orig --offset 0 --length 16 --input newboot.img
 rm -f foreign.gz foreign.orig
+
+# ---- a foreign gzip of 100,000 stored/compressed transitions ----------------
+# Each stored run would be traced for copies, decoding 64 KiB twice: the
+# scan's budget (4 times the file, at least 64 MiB) holds the later runs
+# back instead, so the file opens in bounded time; every byte still reads.
+python3 - runs.gz runs.img runs.at <<'PY'
+import random, struct, sys, zlib
+r = random.Random(1)
+words = [b"alpha ", b"beta ", b"gamma ", b"delta\n", b"kappa ", b"omega "]
+out = bytearray(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+image, runs = bytearray(), []
+c = zlib.compressobj(6, zlib.DEFLATED, -15)
+for i in range(100000):
+    # A stored block by hand, then a compressed one that a full flush ends
+    # on a byte boundary (with an empty stored block, a flush marker).
+    stored = r.randbytes(24)
+    runs.append(len(image))
+    out += b"\x00" + struct.pack("<HH", 24, 0xffff ^ 24) + stored
+    text = b"".join(r.choice(words) for _ in range(3))
+    out += c.compress(text) + c.flush(zlib.Z_FULL_FLUSH)
+    image += stored + text
+out += b"\x01\x00\x00\xff\xff" + struct.pack("<II", zlib.crc32(image), len(image))
+open(sys.argv[1], "wb").write(out)
+open(sys.argv[2], "wb").write(image)
+open(sys.argv[3], "w").write("%d %d\n" % (runs[0], runs[-2]))
+PY
+read -r FIRST_RUN LATE_RUN <runs.at
+check "runs: $(($(size_of runs.gz) / 1000)) kB with 100,000 stored runs, gzip -t passes" gzip -t runs.gz
+start=$(date +%s%N)
+timeout 60 partinfo runs.gz >runs.info 2>runs.err
+status=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check_eq "runs: partinfo opens it" 0 $status
+check "runs: ... in at most 2 s ($ms ms)" test $ms -le 2000
+check "runs: ... saying that runs are held back" grep -q "runs of stored data are held back from patching" runs.err
+check "runs: ... the first run is listed as stored" grep -q "^  $FIRST_RUN\.\.$((FIRST_RUN + 24)) " runs.info
+cp runs.gz runs.orig
+head -c 24 /dev/urandom >run.bin
+partpatch runs.gz --offset "$LATE_RUN" --input run.bin 2>err.txt
+check_eq "runs: a held-back run is refused for patching: status 3" 3 $?
+check "runs: ... as not stored data (after the notice)" \
+	grep -q "byte $LATE_RUN of the image is not stored data" err.txt
+check_cmp "runs: ... the archive is unchanged" runs.orig runs.gz
+check "runs: a traced run is patched" partpatch runs.gz --offset "$FIRST_RUN" --input run.bin
+cp runs.img runs-new.img
+replace_range runs-new.img "$FIRST_RUN" run.bin
+check "runs: ... gzip -t passes" gzip -t runs.gz
+check_stdout_cmp "runs: ... and partcat reads every byte of the patched image" runs-new.img partcat runs.gz
