@@ -7,11 +7,86 @@
  *
  * Nearly every mutation breaks BmapFileChecksum, so the harness also feeds
  * the parser the input with that checksum made right, to get past it.
+ *
+ * And the reader as partpatch --bmap uses it: the bytes are written to a
+ * file and read with pp_bmap_open against an archive of the image size
+ * the text declares, which must accept exactly what the parser accepted;
+ * what it read is written back with pp_bmap_save (a temporary file beside
+ * it, renamed) and read again, giving the same ranges.
  */
 #include "internal.h"
 #include "fuzz.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+
+static char temp_dir[256], bmap_path[300], saved_path[300];
+
+static void set_up(void)
+{
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(temp_dir, sizeof temp_dir, "%s/fuzz-bmap.XXXXXX", base);
+	if (!mkdtemp(temp_dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(bmap_path, sizeof bmap_path, "%s/in.bmap", temp_dir);
+	snprintf(saved_path, sizeof saved_path, "%s/saved.bmap", temp_dir);
+}
+
+static void tear_down(void)
+{
+	unlink(bmap_path);
+	unlink(saved_path);
+	rmdir(temp_dir);
+}
+
+/* The file's ranges, as the reader of partpatch --bmap sees them against an
+ * image of image_size bytes (an archive of one block of that size). */
+static int open_file(const char *path, uint64_t image_size, pp_bmap **bmap)
+{
+	pp_block block = { .usize = image_size };
+	pp_archive archive = { .path = "fuzz.xz", .fd = -1, .blocks = &block,
+			       .block_count = 1 };
+	pp_error err = { 0 };
+	int status = pp_bmap_open(&archive, path, bmap, &err);
+	REQUIRE(status == 0 || (err.status == status && err.message[0]));
+	return status;
+}
+
+static bool same_ranges(const pp_bmap *a, const pp_bmap *b)
+{
+	if (a->count != b->count || a->image_size != b->image_size)
+		return false;
+	for (size_t i = 0; i < a->count; i++)
+		if (a->ranges[i].first != b->ranges[i].first ||
+		    a->ranges[i].last != b->ranges[i].last ||
+		    memcmp(a->ranges[i].sha256, b->ranges[i].sha256, 32) != 0)
+			return false;
+	return true;
+}
+
+/* Through files: pp_bmap_open agrees with the parser, and what it read
+ * survives pp_bmap_save and a second pp_bmap_open. */
+static void check_file(const char *text, size_t len, const pp_bmap *parsed)
+{
+	int fd = open(bmap_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (len && write(fd, text, len) != (ssize_t)len) || close(fd)) {
+		perror(bmap_path);
+		exit(1);
+	}
+	pp_bmap *bmap = NULL, *again = NULL;
+	int status = open_file(bmap_path, parsed->image_size, &bmap);
+	REQUIRE(status == 0 && same_ranges(bmap, parsed));
+	pp_error err = { 0 };
+	REQUIRE(pp_bmap_save(bmap, saved_path, &err) == 0);
+	REQUIRE(open_file(saved_path, parsed->image_size, &again) == 0);
+	REQUIRE(same_ranges(bmap, again));
+	pp_bmap_close(bmap);
+	pp_bmap_close(again);
+}
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -32,6 +107,7 @@ static void check_parse(const char *text, size_t len)
 		REQUIRE(r->first <= r->last && r->last < blocks && !r->dirty);
 		REQUIRE(i == 0 || bmap.ranges[i - 1].last < r->first);
 	}
+	check_file(text, len, &bmap);
 	pp_bmap_release(&bmap);
 }
 
@@ -69,6 +145,12 @@ static void check_with_checksum_fixed(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static bool ready;
+	if (!ready) {
+		set_up();
+		atexit(tear_down);
+		ready = true;
+	}
 	check_parse((const char *)data, size);
 	check_with_checksum_fixed(data, size);
 	return 0;

@@ -13,6 +13,8 @@
 #   OUT_DIR/zstd-open for fuzz-zstd-open
 #   OUT_DIR/patch   for fuzz-patch (its own input layout; see fuzz-patch.c)
 #   OUT_DIR/bmap    for fuzz-bmap (bmap files partpack --bmap wrote)
+#   OUT_DIR/undo    for fuzz-undo (undo records, PPUNDO02 and the older
+#                   PPUNDO01, for the harness's archive of 196731 bytes)
 #
 # Needs python3 for deterministic noise and the zlib streams.
 
@@ -24,8 +26,8 @@ out=$2
 [ -x "$partpack" ] || { echo "make-seeds: $partpack: not built" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/partpack-seeds.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-rm -rf "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap"
-mkdir -p "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap"
+rm -rf "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap" "$out/undo"
+mkdir -p "$out/xz-open" "$out/gz-open" "$out/zstd-open" "$out/patch" "$out/bmap" "$out/undo"
 
 # ---- images: text, noise and zeros, so blocks of every kind appear -------
 python3 - "$work" <<'EOF'
@@ -138,3 +140,35 @@ dd if="$work/image" of="$work/sparse" bs=4096 seek=5 conv=notrunc status=none
 "$partpack" -q -f -T 1 -B 4KiB --bmap "$out/bmap/dense.bmap" -o "$work/image.xz" "$work/image"
 "$partpack" -q -f -T 1 --bmap "$out/bmap/pipe.bmap" -c <"$work/text" >"$work/text.xz"
 "$partpack" -q -f -T 1 --bmap "$out/bmap/empty.bmap" -o "$work/empty.xz" "$work/empty"
+
+# ---- undo records: entries at the head, the tail, across the 64 KiB edge --
+# Written as journal.c lays them out, with a zero binding (fuzz-undo makes
+# it right) and a right CRC; and broken ones: cut short, an entry past the
+# end, the older format, an empty file.
+python3 - "$out/undo" <<'EOF'
+import random, struct, sys, zlib
+out = sys.argv[1]
+size = 192 * 1024 + 123        # fuzz-undo.c's ARCHIVE_SIZE
+r = random.Random(9)
+END = (1 << 64) - 1
+def record(entries, magic=b"PPUNDO02", cut=None):
+    body = magic + struct.pack("<QQQQ", size, 0, 0, 0)
+    for offset, length in entries:
+        body += struct.pack("<QI", offset, length) + r.randbytes(length)
+    body += struct.pack("<QI", END, len(entries)) + bytes(32)
+    body += struct.pack("<I", zlib.crc32(body))
+    return body[:cut] if cut else body
+def write(name, data):
+    open("%s/%s" % (out, name), "wb").write(data)
+write("one", record([(1000, 100)]))
+write("ends", record([(0, 64), (size - 50, 50), (100000, 4096), (5, 0)]))
+write("across-64k", record([(65536 - 30, 60), (size - 65536 - 10, 20)]))
+write("many", record([(i * 1900, 17) for i in range(100)]))
+write("cut-short", record([(0, 64), (100000, 4096)], cut=2000))
+write("past-end", record([(size - 10, 100)]))
+old = b"PPUNDO01" + struct.pack("<Q", size) + struct.pack("<QI", 1000, 8) + b"U" * 8
+old += struct.pack("<QI", END, 1)
+write("ppundo01", old + struct.pack("<I", zlib.crc32(old)))
+write("header-only", b"PPUNDO02" + struct.pack("<QQQQ", size, 0, 0, 0))
+write("empty", b"")
+EOF
