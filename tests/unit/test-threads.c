@@ -21,10 +21,12 @@
 #define ROUNDS 6
 #define READ_LEN 3000
 
+/* A thread's part in one round: its handle, and what went wrong. */
 typedef struct job {
-	pp_archive *handle;
 	const uint8_t *image;
-	unsigned long long seed;
+	int round;
+	int index;
+	pp_archive *handle;
 	int failures;
 } job;
 
@@ -33,10 +35,12 @@ typedef struct job {
 static void *read_around(void *arg)
 {
 	job *j = arg;
+	unsigned long long seed = 0x9e3779b97f4a7c15ull *
+		(unsigned)(j->round * 8 + j->index + 1);
 	uint8_t buf[READ_LEN];
 	for (int i = 0; i < 24; i++) {
 		uint64_t at = i == 0 ? SIZE - READ_LEN :
-			unit_random(&j->seed) % (SIZE - READ_LEN);
+			unit_random(&seed) % (SIZE - READ_LEN);
 		uint64_t run;
 		if (pp_pread(j->handle, buf, READ_LEN, at, NULL) ||
 		    memcmp(buf, j->image + at, READ_LEN) != 0 ||
@@ -82,8 +86,7 @@ static int race_once(const char *archive, const uint8_t *image, int round)
 	pthread_t threads[READERS + 1];
 	int started = 0, failures = 0;
 	for (int i = 0; i <= READERS; i++) {
-		jobs[i] = (job){ .image = image,
-				 .seed = 0x9e3779b97f4a7c15ull * (unsigned)(round * 8 + i + 1) };
+		jobs[i] = (job){ .image = image, .round = round, .index = i };
 		if (pp_dup(base, &jobs[i].handle, NULL))
 			break;
 		if (pthread_create(&threads[i], NULL,
