@@ -497,6 +497,13 @@ static int scan_member(gz_scan *scan, size_t member, pp_error *err)
 	return ret;
 }
 
+/* What the traces of a file of file_size bytes may inflate together. */
+static uint64_t trace_budget(uint64_t file_size)
+{
+	return PP_MAX(GZ_TRACE_BUDGET_MIN, GZ_TRACE_BUDGET_FACTOR *
+		      PP_MIN(file_size, UINT64_MAX / GZ_TRACE_BUDGET_FACTOR));
+}
+
 int pp_gz_scan(pp_archive *archive, pp_extent_list *stored, pp_error *err)
 {
 	if (archive->file_size == 0)
@@ -505,9 +512,7 @@ int pp_gz_scan(pp_archive *archive, pp_extent_list *stored, pp_error *err)
 	gz_scan scan = {
 		.archive = archive,
 		.stored = stored,
-		.budget = PP_MAX(GZ_TRACE_BUDGET_MIN, GZ_TRACE_BUDGET_FACTOR *
-				 PP_MIN(archive->file_size, UINT64_MAX /
-					GZ_TRACE_BUDGET_FACTOR)),
+		.budget = trace_budget(archive->file_size),
 	};
 	int ret = pp_gz_inflater_init(&scan.inflater, archive, 0,
 				      archive->file_size, err);
@@ -520,9 +525,7 @@ int pp_gz_scan(pp_archive *archive, pp_extent_list *stored, pp_error *err)
 			  "held back from patching (later data may copy from "
 			  "them): tracing so many would cost over %" PRIu64
 			  " MiB of decoding", archive->path,
-			  scan.held_back,
-			  PP_MAX(GZ_TRACE_BUDGET_MIN, GZ_TRACE_BUDGET_FACTOR *
-				 archive->file_size) >> 20);
+			  scan.held_back, trace_budget(archive->file_size) >> 20);
 	pp_gz_inflater_free(&scan.inflater);
 	tracer_free(scan.tracer);
 	return ret;
