@@ -41,7 +41,7 @@
  * so another pack of another image at the same name and size differs
  * there.  64 KiB of tail hold the whole index of an xz or gzip archive of
  * up to about 7,000 blocks, or the seek table of 5,000 zstd frames; the
- * ends cost one read of 128 KiB at commit and one at recovery.
+ * ends cost 128 KiB of reading at commit and again at recovery.
  *
  * And the record must be its archive owner's: a regular file of one link,
  * owned by the archive's owner (for an archive on callbacks, by this
