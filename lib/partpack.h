@@ -692,6 +692,136 @@ PP_API int pp_source_list_partitions(pp_source *source,
 PP_API int pp_pack_source(pp_source *source, int out_fd, const char *out_name,
 			  const pp_pack_options *options, pp_error *err);
 
+/* ---- files inside a partition's filesystem --------------------------- */
+
+/*
+ * What libblkid finds at the start of a partition: the filesystem type as
+ * blkid names it ("ext4", "vfat", "xfs", "crypto_LUKS"; "" for nothing
+ * known), its label and UUID ("" when it has none).
+ */
+typedef struct pp_fs_probe {
+	char type[32];
+	char version[32];       /* "FAT32", "1.0"; "" when blkid says none */
+	char label[256];
+	char uuid[64];
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[4];
+	void *reserved_ptr[2];
+} pp_fs_probe;
+
+/*
+ * Probes the filesystem in [partition->offset, + length) of the archive's
+ * image with libblkid.  Only the first MiB of the partition is read
+ * (through pp_pread, so the block cache serves it), into a sparse
+ * temporary file of the partition's size that blkid probes.  Nothing
+ * found is not an error: found->type is "".
+ */
+PP_API int pp_probe_filesystem(pp_archive *archive, const pp_range *partition,
+			       pp_fs_probe *found, pp_error *err);
+
+/*
+ * Editing files in the filesystem of a partition of an archive, with no
+ * virtual machine, and handing back the changed bytes of the image:
+ *
+ *   pp_fs_open(archive, &partition, &options, &fs)
+ *   pp_fs_upload(fs, "grub-a.cfg", "/grub/grub.cfg"), pp_fs_mkdir(...)...
+ *   pp_fs_changes(fs, callback)   each changed run of the image, once
+ *   pp_fs_close(fs)
+ *
+ * Nothing reaches the archive: the caller adds the runs to a patch
+ * transaction (pp_fs_add_to_patch does exactly that), hands them to its
+ * own writer, or drops them, so an edit lands whole or not at all, in one
+ * transaction with whatever else the caller writes.
+ *
+ * ext2, ext3 and ext4 are edited in process by libext2fs (e2fsprogs'
+ * library), reading the image through pp_pread and keeping every write in
+ * memory; the writes are those the kernel would make (only the primary
+ * superblock and group descriptors are rewritten).  A filesystem whose
+ * journal needs recovery, that has errors recorded or that uses
+ * multi-mount protection is refused.  vfat (FAT12/16/32, long names) is
+ * edited by mtools on a copy of the partition's bytes in a temporary file,
+ * the changed bytes found by comparing.  PP_FS_BYTES gives only that copy
+ * (pp_fs_bytes_path) for a program of the caller's to edit.
+ *
+ * Paths inside the filesystem are absolute ("/grub/grub.cfg").  An
+ * operation that fails (no such directory, no space left) leaves the
+ * handle unusable: pp_fs_changes refuses it, so nothing of a failed edit
+ * can be applied.  A handle uses its archive: the archive's thread rules
+ * cover it, and the archive must stay open until pp_fs_close.  The vfat
+ * and bytes kinds run processes (mtools) with argument vectors, never a
+ * shell.
+ */
+enum pp_fs_kind {
+	PP_FS_ANY = 0,          /* pp_fs_open: ext or vfat, as probed */
+	PP_FS_EXT = 1,          /* ext2, ext3, ext4 */
+	PP_FS_VFAT = 2,         /* FAT12, FAT16, FAT32 */
+	PP_FS_BYTES = 3,        /* any bytes: a temporary file to edit */
+};
+
+typedef struct pp_fs_options {
+	enum pp_fs_kind kind;
+	const char *tmpdir;     /* for temporary files; NULL: $TMPDIR or /tmp */
+	/* Room for new options (see "ABI" above): zeroed by
+	 * pp_fs_options_init. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
+} pp_fs_options;
+
+typedef struct pp_fs pp_fs;
+
+/* Sets every field to its default and the reserved room to zero. */
+PP_API void pp_fs_options_init(pp_fs_options *options);
+/* Opens the filesystem in the partition; PP_ERR_FORMAT when it is not of
+ * the kind asked for (with PP_FS_ANY: neither ext nor vfat), naming what
+ * blkid found.  options may be NULL. */
+PP_API int pp_fs_open(pp_archive *archive, const pp_range *partition,
+		      const pp_fs_options *options, pp_fs **fs, pp_error *err);
+/* The kind opened (never PP_FS_ANY). */
+PP_API enum pp_fs_kind pp_fs_get_kind(const pp_fs *fs);
+/* Copies the local file local to remote (replacing its content if it
+ * exists, keeping its mode and owner; else mode 0644, owner 0:0). */
+PP_API int pp_fs_upload(pp_fs *fs, const char *local, const char *remote,
+			pp_error *err);
+/* Writes len bytes of data to the file remote, as pp_fs_upload does. */
+PP_API int pp_fs_write(pp_fs *fs, const char *remote, const void *data,
+		       size_t len, pp_error *err);
+/* Makes the directory path and its parents (mode 0755, owner 0:0); an
+ * existing directory is not an error. */
+PP_API int pp_fs_mkdir(pp_fs *fs, const char *path, pp_error *err);
+/* Removes path, recursively; a path that does not exist is not an error
+ * (rm -rf).  "/" is refused. */
+PP_API int pp_fs_delete(pp_fs *fs, const char *path, pp_error *err);
+/* Copies the local file or directory local (recursively: files,
+ * directories and symbolic links, with their modes, owners and
+ * modification times) into the existing directory remotedir. */
+PP_API int pp_fs_copy_in(pp_fs *fs, const char *local, const char *remotedir,
+			 pp_error *err);
+/* PP_FS_BYTES: the temporary file holding the partition's bytes, which
+ * may be edited in place (not resized) until pp_fs_changes.  NULL for the
+ * other kinds. */
+PP_API const char *pp_fs_bytes_path(const pp_fs *fs);
+
+/*
+ * Finishes the edit and hands each changed run of the image to fn, in
+ * image order, once: offset in the image (not the partition), the new
+ * bytes, their length.  fn returns 0 to go on, else a pp_status that
+ * pp_fs_changes returns.  Refused after a failed operation, and for
+ * PP_FS_BYTES when the file's size changed.  *written (if not NULL) gets
+ * the runs' ranges (malloc'd, free() it) and *count their number, for a
+ * bmap (pp_bmap_patched).  Call it once; afterwards only pp_fs_close.
+ */
+typedef int (*pp_fs_change_fn)(void *opaque, uint64_t offset,
+			       const void *data, size_t len, pp_error *err);
+PP_API int pp_fs_changes(pp_fs *fs, pp_fs_change_fn fn, void *opaque,
+			 pp_range **written, size_t *count, pp_error *err);
+/* pp_fs_changes adding every run to txn (pp_patch_add): a run that is
+ * not stored data fails with PP_ERR_NOT_STORED naming its offset. */
+PP_API int pp_fs_add_to_patch(pp_fs *fs, pp_patch_txn *txn,
+			      pp_range **written, size_t *count,
+			      pp_error *err);
+/* Releases the handle and its temporary files; the archive is untouched. */
+PP_API void pp_fs_close(pp_fs *fs);
+
 /* ---- bmap files and digests ------------------------------------------- */
 
 /*
