@@ -1,6 +1,7 @@
 /* partpatch - overwrite stored bytes of an .xz or .gz archive in place. */
 #include "cli.h"
 #include "edit.h"
+#include "fsedit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,13 +61,21 @@ static void usage(void)
 	       "\n"
 	       "File operations on the filesystem of the --partition (paths inside\n"
 	       "that filesystem: /grub/grub.cfg on /boot), in the order given, in one\n"
-	       "libguestfs appliance launch and one transaction:\n"
+	       "transaction:\n"
 	       "      --upload=LOCAL:REMOTE     copy the local file LOCAL to REMOTE\n"
 	       "      --write=REMOTE:CONTENT    write CONTENT to the file REMOTE\n"
 	       "      --mkdir=DIR               make DIR and its parents\n"
 	       "      --delete=PATH             remove PATH (recursively)\n"
 	       "      --copy-in=LOCAL:REMOTEDIR copy a local file or directory in\n"
 	       "      --script=FILE             run FILE's guestfish commands\n"
+	       "ext2/3/4 and vfat are edited in process, with no appliance (a\n"
+	       "/MOUNTPOINT selector still starts one to read the guest's fstab);\n"
+	       "other filesystems and --script use the appliance.\n"
+	       "      --appliance               use the appliance for every filesystem\n"
+	       "      --exec=CMD                run CMD with /bin/sh, $PARTITION naming a\n"
+	       "                                temporary file of the partition's bytes;\n"
+	       "                                then apply the bytes it changed (nothing if\n"
+	       "                                CMD fails or changes the file's size)\n"
 	       "\n"
 	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
 	       "(the archive is unchanged), 4 a touched block is already corrupt (the\n"
@@ -104,6 +113,9 @@ typedef struct patch_args {
 	bool force;
 	edit_op *edits;             /* file operations, in order */
 	size_t edit_count;
+	const char *exec;           /* --exec: a command on the partition */
+	bool appliance;             /* --appliance: file edits by libguestfs */
+	fsedit_written edit_written;    /* what the file edits wrote */
 } patch_args;
 
 /* items (count of them, size bytes each) with room for one more, or exit:
@@ -185,6 +197,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "delete", required_argument, NULL, 0x100 + EDIT_DELETE },
 		{ "copy-in", required_argument, NULL, 0x100 + EDIT_COPY_IN },
 		{ "script", required_argument, NULL, 0x100 + EDIT_SCRIPT },
+		{ "exec", required_argument, NULL, 0x200 },
+		{ "appliance", no_argument, NULL, 0x201 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -231,6 +245,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 0x100 + EDIT_COPY_IN: case 0x100 + EDIT_SCRIPT:
 			add_edit(args, (edit_kind)(c - 0x100), optarg);
 			break;
+		case 0x200: args->exec = optarg; break;
+		case 0x201: args->appliance = true; break;
 		default:
 			cli_option_error(c, argv);
 		}
@@ -264,7 +280,15 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			  "--offset, --input or --length");
 		exit(EXIT_USAGE);
 	}
-	if (from_stdin > 1) {
+	if (args->exec && (args->edit_count > 0 || args->range_count != 1 ||
+			   !args->ranges[0].partition ||
+			   args->ranges[0].input_given ||
+			   args->ranges[0].length_given)) {
+		cli_error("--exec needs one --partition, and no file operation, "
+			  "--offset, --input or --length");
+		exit(EXIT_USAGE);
+	}
+	if (from_stdin > 1 && !args->exec) {
 		cli_error("%zu ranges would read standard input: give each "
 			  "range but one an --input", from_stdin);
 		exit(EXIT_USAGE);
@@ -465,8 +489,12 @@ static int update_bmap(const patch_args *args, pp_bmap *bmap,
 	for (size_t i = 0; i < args->range_count; i++)
 		written[i] = (pp_range){ args->ranges[i].offset,
 					 args->ranges[i].written };
-	int failed = pp_bmap_patched(bmap, archive, written, args->range_count,
-				     &err) ||
+	const fsedit_written *edited = &args->edit_written;
+	int failed = (edited->ranges ?
+		      pp_bmap_patched(bmap, archive, edited->ranges,
+				      edited->count, &err) :
+		      pp_bmap_patched(bmap, archive, written,
+				      args->range_count, &err)) ||
 		pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
 			     args->bmap, &err);
 	free(written);
@@ -576,7 +604,8 @@ static int locate(pp_archive *archive, const patch_args *args,
 {
 	pp_range partition;
 	pp_error err;
-	if (edit_selector_needs_guest(range->partition)) {
+	if (args->appliance ? edit_selector_needs_guest(range->partition) :
+	    fsedit_selector_needs_guest(range->partition)) {
 		edit_result found;
 		int status = edit_run(archive, args->archive, range->partition,
 				      NULL, 0, args->verbose, &found);
@@ -618,8 +647,8 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 
 /* Runs the file operations (one guestfish session that writes nothing)
  * and adds the writes they made to the transaction. */
-static int add_edits(pp_archive *archive, patch_args *args,
-		     pp_patch_txn *txn)
+static int add_appliance_edits(pp_archive *archive, patch_args *args,
+			       pp_patch_txn *txn)
 {
 	edit_result edited;
 	range_arg *range = &args->ranges[0];
@@ -641,6 +670,32 @@ static int add_edits(pp_archive *archive, patch_args *args,
 	return status;
 }
 
+/* File operations in process where the filesystem allows (ext2/3/4,
+ * vfat) and --exec; the appliance for the rest and with --appliance. */
+static int add_edits(pp_archive *archive, patch_args *args,
+		     pp_patch_txn *txn)
+{
+	range_arg *range = &args->ranges[0];
+	int status = fsedit_check_locals(args->edits, args->edit_count);
+	if (status == 0 && (args->exec || (!args->appliance &&
+			    fsedit_can_run(args->edits, args->edit_count)))) {
+		status = locate(archive, args, range);
+		pp_range partition = { range->offset, range->limit };
+		if (status == 0)
+			status = args->exec ?
+				fsedit_exec(archive, &partition, args->exec,
+					    args->verbose, txn,
+					    &args->edit_written) :
+				fsedit_run(archive, &partition, args->edits,
+					   args->edit_count, args->verbose, txn,
+					   &args->edit_written);
+		if (status != FSEDIT_ELSEWHERE)
+			return status;
+		status = 0;
+	}
+	return status ? status : add_appliance_edits(archive, args, txn);
+}
+
 static int run_patch(pp_archive *archive, patch_args *args,
 		     pp_patch_report *done)
 {
@@ -649,7 +704,8 @@ static int run_patch(pp_archive *archive, patch_args *args,
 	if (pp_patch_begin(archive, args->dry_run ? PP_PATCH_DRY_RUN : 0,
 			   &txn, &err))
 		return cli_fail(&err);
-	int status = args->edit_count ? add_edits(archive, args, txn) :
+	int status = args->edit_count || args->exec ?
+		add_edits(archive, args, txn) :
 		add_ranges(archive, args, txn);
 	if (status) {
 		pp_patch_abort(txn);
@@ -698,5 +754,6 @@ int main(int argc, char **argv)
 	pp_close(archive);
 	free(args.ranges);
 	free(args.edits);
+	free(args.edit_written.ranges);
 	return status;
 }
