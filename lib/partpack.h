@@ -138,7 +138,10 @@ PP_API void pp_set_progress_handler(pp_progress_fn handler, void *opaque);
  * Resolves selectors to byte ranges of the image:
  *   START:END, START+LENGTH   byte ranges (decimal, K/M/G/T and KiB.. suffixes)
  *   partN, /dev/sdaN, name:N  a partition of the image's GPT or MBR
- *   /MOUNTPOINT, label:L, uuid:U   found with libguestfs
+ *   label:L, uuid:U           the partition whose filesystem libblkid finds
+ *                             with that label or UUID; when no partition
+ *                             of the table holds it, libguestfs looks
+ *   /MOUNTPOINT               found with libguestfs
  * image_fd reads the partition table; pass -1 for a pipe, and then only
  * byte ranges resolve.  image_path names the image in messages and is what
  * libguestfs opens (NULL for a pipe).  One libguestfs handle serves all
@@ -590,7 +593,10 @@ PP_API int pp_commit(pp_archive *archive, pp_error *err);
 
 /*
  * Finds a partition (partN, /dev/sdaN, name:NAME) in the partition table
- * of the archive's image, decoding only the blocks that hold the table.
+ * of the archive's image, decoding only the blocks that hold the table;
+ * label:LABEL and uuid:UUID name the partition whose filesystem libblkid
+ * finds with that label or UUID (pp_probe_filesystem on each partition:
+ * no appliance).
  */
 PP_API int pp_locate_partition(pp_archive *archive, const char *selector,
 			       pp_range *range, pp_error *err);

@@ -92,8 +92,17 @@ int pp_probe_range(pp_read_fn read_at, void *opaque, int fd, uint64_t offset,
 		   pp_error *err)
 {
 	memset(found, 0, sizeof *found);
-	if (fd >= 0)
-		return probe_fd(fd, offset, length, image_name, found, err);
+	if (fd >= 0) {
+		/* blkid reads with lseek and read: the caller's file offset
+		 * (partpack reads its input from there) is put back. */
+		off_t position = lseek(fd, 0, SEEK_CUR);
+		int status = probe_fd(fd, offset, length, image_name, found,
+				      err);
+		if (position >= 0 && lseek(fd, position, SEEK_SET) < 0 &&
+		    status == 0)
+			status = pp_fail_errno(err, PP_ERR_IO, "%s", image_name);
+		return status;
+	}
 	int mem = memfd_create("partpack-probe", MFD_CLOEXEC);
 	size_t head = (size_t)PP_MIN(length, PROBE_HEAD);
 	uint8_t *buf = malloc(head);

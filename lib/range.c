@@ -4,13 +4,18 @@
  *
  * Each selector is classified first, so that the expensive resolvers run
  * at most once per run: the partition table is read once, and libguestfs
- * (guestfs.c) is launched once, only if some selector needs it.
+ * (guestfs.c) is launched once, only if some selector needs it.  label:
+ * and uuid: are looked for first in the partitions of the table, probed
+ * with libblkid (probe.c), which costs no launch; only when no partition
+ * holds the filesystem (it may be on the whole disk, or in LVM) does
+ * libguestfs look, and say what it is.
  */
-#include "internal.h"
+#include "fs.h"
 #include "source.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -126,7 +131,8 @@ static bool parse_table_selector(const char *text, table_selector *sel)
 	return false;
 }
 
-/* Selectors only libguestfs can resolve. */
+/* Selectors only libguestfs can resolve for sure (label: and uuid: are
+ * tried on the partitions first). */
 static bool needs_guestfs(const char *text)
 {
 	return text[0] == '/' || strncmp(text, "label:", 6) == 0 ||
@@ -140,11 +146,9 @@ typedef struct table_cache {
 	size_t count;
 } table_cache;
 
-static int resolve_table_selector(const char *text, const table_selector *sel,
-				  const char *image_name, pp_read_fn read_at,
-				  void *opaque, uint64_t image_size,
-				  table_cache *table, pp_range *range,
-				  pp_error *err)
+static int load_table(const char *text, const char *image_name,
+		      pp_read_fn read_at, void *opaque, uint64_t image_size,
+		      table_cache *table, pp_error *err)
 {
 	if (!read_at)
 		return pp_fail(err, PP_ERR_USAGE,
@@ -159,6 +163,19 @@ static int resolve_table_selector(const char *text, const table_selector *sel,
 			return status;
 		table->loaded = true;
 	}
+	return 0;
+}
+
+static int resolve_table_selector(const char *text, const table_selector *sel,
+				  const char *image_name, pp_read_fn read_at,
+				  void *opaque, uint64_t image_size,
+				  table_cache *table, pp_range *range,
+				  pp_error *err)
+{
+	int status = load_table(text, image_name, read_at, opaque, image_size,
+				table, err);
+	if (status)
+		return status;
 	for (size_t i = 0; i < table->count; i++) {
 		const pp_partition *part = &table->parts[i];
 		if (sel->number ? part->number == sel->number :
@@ -180,8 +197,69 @@ typedef struct image_ref {
 	const char *format;         /* qemu's name, for libguestfs */
 	pp_read_fn read_at;         /* NULL: a pipe */
 	void *opaque;
+	int fd;                     /* the raw image file, for blkid; or -1 */
 	uint64_t size;
 } image_ref;
+
+static bool is_probe_selector(const char *text)
+{
+	return (strncmp(text, "label:", 6) == 0 && text[6]) ||
+	       (strncmp(text, "uuid:", 5) == 0 && text[5]);
+}
+
+/* What the partitions hold, for the message when none matches. */
+static void describe(char *text, size_t size, size_t *used,
+		     const pp_partition *part, const pp_fs_probe *found)
+{
+	if (*used >= size)
+		return;
+	int n = snprintf(text + *used, size - *used, "%spart%u %s%s%s",
+			 *used ? ", " : "", part->number,
+			 found->type[0] ? found->type : "(nothing known)",
+			 found->label[0] ? " label " : "", found->label);
+	*used += n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * label:L or uuid:U: the partition whose filesystem blkid finds with it.
+ * 0 and *range when found; 1 when no partition holds it (*err says what
+ * they hold); an error status otherwise.
+ */
+static int resolve_probe_selector(const char *text, const image_ref *image,
+				  table_cache *table, pp_range *range,
+				  pp_error *err)
+{
+	pp_error table_err;
+	if (!image->read_at || load_table(text, image->name, image->read_at,
+					  image->opaque, image->size, table,
+					  &table_err)) {
+		pp_fail(err, PP_ERR_LOCATE, "%s: no partition table to look for "
+			"%s in (%s)", image->name, text,
+			image->read_at ? table_err.message : "a pipe");
+		return 1;
+	}
+	char seen[256] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < table->count; i++) {
+		const pp_partition *part = &table->parts[i];
+		pp_fs_probe found;
+		int status = pp_probe_range(image->read_at, image->opaque,
+					    image->fd, part->offset,
+					    part->length, image->name, &found,
+					    err);
+		if (status)
+			return status;
+		if (pp_probe_matches(&found, text)) {
+			*range = (pp_range){ .offset = part->offset,
+					     .length = part->length };
+			return 0;
+		}
+		describe(seen, sizeof seen, &used, part, &found);
+	}
+	pp_fail(err, PP_ERR_LOCATE, "%s: no partition holds a filesystem with "
+		"%s (%s)", image->name, text, seen[0] ? seen : "no partitions");
+	return 1;
+}
 
 static int resolve_guestfs_selector(const char *text, const image_ref *image,
 				    pp_guestfs **guestfs, pp_range *range,
@@ -231,6 +309,10 @@ static int resolve_all(const image_ref *image, const char *const *selectors,
 							image->opaque,
 							image->size, &table,
 							&(*ranges)[i], err);
+		else if (is_probe_selector(text) &&
+			 (status = resolve_probe_selector(text, image, &table,
+				&(*ranges)[i], err)) != 1)
+			continue;   /* found in a partition, or failed */
 		else if (needs_guestfs(text))
 			status = resolve_guestfs_selector(text, image, &guestfs,
 							  &(*ranges)[i], err);
@@ -271,6 +353,7 @@ int pp_resolve_selectors(const char *image_path, int image_fd,
 		.format = "raw",
 		.read_at = image_fd >= 0 ? read_image_fd : NULL,
 		.opaque = &image_fd,
+		.fd = image_fd,
 		.size = image_size,
 	};
 	return resolve_all(&image, selectors, count, ranges, err);
@@ -292,6 +375,7 @@ int pp_source_resolve_selectors(pp_source *source,
 		.format = source->format,
 		.read_at = source->seekable ? read_source : NULL,
 		.opaque = source,
+		.fd = -1,
 		.size = source->size,
 	};
 	return resolve_all(&image, selectors, count, ranges, err);
@@ -315,15 +399,30 @@ int pp_locate_partition(pp_archive *archive, const char *selector,
 			pp_range *range, pp_error *err)
 {
 	table_selector sel;
+	table_cache table = { 0 };
+	int status;
+	const image_ref image = {
+		.name = archive->path,
+		.read_at = read_archive,
+		.opaque = archive,
+		.fd = -1,
+		.size = pp_archive_image_size(archive),
+	};
+	if (is_probe_selector(selector)) {
+		status = resolve_probe_selector(selector, &image, &table, range,
+						err);
+		free(table.parts);
+		return status == 1 ? PP_ERR_LOCATE : status;
+	}
 	if (!parse_table_selector(selector, &sel))
 		return pp_fail(err, PP_ERR_USAGE,
 			       "%s: a partition in an archive is named partN, "
-			       "/dev/sdaN or name:NAME", selector);
-	table_cache table = { 0 };
-	int status = resolve_table_selector(selector, &sel, archive->path,
-					    read_archive, archive,
-					    pp_archive_image_size(archive),
-					    &table, range, err);
+			       "/dev/sdaN, name:NAME, label:LABEL or uuid:UUID",
+			       selector);
+	status = resolve_table_selector(selector, &sel, archive->path,
+					read_archive, archive,
+					pp_archive_image_size(archive),
+					&table, range, err);
 	free(table.parts);
 	return status;
 }
