@@ -82,6 +82,15 @@ int pp_fs_bytes_changes(pp_fs_bytes *bytes, pp_fs_change_fn emit,
 			void *opaque, pp_error *err);
 void pp_fs_bytes_close(pp_fs_bytes *bytes);
 
+/* ---- fsext.c: a look inside without a pp_fs --------------------------- */
+
+/* The file path of the ext filesystem in [offset, offset + length) of an
+ * image read through read_at: its first max bytes in *data (malloc'd, a
+ * NUL after them).  1 when there is no such file. */
+int pp_ext_read_file(pp_read_fn read_at, void *opaque, uint64_t offset,
+		     uint64_t length, const char *image_name, const char *path,
+		     size_t max, char **data, size_t *len, pp_error *err);
+
 /* ---- probe.c ---------------------------------------------------------- */
 
 /* Probes bytes [offset, offset + length): of the file fd when fd >= 0

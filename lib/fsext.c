@@ -30,13 +30,19 @@
 #include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct ext_state {
-	pp_fs *fs;
+	pp_fs *fs;              /* NULL: a read-only look (pp_ext_read_file) */
+	const char *name;       /* the image, for messages */
+	uint64_t offset;        /* the filesystem's bytes in the image */
+	uint64_t length;
+	pp_read_fn read_at;     /* where they are read */
+	void *read_opaque;
 	ext2_filsys e2;
 	pp_overlay *overlay;
 	pp_error io_err;        /* why a read below failed */
@@ -50,8 +56,14 @@ static int read_below(void *opaque, void *buf, size_t len, uint64_t offset,
 		      pp_error *err)
 {
 	ext_state *state = opaque;
-	return pp_pread(state->fs->archive, buf, len,
-			state->fs->partition.offset + offset, err);
+	if (state->fs)      /* the archive's own message on failure */
+		return pp_pread(state->fs->archive, buf, len,
+				state->offset + offset, err);
+	if (state->read_at(state->read_opaque, buf, len, state->offset + offset))
+		return pp_fail(err, PP_ERR_IO, "%s: cannot read byte %llu of the "
+			       "image", state->name,
+			       (unsigned long long)(state->offset + offset));
+	return 0;
 }
 
 static struct struct_io_manager partpack_io_manager;
@@ -104,7 +116,7 @@ static bool io_span(io_channel io, unsigned long long block, int count,
 	*len = count < 0 ? (size_t)-(int64_t)count :
 		(size_t)count * (size_t)io->block_size;
 	*offset = block * (uint64_t)io->block_size;
-	uint64_t size = state->fs->partition.length;
+	uint64_t size = state->length;
 	return *offset <= size && *len <= size - *offset;
 }
 
@@ -128,7 +140,7 @@ static errcode_t io_write_at(io_channel io, uint64_t offset, size_t len,
 			     const void *data)
 {
 	ext_state *state = io->private_data;
-	uint64_t size = state->fs->partition.length;
+	uint64_t size = state->length;
 	if (offset > size || len > size - offset)
 		return EXT2_ET_LLSEEK_FAILED;
 	if (pp_overlay_write(state->overlay, data, len, offset,
@@ -212,7 +224,6 @@ static bool out_of_space(errcode_t code)
 static int ext_fail(ext_state *state, errcode_t code, pp_error *err,
 		    const char *what)
 {
-	const pp_fs *fs = state->fs;
 	if (state->io_failed) {
 		if (err)
 			*err = state->io_err;
@@ -223,15 +234,15 @@ static int ext_fail(ext_state *state, errcode_t code, pp_error *err,
 			state->e2->blocksize / 1024;
 		return pp_fail(err, PP_ERR_IO, "%s: ext filesystem at byte %llu: "
 			       "%s: no space left (%llu KiB, %u inodes free); "
-			       "nothing was changed", fs->archive->path,
-			       (unsigned long long)fs->partition.offset, what,
+			       "nothing was changed", state->name,
+			       (unsigned long long)state->offset, what,
 			       (unsigned long long)free_kib,
 			       state->e2->super->s_free_inodes_count);
 	}
 	return pp_fail(err, code == EXT2_ET_NO_MEMORY ? PP_ERR_NOMEM :
 		       PP_ERR_FORMAT, "%s: ext filesystem at byte %llu: %s: %s",
-		       fs->archive->path,
-		       (unsigned long long)fs->partition.offset, what,
+		       state->name,
+		       (unsigned long long)state->offset, what,
 		       error_message(code));
 }
 
@@ -251,8 +262,37 @@ static int refuse_unsafe(ext_state *state, pp_error *err)
 	if (!why)
 		return 0;
 	return pp_fail(err, PP_ERR_FORMAT, "%s: ext filesystem at byte %llu: "
-		       "not edited in process: %s", state->fs->archive->path,
-		       (unsigned long long)state->fs->partition.offset, why);
+		       "not edited in process: %s", state->name,
+		       (unsigned long long)state->offset, why);
+}
+
+static pthread_once_t error_table_once = PTHREAD_ONCE_INIT;
+
+/* com_err's table of libext2fs's messages, for error_message(). */
+static void add_error_table_once(void)
+{
+	initialize_ext2_error_table();
+}
+
+/* Opens the filesystem described by state (read-write or not). */
+static int open_filesystem(ext_state *state, bool writable, pp_error *err)
+{
+	pthread_once(&error_table_once, add_error_table_once);
+	state->overlay = pp_overlay_new(read_below, state);
+	if (!state->overlay)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	char name[64];
+	snprintf(name, sizeof name, "partpack:%p", (void *)state);
+	/* SKIP_MMP: opening read-write would otherwise write the MMP block
+	 * and sleep; such filesystems are refused below instead. */
+	errcode_t code = ext2fs_open2(name, NULL, (writable ? EXT2_FLAG_RW : 0) |
+				      EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0,
+				      0, &partpack_io_manager, &state->e2);
+	if (code) {
+		state->e2 = NULL;
+		return ext_fail(state, code, err, "cannot open it");
+	}
+	return 0;
 }
 
 static int ext_open(pp_fs *fs, pp_error *err)
@@ -261,25 +301,15 @@ static int ext_open(pp_fs *fs, pp_error *err)
 	if (!state)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	fs->state = state;
-	state->fs = fs;
-	state->overlay = pp_overlay_new(read_below, state);
-	if (!state->overlay)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	char name[64];
-	snprintf(name, sizeof name, "partpack:%p", (void *)state);
-	/* SKIP_MMP: opening read-write would otherwise write the MMP block
-	 * and sleep; such filesystems are refused below instead. */
-	errcode_t code = ext2fs_open2(name, NULL, EXT2_FLAG_RW |
-				      EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0,
-				      0, &partpack_io_manager, &state->e2);
-	if (code) {
-		state->e2 = NULL;
-		return ext_fail(state, code, err, "cannot open it");
-	}
-	int status = refuse_unsafe(state, err);
+	*state = (ext_state){ .fs = fs, .name = fs->archive->path,
+			      .offset = fs->partition.offset,
+			      .length = fs->partition.length };
+	int status = open_filesystem(state, true, err);
+	if (status == 0)
+		status = refuse_unsafe(state, err);
 	if (status)
 		return status;
-	code = ext2fs_read_bitmaps(state->e2);
+	errcode_t code = ext2fs_read_bitmaps(state->e2);
 	if (code)
 		return ext_fail(state, code, err, "cannot read its bitmaps");
 	/* SOURCE_DATE_EPOCH (reproducible builds) sets every time we write. */
@@ -290,6 +320,54 @@ static int ext_open(pp_fs *fs, pp_error *err)
 		state->e2->now = (time_t)when;
 	state->now = (uint32_t)(state->e2->now ? state->e2->now : time(NULL));
 	return 0;
+}
+
+/* A file's first max bytes, read-only (fs.h). */
+static int read_whole(ext_state *state, const char *path, size_t max,
+		      char **data, size_t *len, pp_error *err)
+{
+	ext2_ino_t ino;
+	errcode_t code = ext2fs_namei_follow(state->e2, EXT2_ROOT_INO,
+					     EXT2_ROOT_INO, path, &ino);
+	if (code == EXT2_ET_FILE_NOT_FOUND || code == EXT2_ET_NO_DIRECTORY)
+		return 1;
+	ext2_file_t file = NULL;
+	if (!code)
+		code = ext2fs_file_open(state->e2, ino, 0, &file);
+	*data = code ? NULL : malloc(max + 1);
+	unsigned got = 0;
+	if (!code && !*data)
+		code = EXT2_ET_NO_MEMORY;
+	if (!code)
+		code = ext2fs_file_read(file, *data, (unsigned)max, &got);
+	if (file)
+		ext2fs_file_close(file);
+	if (code) {
+		free(*data);
+		*data = NULL;
+		return ext_fail(state, code, err, path);
+	}
+	(*data)[got] = '\0';
+	*len = got;
+	return 0;
+}
+
+int pp_ext_read_file(pp_read_fn read_at, void *opaque, uint64_t offset,
+		     uint64_t length, const char *image_name, const char *path,
+		     size_t max, char **data, size_t *len, pp_error *err)
+{
+	ext_state state = { .name = image_name, .offset = offset,
+			    .length = length, .read_at = read_at,
+			    .read_opaque = opaque };
+	*data = NULL;
+	*len = 0;
+	int status = open_filesystem(&state, false, err);
+	if (status == 0)
+		status = read_whole(&state, path, max, data, len, err);
+	if (state.e2)
+		ext2fs_free(state.e2);
+	pp_overlay_free(state.overlay);
+	return status;
 }
 
 /* ---- inodes and directory entries -------------------------------------- */
@@ -408,16 +486,16 @@ static int find_directory(ext_state *state, const char *path, ext2_ino_t *dir,
 	if (code == EXT2_ET_FILE_NOT_FOUND || code == EXT2_ET_NO_DIRECTORY)
 		return pp_fail(err, PP_ERR_USAGE, "%s: no directory %s in the "
 			       "filesystem at byte %llu",
-			       state->fs->archive->path, path,
-			       (unsigned long long)state->fs->partition.offset);
+			       state->name, path,
+			       (unsigned long long)state->offset);
 	if (code)
 		return ext_fail(state, code, err, path);
 	int status = read_inode(state, *dir, &inode, err);
 	if (status == 0 && !LINUX_S_ISDIR(inode.i_mode))
 		status = pp_fail(err, PP_ERR_USAGE, "%s: %s is not a directory "
 				 "in the filesystem at byte %llu",
-				 state->fs->archive->path, path,
-				 (unsigned long long)state->fs->partition.offset);
+				 state->name, path,
+				 (unsigned long long)state->offset);
 	return status;
 }
 
@@ -459,8 +537,8 @@ static int check_space(ext_state *state, const char *remote, uint64_t len,
 		return 0;
 	return pp_fail(err, PP_ERR_IO, "%s: ext filesystem at byte %llu: %s: "
 		       "no space left (%llu KiB needed, %llu KiB free); "
-		       "nothing was changed", state->fs->archive->path,
-		       (unsigned long long)state->fs->partition.offset, remote,
+		       "nothing was changed", state->name,
+		       (unsigned long long)state->offset, remote,
 		       (unsigned long long)(needed * block / 1024),
 		       (unsigned long long)(available * block / 1024));
 }
@@ -633,8 +711,8 @@ static int need_directory(ext_state *state, ext2_ino_t dir, const char *name,
 	if (status == 0 && !LINUX_S_ISDIR(inode.i_mode))
 		status = pp_fail(err, PP_ERR_USAGE, "%s: %s exists and is not a "
 				 "directory (filesystem at byte %llu)",
-				 state->fs->archive->path, name,
-				 (unsigned long long)state->fs->partition.offset);
+				 state->name, name,
+				 (unsigned long long)state->offset);
 	return status;
 }
 
@@ -726,12 +804,16 @@ static int release_inode(ext_state *state, ext2_ino_t ino,
 static int remove_entry(ext_state *state, ext2_ino_t dir, const char *name,
 			ext2_ino_t ino, pp_error *err);
 
-static int remove_children(ext_state *state, ext2_ino_t ino, pp_error *err)
+static int remove_children(ext_state *state, ext2_ino_t ino,
+			   const struct ext2_inode *inode, pp_error *err)
 {
 	name_list list = { 0 };
-	errcode_t code = ext2fs_dir_iterate2(state->e2, ino,
-					     DIRENT_FLAG_INCLUDE_INLINE_DATA,
-					     NULL, collect_name, &list);
+	/* The inline flag is for inline directories only: on a directory
+	 * of blocks libext2fs then reports it corrupted. */
+	int flags = inode->i_flags & EXT4_INLINE_DATA_FL ?
+		DIRENT_FLAG_INCLUDE_INLINE_DATA : 0;
+	errcode_t code = ext2fs_dir_iterate2(state->e2, ino, flags, NULL,
+					     collect_name, &list);
 	int status = list.failed ? pp_fail(err, PP_ERR_NOMEM, "out of memory") :
 		code ? ext_fail(state, code, err, "cannot list a directory") : 0;
 	for (size_t i = 0; status == 0 && i < list.count; i++) {
@@ -751,7 +833,7 @@ static int remove_entry(ext_state *state, ext2_ino_t dir, const char *name,
 	struct ext2_inode inode;
 	int status = read_inode(state, ino, &inode, err);
 	bool is_dir = status == 0 && LINUX_S_ISDIR(inode.i_mode);
-	if (is_dir && (status = remove_children(state, ino, err)) == 0)
+	if (is_dir && (status = remove_children(state, ino, &inode, err)) == 0)
 		status = read_inode(state, ino, &inode, err);
 	if (status)
 		return status;
@@ -941,7 +1023,7 @@ static int emit_run(ext_state *state, uint64_t first, size_t count,
 {
 	size_t len = count * PP_OVERLAY_UNIT;
 	uint8_t *old = malloc(len), *new_bytes = malloc(len);
-	uint64_t offset = state->fs->partition.offset + first * PP_OVERLAY_UNIT;
+	uint64_t offset = state->offset + first * PP_OVERLAY_UNIT;
 	int status = old && new_bytes ? 0 :
 		pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	if (status == 0)

@@ -221,15 +221,16 @@ static void describe(char *text, size_t size, size_t *used,
 }
 
 /*
- * label:L or uuid:U: the partition whose filesystem blkid finds with it.
- * 0 and *range when found; 1 when no partition holds it (*err says what
- * they hold); an error status otherwise.
+ * Reads the table (once) and probes every partition with blkid: 0 and
+ * *probes (malloc'd, one per partition, in table order); 1 when there is
+ * no table to probe (*err says why); an error status otherwise.
  */
-static int resolve_probe_selector(const char *text, const image_ref *image,
-				  table_cache *table, pp_range *range,
-				  pp_error *err)
+static int probe_partitions(const char *text, const image_ref *image,
+			    table_cache *table, pp_fs_probe **probes,
+			    pp_error *err)
 {
 	pp_error table_err;
+	*probes = NULL;
 	if (!image->read_at || load_table(text, image->name, image->read_at,
 					  image->opaque, image->size, table,
 					  &table_err)) {
@@ -238,27 +239,148 @@ static int resolve_probe_selector(const char *text, const image_ref *image,
 			image->read_at ? table_err.message : "a pipe");
 		return 1;
 	}
+	*probes = calloc(table->count ? table->count : 1, sizeof **probes);
+	if (!*probes)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	int status = 0;
+	for (size_t i = 0; status == 0 && i < table->count; i++)
+		status = pp_probe_range(image->read_at, image->opaque, image->fd,
+					table->parts[i].offset,
+					table->parts[i].length, image->name,
+					&(*probes)[i], err);
+	if (status) {
+		free(*probes);
+		*probes = NULL;
+	}
+	return status;
+}
+
+/* label:L or uuid:U: the partition whose filesystem blkid finds with it.
+ * 0 and *range when found; 1 when no partition holds it (*err says what
+ * they hold); an error status otherwise. */
+static int resolve_probe_selector(const char *text, const image_ref *image,
+				  table_cache *table, pp_range *range,
+				  pp_error *err)
+{
+	pp_fs_probe *probes;
+	int status = probe_partitions(text, image, table, &probes, err);
+	if (status)
+		return status;
 	char seen[256] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < table->count; i++) {
 		const pp_partition *part = &table->parts[i];
-		pp_fs_probe found;
-		int status = pp_probe_range(image->read_at, image->opaque,
-					    image->fd, part->offset,
-					    part->length, image->name, &found,
-					    err);
-		if (status)
-			return status;
-		if (pp_probe_matches(&found, text)) {
+		if (pp_probe_matches(&probes[i], text)) {
 			*range = (pp_range){ .offset = part->offset,
 					     .length = part->length };
+			free(probes);
 			return 0;
 		}
-		describe(seen, sizeof seen, &used, part, &found);
+		describe(seen, sizeof seen, &used, part, &probes[i]);
 	}
+	free(probes);
 	pp_fail(err, PP_ERR_LOCATE, "%s: no partition holds a filesystem with "
 		"%s (%s)", image->name, text, seen[0] ? seen : "no partitions");
 	return 1;
+}
+
+/* ---- /MOUNTPOINT from an ext root's /etc/fstab, read in process ------- */
+
+/* The partition an fstab line's first field names, among the probed
+ * partitions: 0 and *range; 1 when it cannot be told here (PARTUUID=, a
+ * device-mapper path, a filesystem no partition holds). */
+static int partition_of_spec(const char *spec, const table_cache *table,
+			     const pp_fs_probe *probes, pp_range *range)
+{
+	static const struct { const char *prefix; char kind; } forms[] = {
+		{ "LABEL=", 'l' }, { "/dev/disk/by-label/", 'l' },
+		{ "UUID=", 'u' }, { "/dev/disk/by-uuid/", 'u' },
+		{ "PARTLABEL=", 'n' }, { "/dev/disk/by-partlabel/", 'n' },
+	};
+	table_selector sel = { 0 };
+	char kind = 0;
+	const char *value = spec;
+	for (size_t i = 0; i < sizeof forms / sizeof *forms && !kind; i++) {
+		size_t n = strlen(forms[i].prefix);
+		if (strncmp(spec, forms[i].prefix, n) == 0) {
+			kind = forms[i].kind;
+			value = spec + n;
+		}
+	}
+	if (!kind && parse_table_selector(spec, &sel) && sel.number)
+		kind = '#';
+	for (size_t i = 0; kind && i < table->count; i++) {
+		const pp_partition *part = &table->parts[i];
+		bool match = kind == 'l' ? strcmp(probes[i].label, value) == 0 :
+			kind == 'u' ? strcasecmp(probes[i].uuid, value) == 0 :
+			kind == 'n' ? strcmp(part->name, value) == 0 :
+			part->number == sel.number;
+		if (match && (kind == '#' || kind == 'n' || *value)) {
+			*range = (pp_range){ part->offset, part->length };
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* The fstab line mounting mountpoint: 0 and *range, 1 when the line's
+ * device cannot be told here, PP_ERR_LOCATE when no line mounts it. */
+static int match_fstab(char *fstab, const char *mountpoint,
+		       const char *image_name, const table_cache *table,
+		       const pp_fs_probe *probes, pp_range *range,
+		       pp_error *err)
+{
+	char seen[200] = "", *save = NULL;
+	size_t used = 0;
+	for (char *line = strtok_r(fstab, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char spec[256], point[256];
+		line += strspn(line, " \t");
+		if (*line == '#' ||
+		    sscanf(line, "%255s %255s", spec, point) != 2)
+			continue;
+		if (strcmp(point, mountpoint) == 0)
+			return partition_of_spec(spec, table, probes, range);
+		if (used < sizeof seen)
+			used += (size_t)snprintf(seen + used, sizeof seen - used,
+						 "%s%s", used ? ", " : "", point);
+	}
+	return pp_fail(err, PP_ERR_LOCATE, "%s: %s is not a mountpoint in the "
+		       "guest's /etc/fstab (mountpoints: %s)", image_name,
+		       mountpoint, seen);
+}
+
+/*
+ * /MOUNTPOINT without an appliance: the first ext partition holding
+ * /etc/fstab is taken for the root (read by libext2fs, fsext.c), and the
+ * line for the mountpoint names its partition by LABEL=, UUID=,
+ * PARTLABEL=, /dev/disk/by-*, or /dev/sdaN.  0 and *range; 1 when this
+ * cannot tell (no such root, a device named another way): libguestfs
+ * inspection then looks.
+ */
+static int resolve_fstab_selector(const char *text, const image_ref *image,
+				  table_cache *table, pp_range *range,
+				  pp_error *err)
+{
+	pp_fs_probe *probes;
+	int status = probe_partitions(text, image, table, &probes, err);
+	int result = status ? status : 1;
+	for (size_t i = 0; result == 1 && i < table->count; i++) {
+		const pp_partition *part = &table->parts[i];
+		char *fstab;
+		size_t len;
+		pp_error ignored;
+		if (strncmp(probes[i].type, "ext", 3) != 0 ||
+		    pp_ext_read_file(image->read_at, image->opaque, part->offset,
+				     part->length, image->name, "/etc/fstab",
+				     1 << 16, &fstab, &len, &ignored) != 0)
+			continue;
+		result = match_fstab(fstab, text, image->name, table, probes,
+				     range, err);
+		free(fstab);
+	}
+	free(probes);
+	return result;
 }
 
 static int resolve_guestfs_selector(const char *text, const image_ref *image,
@@ -313,6 +435,10 @@ static int resolve_all(const image_ref *image, const char *const *selectors,
 			 (status = resolve_probe_selector(text, image, &table,
 				&(*ranges)[i], err)) != 1)
 			continue;   /* found in a partition, or failed */
+		else if (text[0] == '/' &&
+			 (status = resolve_fstab_selector(text, image, &table,
+				&(*ranges)[i], err)) != 1)
+			continue;   /* found in the guest's fstab, or failed */
 		else if (needs_guestfs(text))
 			status = resolve_guestfs_selector(text, image, &guestfs,
 							  &(*ranges)[i], err);
@@ -413,6 +539,17 @@ int pp_locate_partition(pp_archive *archive, const char *selector,
 						err);
 		free(table.parts);
 		return status == 1 ? PP_ERR_LOCATE : status;
+	}
+	if (selector[0] == '/' && strncmp(selector, "/dev/", 5) != 0) {
+		status = resolve_fstab_selector(selector, &image, &table, range,
+						err);
+		free(table.parts);
+		if (status == 1)
+			status = pp_fail(err, PP_ERR_USAGE, "%s: %s: no ext root "
+					 "filesystem whose /etc/fstab names its "
+					 "partition: it needs libguestfs",
+					 archive->path, selector);
+		return status;
 	}
 	if (!parse_table_selector(selector, &sel))
 		return pp_fail(err, PP_ERR_USAGE,

@@ -14,8 +14,10 @@
  * caller takes the appliance path. */
 #define FSEDIT_ELSEWHERE (-1)
 
-/* Whether a --partition selector needs the guest's fstab (a mountpoint):
- * label: and uuid: are probed in process, the rest is the table's. */
+/* Whether a --partition selector needs the guest's fstab (a mountpoint),
+ * which the library reads in process from an ext root, else the
+ * appliance: label: and uuid: are probed in process, the rest is the
+ * table's. */
 bool fsedit_selector_needs_guest(const char *selector);
 /* Whether every operation can run in process (not --script). */
 bool fsedit_can_run(const edit_op *ops, size_t count);

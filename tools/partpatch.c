@@ -605,8 +605,15 @@ static int locate(pp_archive *archive, const patch_args *args,
 {
 	pp_range partition;
 	pp_error err;
-	if (args->appliance ? edit_selector_needs_guest(range->partition) :
-	    fsedit_selector_needs_guest(range->partition)) {
+	/* In process first (a mountpoint too, when the guest's root is ext);
+	 * the appliance for what only it can find, or with --appliance. */
+	bool guest = args->appliance ?
+		edit_selector_needs_guest(range->partition) :
+		fsedit_selector_needs_guest(range->partition);
+	int located = guest && args->appliance ? PP_ERR_USAGE :
+		pp_locate_partition(archive, range->partition, &partition,
+				    &err);
+	if (located == PP_ERR_USAGE && guest) {
 		edit_result found;
 		int status = edit_run(archive, args->archive, range->partition,
 				      NULL, 0, args->verbose, &found);
@@ -614,8 +621,7 @@ static int locate(pp_archive *archive, const patch_args *args,
 		edit_result_free(&found);
 		if (status)
 			return status;
-	} else if (pp_locate_partition(archive, range->partition, &partition,
-				       &err)) {
+	} else if (located) {
 		return cli_fail(&err);
 	}
 	range->offset = partition.offset;

@@ -3,9 +3,10 @@
 # without metadata_csum and a journal) and vfat (FAT16, FAT32, long
 # names), in process; fsck, stock decoders and bmaptool on every result; a
 # nearly full filesystem and a write outside the stored ranges changing
-# nothing; --exec; label: and uuid: found while an appliance cannot start;
-# and the tree an in-process edit makes against the appliance's (one
-# launch, skipped with PP_TEST_QUICK=1).
+# nothing; --exec; label:, uuid: and /MOUNTPOINT (from an ext root's
+# fstab) found while an appliance cannot start; and the tree an in-process
+# edit makes against the appliance's (one launch, skipped with
+# PP_TEST_QUICK=1).
 
 require_cmd partpack partpatch partcat partinfo xz xzcat cmp sfdisk debugfs \
 	e2fsck dumpe2fs mkfs.ext4 mkfs.vfat fsck.vfat mcopy mtype mdir bmaptool
@@ -190,8 +191,8 @@ cd .. || bail "cd .."
 cd ext4 || bail "cd ext4"
 # An appliance whose hypervisor is /bin/false fails at once.
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_HV=/bin/false
-check "with the appliance broken, a mountpoint selector fails" \
-	bash -c '! partpack -q --keep-raw /boot -o mnt.xz img 2>mnt.err'
+check "with the appliance broken, a label no partition holds fails" \
+	bash -c '! partpack -q --keep-raw label:nowhere -o mnt.xz img 2>mnt.err'
 check "... because the appliance could not start" \
 	grep -q "appliance failed to start" mnt.err
 check "... but partpack --keep-raw label:boot packs" \
@@ -210,8 +211,25 @@ case $CHECK_STDERR in
 *"label:nowhere"*"part1 ext4 label boot"*) ok "... naming what the partitions hold" ;;
 *) not_ok "... naming what the partitions hold" "$CHECK_STDERR" ;;
 esac
-unset LIBGUESTFS_BACKEND LIBGUESTFS_HV
 cd .. || bail "cd .."
+# A mountpoint: the guest's /etc/fstab read from its ext root, in process.
+make_gpt_image gpt.img || bail "make_gpt_image failed"
+check "partpack --keep-raw /boot, the appliance broken" \
+	partpack -q -1 --block-size=1MiB --keep-raw /boot -o mnt.xz gpt.img
+check "... the same as --keep-raw part1" \
+	partpack -q -1 --block-size=1MiB --keep-raw part1 -o p1.xz gpt.img
+check_cmp "... byte for byte" p1.xz mnt.xz
+check "partpatch --partition /boot --write, the appliance broken" \
+	partpatch mnt.xz --partition /boot --write /hostname:mnt
+partcat -q mnt.xz --partition part1 -o mnt.img
+check_eq "... the file is in /boot" "mnt" "$(debugfs -R "cat /hostname" mnt.img 2>/dev/null)"
+check_fails "a mountpoint not in the guest's fstab: status 1, one line" 1 \
+	partpatch mnt.xz --partition /srv --write /x:y
+case $CHECK_STDERR in
+*/srv*fstab*"/boot"*) ok "... naming the mountpoints there" ;;
+*) not_ok "... naming the mountpoints there" "$CHECK_STDERR" ;;
+esac
+unset LIBGUESTFS_BACKEND LIBGUESTFS_HV
 
 # ---- the same tree as the appliance makes (one launch) ---------------------
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then
