@@ -104,19 +104,38 @@ static int run_op(pp_fs *fs, const edit_op *op, pp_error *err)
 	return status;
 }
 
+/* pp_patch_add, remembering where a refused run starts. */
+typedef struct adder {
+	pp_patch_txn *txn;
+	uint64_t refused_at;
+} adder;
+
+static int add_run(void *opaque, uint64_t offset, const void *data,
+		   size_t len, pp_error *err)
+{
+	adder *a = opaque;
+	int status = pp_patch_add(a->txn, offset, data, len, err);
+	if (status == PP_ERR_NOT_STORED)
+		a->refused_at = offset;
+	return status;
+}
+
 /* The changes into the transaction; a run outside the stored ranges
  * refuses the whole edit (exit 3), naming the offset. */
-static int apply(pp_fs *fs, pp_patch_txn *txn, bool verbose,
-		 fsedit_written *written)
+static int apply(pp_fs *fs, const char *selector, pp_patch_txn *txn,
+		 bool verbose, fsedit_written *written)
 {
 	pp_error err;
-	int status = pp_fs_add_to_patch(fs, txn, &written->ranges,
-					&written->count, &err);
+	adder a = { .txn = txn };
+	int status = pp_fs_changes(fs, add_run, &a, &written->ranges,
+				   &written->count, &err);
 	if (status == PP_ERR_NOT_STORED)
 		return cli_fail_advice(&err, "the edit writes outside the "
-				       "stored ranges, so nothing was changed; "
-				       "keep the whole partition raw with "
-				       "partpack --keep-raw");
+				       "stored ranges (a write at image offset "
+				       "%llu), so nothing was changed; keep the "
+				       "whole partition raw with 'partpack "
+				       "--keep-raw %s'",
+				       (unsigned long long)a.refused_at, selector);
 	if (status)
 		return cli_fail(&err);
 	if (verbose) {
@@ -130,9 +149,9 @@ static int apply(pp_fs *fs, pp_patch_txn *txn, bool verbose,
 	return 0;
 }
 
-int fsedit_run(pp_archive *archive, const pp_range *partition,
-	       const edit_op *ops, size_t count, bool verbose,
-	       pp_patch_txn *txn, fsedit_written *written)
+int fsedit_run(pp_archive *archive, const char *selector,
+	       const pp_range *partition, const edit_op *ops, size_t count,
+	       bool verbose, pp_patch_txn *txn, fsedit_written *written)
 {
 	pp_fs_probe found;
 	pp_error err;
@@ -157,7 +176,7 @@ int fsedit_run(pp_archive *archive, const pp_range *partition,
 			status = cli_fail(&err);
 	}
 	if (status == 0)
-		status = apply(fs, txn, verbose, written);
+		status = apply(fs, selector, txn, verbose, written);
 	pp_fs_close(fs);
 	return status;
 }
@@ -214,9 +233,9 @@ static int run_command(const char *command, const char *path)
 	return EXIT_ERROR;
 }
 
-int fsedit_exec(pp_archive *archive, const pp_range *partition,
-		const char *command, bool verbose, pp_patch_txn *txn,
-		fsedit_written *written)
+int fsedit_exec(pp_archive *archive, const char *selector,
+		const pp_range *partition, const char *command, bool verbose,
+		pp_patch_txn *txn, fsedit_written *written)
 {
 	pp_fs_options options;
 	pp_fs_options_init(&options);
@@ -230,7 +249,7 @@ int fsedit_exec(pp_archive *archive, const pp_range *partition,
 			cli_program, pp_fs_bytes_path(fs));
 	int status = run_command(command, pp_fs_bytes_path(fs));
 	if (status == 0)
-		status = apply(fs, txn, verbose, written);
+		status = apply(fs, selector, txn, verbose, written);
 	pp_fs_close(fs);
 	return status;
 }

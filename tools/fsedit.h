@@ -33,21 +33,21 @@ typedef struct fsedit_written {
 } fsedit_written;
 
 /*
- * Runs the operations on the filesystem in partition and adds the bytes
- * they changed to txn.  Returns an exit status (a message printed), or
+ * Runs the operations on the filesystem in partition (which selector
+ * named, for messages) and adds the bytes they changed to txn.  Returns an exit status (a message printed), or
  * FSEDIT_ELSEWHERE with nothing done when the filesystem is not ext or
  * vfat.
  */
-int fsedit_run(pp_archive *archive, const pp_range *partition,
-	       const edit_op *ops, size_t count, bool verbose,
-	       pp_patch_txn *txn, fsedit_written *written);
+int fsedit_run(pp_archive *archive, const char *selector,
+	       const pp_range *partition, const edit_op *ops, size_t count,
+	       bool verbose, pp_patch_txn *txn, fsedit_written *written);
 /*
  * Runs command through /bin/sh with $PARTITION naming a temporary file of
  * the partition's bytes, then adds the bytes that differ to txn.  A
  * command that fails, or a file whose size changed, adds nothing.
  */
-int fsedit_exec(pp_archive *archive, const pp_range *partition,
-		const char *command, bool verbose, pp_patch_txn *txn,
-		fsedit_written *written);
+int fsedit_exec(pp_archive *archive, const char *selector,
+		const pp_range *partition, const char *command, bool verbose,
+		pp_patch_txn *txn, fsedit_written *written);
 
 #endif

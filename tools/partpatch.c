@@ -690,10 +690,12 @@ static int add_edits(pp_archive *archive, patch_args *args,
 		pp_range partition = { range->offset, range->limit };
 		if (status == 0)
 			status = args->exec ?
-				fsedit_exec(archive, &partition, args->exec,
+				fsedit_exec(archive, range->partition,
+					    &partition, args->exec,
 					    args->verbose, txn,
 					    &args->edit_written) :
-				fsedit_run(archive, &partition, args->edits,
+				fsedit_run(archive, range->partition,
+					   &partition, args->edits,
 					   args->edit_count, args->verbose, txn,
 					   &args->edit_written);
 		if (status != FSEDIT_ELSEWHERE)
