@@ -289,7 +289,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			  "--offset, --input or --length");
 		exit(EXIT_USAGE);
 	}
-	if (from_stdin > 1 && !args->exec) {
+	if (from_stdin > 1) {
 		cli_error("%zu ranges would read standard input: give each "
 			  "range but one an --input", from_stdin);
 		exit(EXIT_USAGE);
