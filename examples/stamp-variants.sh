@@ -15,8 +15,8 @@
 #   NAME=CMDLINE    a variant whose /grub/grub.cfg is the base's with the
 #                   kernel command line of every "linux" line replaced by
 #                   CMDLINE (the kernel path stays), written as a file into
-#                   the archive's /boot filesystem (partpatch --upload; one
-#                   libguestfs appliance launch, no filesystem image needed).
+#                   the archive's /boot filesystem (partpatch --upload: in
+#                   process for ext and vfat, no VM and no filesystem image).
 #
 # OUTDIR/NAME.xz (or OUTDIR/FILE.img.xz) is written for each.
 set -eu

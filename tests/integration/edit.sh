@@ -1,7 +1,8 @@
 # edit.sh - issue 10: stamping files instead of filesystems.  partpatch
 # --upload/--write/--mkdir/--delete/--copy-in/--script edit the filesystem
 # of a kept partition inside the archive, through nbdkit's partpack filter
-# and guestfish: one appliance launch and one patch transaction per run.
+# and guestfish: one appliance launch and one patch transaction per run
+# (--appliance: ext is edited in process otherwise, which fsedit.sh tests).
 # Five launches in all (skipped with PP_TEST_QUICK=1): a /boot edit of an
 # .xz in place, a label:boot edit of a .gz into --output with a guestfish
 # script, an edit of a half-kept partition that must change nothing,
@@ -48,7 +49,7 @@ unset LIBGUESTFS_BACKEND_SETTINGS
 printf 'kernel bytes\n' >vmlinuz-new
 mkdir -p tree/sub && echo "copied in" >tree/sub/file
 check "xz: --partition /boot with every file operation, in place" \
-	partpatch -v a.xz --partition /boot --write '/grub/grub.cfg:set timeout=1
+	partpatch -v a.xz --appliance --partition /boot --write '/grub/grub.cfg:set timeout=1
 linux /vmlinuz-new console=ttyS0
 ' --upload vmlinuz-new:/vmlinuz-new --mkdir /extra/dir --delete /STAMP \
 	--copy-in tree:/extra
@@ -90,7 +91,7 @@ cp half.xz halfbase.xz
 head -c $((S1 * 3 / 4)) /dev/urandom >big
 export LIBGUESTFS_BACKEND_SETTINGS=force_tcg  # one line on stderr: no retry notice
 check_fails "an edit writing outside the stored ranges: status 3, one line" 3 \
-	partpatch half.xz --partition part1 --write /small:x --upload big:/big
+	partpatch half.xz --appliance --partition part1 --write /small:x --upload big:/big
 case $CHECK_STDERR in
 *"outside the stored ranges"*"offset"*) ok "... the message names the offset" ;;
 *) not_ok "... the message names the offset" "$CHECK_STDERR" ;;
@@ -115,7 +116,7 @@ check_cmp "... the image variant's partition is the new /boot" newboot.img nb.ra
 
 # ---- launch 5: uuid: found on the archive, a whole /boot image stamped ------
 check "xz: --partition uuid:... --input: a whole filesystem, found by UUID" \
-	partpatch base.xz --partition "uuid:$PP_BOOT_FS_UUID" --input newboot.img \
+	partpatch base.xz --appliance --partition "uuid:$PP_BOOT_FS_UUID" --input newboot.img \
 	--output byuuid.xz
 xzcat byuuid.xz | dd of=bu.raw bs=1M iflag=skip_bytes,count_bytes,fullblock \
 	skip="$P1" count="$S1" status=none
