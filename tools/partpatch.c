@@ -683,9 +683,9 @@ static int add_edits(pp_archive *archive, patch_args *args,
 		     pp_patch_txn *txn)
 {
 	range_arg *range = &args->ranges[0];
-	int status = fsedit_check_locals(args->edits, args->edit_count);
-	if (status == 0 && (args->exec || (!args->appliance &&
-			    fsedit_can_run(args->edits, args->edit_count)))) {
+	int status = 0;
+	if (args->exec || (!args->appliance &&
+			   fsedit_can_run(args->edits, args->edit_count))) {
 		status = locate(archive, args, range);
 		pp_range partition = { range->offset, range->limit };
 		if (status == 0)
@@ -732,6 +732,10 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &args);
 	if (args.recover)
 		return recover(&args);
+	/* Every local operand is readable before any work starts. */
+	int checked = fsedit_check_locals(args.edits, args.edit_count);
+	if (checked)
+		return checked;
 
 	pp_archive *archive;
 	pp_error err;

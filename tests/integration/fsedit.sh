@@ -118,6 +118,21 @@ for KIND in ext2 ext3 ext4 ext4-plain vfat16 vfat32; do
 	cd .. || bail "cd .."
 done
 
+# ---- local operands checked first ----------------------------------------
+cd ext4 || bail "cd ext4"
+# With an appliance that cannot start: the file is named, not the launch.
+check_fails "a missing --upload file: status 1, before any work" 1 \
+	env LIBGUESTFS_BACKEND=direct LIBGUESTFS_HV=/bin/false partpatch \
+	base.orig --appliance --partition part1 --write /x:y \
+	--upload no-such:/x --output early.xz
+case $CHECK_STDERR in
+*no-such*"No such file"*) ok "... naming the file, not a failed launch" ;;
+*) not_ok "... naming the file, not a failed launch" "$CHECK_STDERR" ;;
+esac
+check_fails "a missing --copy-in directory: status 1" 1 \
+	partpatch base.orig --partition part1 --copy-in no-such-dir:/ --output early.xz
+cd .. || bail "cd .."
+
 # ---- a nearly full filesystem, a write outside the stored ranges -----------
 for KIND in ext4 vfat32; do
 	cd "$KIND" || bail "cd $KIND"
