@@ -254,6 +254,22 @@ _pp_faulty() {
 		command "$@"
 }
 
+# nbdkit_ ARGS...: nbdkit, with the sanitizer runtime loaded first when
+# the build's filter needs it (PP_TEST_CFLAGS with -fsanitize=address;
+# nbdkit itself is not ours to leak-check).  Its clients run without it
+# (qemu's coroutines hang under a preloaded ASan): a --run command should
+# start with `env -u LD_PRELOAD`.
+nbdkit_() {
+	local preload=
+	case ${PP_TEST_CFLAGS:-} in
+	*fsanitize=address*)
+		preload=$(cc -print-file-name=libasan.so)
+		export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
+		;;
+	esac
+	LD_PRELOAD="$preload${LD_PRELOAD:+${preload:+:}$LD_PRELOAD}" nbdkit "$@"
+}
+
 _pp_end() {
 	local st=$?
 	echo "1..$_pp_n"

@@ -1,10 +1,11 @@
 # install.sh - make install honours PREFIX and DESTDIR, installs what it
-# should, and a program builds against the installed library with
-# pkg-config (examples/read-at.c) and reads an archive through it.
-# PP_TEST_CFLAGS: the flags the library was built with, if a program needs
-# them too (the sanitizer build).
+# should (the nbdkit filter where nbdkit looks for filters, not under
+# PREFIX, or where NBDKIT_FILTERDIR says), and a program builds against the
+# installed library with pkg-config (examples/read-at.c) and reads an
+# archive through it.  PP_TEST_CFLAGS: the flags the library was built
+# with, if a program needs them too (the sanitizer build).
 
-require_cmd make pkg-config cc partpack
+require_cmd make pkg-config cc partpack nbdkit
 
 root=$TESTDIR/root
 check "make install PREFIX=/opt/pp DESTDIR=..." \
@@ -13,12 +14,25 @@ for f in bin/partpack bin/partpatch bin/partinfo bin/partcat lib/libpartpack.a \
 	lib/libpartpack.so.0 lib/libpartpack.so include/partpack.h \
 	lib/pkgconfig/partpack.pc share/man/man1/partpack.1 \
 	share/man/man1/partpatch.1 share/man/man1/partinfo.1 \
-	share/man/man1/partcat.1 share/man/man1/nbdkit-partpack-filter.1 \
-	"$(pkg-config --define-variable=prefix=/opt/pp --variable=filterdir nbdkit | sed 's|^/opt/pp/||')/nbdkit-partpack-filter.so"; do
+	share/man/man1/partcat.1 share/man/man1/nbdkit-partpack-filter.1; do
 	check "installed /opt/pp/$f" test -e "$root/opt/pp/$f"
 done
-check "nothing outside DESTDIR/PREFIX" \
-	bash -c '[ "$(ls "$1")" = opt ] && [ "$(ls "$1/opt")" = pp ]' _ "$root"
+# Where nbdkit itself looks: `nbdkit --filter=partpack` must find it.
+filterdir=$(nbdkit --dump-config | sed -n 's/^filterdir=//p')
+check "the filter is installed in nbdkit's filter directory ($filterdir)" \
+	test -f "$root$filterdir/nbdkit-partpack-filter.so"
+check "nothing else outside PREFIX, all of it inside DESTDIR" bash -c '
+	cd "$1" && [ "$(find . -type f ! -path "./opt/pp/*")" = ".$2/nbdkit-partpack-filter.so" ]' \
+	_ "$root" "$filterdir"
+check "nbdkit loads the installed filter" \
+	nbdkit_ --filter="$root$filterdir/nbdkit-partpack-filter.so" null --dump-plugin
+check "make install NBDKIT_FILTERDIR=/opt/nbd-filters puts the filter there" \
+	make -s -C "$PP_SRCDIR" O="$PARTPACK_BUILD" install PREFIX=/opt/pp \
+	DESTDIR="$TESTDIR/root2" NBDKIT_FILTERDIR=/opt/nbd-filters
+check "... and only there" bash -c '
+	cd "$1" && [ "$(find . -type f ! -path "./opt/pp/*")" = "./opt/nbd-filters/nbdkit-partpack-filter.so" ]' \
+	_ "$TESTDIR/root2"
+rm -rf "$TESTDIR/root2"
 check_eq "partpack.pc names the PREFIX" "prefix=/opt/pp" \
 	"$(grep '^prefix=' "$root/opt/pp/lib/pkgconfig/partpack.pc")"
 check "the installed partpack runs" "$root/opt/pp/bin/partpack" --version

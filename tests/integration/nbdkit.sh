@@ -10,20 +10,6 @@ require_cmd partpack partinfo nbdkit nbdcopy nbdinfo qemu-io xz gzip cmp python3
 
 FILTER=$PARTPACK_BUILD/nbdkit-partpack-filter.so
 [ -f "$FILTER" ] || bail "no $FILTER (is nbdkit-plugin-dev installed?)"
-# The sanitizer build's filter needs the sanitizer runtime loaded first
-# into nbdkit (and nbdkit itself is not ours to leak-check); its clients
-# run without it (qemu's coroutines hang under a preloaded ASan).
-NBDKIT_PRELOAD=
-case ${PP_TEST_CFLAGS:-} in
-*fsanitize=address*)
-	NBDKIT_PRELOAD=$(cc -print-file-name=libasan.so)
-	export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
-	;;
-esac
-# nbdkit_ ARGS...: nbdkit, with the sanitizer runtime when the filter needs it.
-nbdkit_() {
-	LD_PRELOAD="$NBDKIT_PRELOAD${LD_PRELOAD:+${NBDKIT_PRELOAD:+:}$LD_PRELOAD}" nbdkit "$@"
-}
 
 check_eq "the filter exports filter_init and nothing of the library" filter_init \
 	"$(nm -D --defined-only "$FILTER" | awk '{ print $3 }' | grep -v '^_' | tr '\n' ' ' | sed 's/ $//')"
