@@ -22,6 +22,8 @@
 #   check_eq DESC EXPECTED ACTUAL     ok if the strings are equal
 #   bail DESC                         record a failure and stop the script
 #   require_cmd CMD...                bail unless every CMD is on PATH
+#   pp_formats / pp_format_tool SUF   the library's formats by suffix ("xz gz
+#                                     zst"), and the reference tool of one
 #
 # Disk images (no root, no loop devices; sizes in the PP_* variables below,
 # which a script may set before calling):
@@ -252,6 +254,25 @@ _pp_faulty() {
 	LD_PRELOAD=$PARTPACK_BUILD/tests/faultinject.so${LD_PRELOAD:+:$LD_PRELOAD} \
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
 		command "$@"
+}
+
+# pp_formats: the formats the library knows, by suffix without the dot
+# ("xz gz zst"), in the registry's order.  Asked of the library itself
+# ($PARTPACK_BUILD/tests/formats lists pp_format_at()), not parsed from a
+# tool's help text, so that a script looping over them covers a new format
+# without being edited.
+pp_formats() {
+	local lister=$PARTPACK_BUILD/tests/formats
+	[ -x "$lister" ] || { echo "pp_formats: $lister is not built (make it)" >&2; return 1; }
+	"$lister" | sed 's/^[^ ]* \.//' | tr '\n' ' ' | sed 's/ $//'
+}
+
+# pp_format_tool SUFFIX: the format's name in the registry, which is also
+# the command of its reference implementation (xz, gzip, zstd), the
+# independent judge of what we write: each takes -t and -dc.
+pp_format_tool() {
+	"$PARTPACK_BUILD/tests/formats" | awk -v s=".$1" '$2 == s { print $1; found = 1 }
+		END { if (!found) { print "pp_format_tool: no format " s > "/dev/stderr"; exit 1 } }'
 }
 
 # nbdkit_ ARGS...: nbdkit, with the sanitizer runtime loaded first when
