@@ -11,6 +11,11 @@
  * unlink in turn; a run that completes with status 0 means every point was
  * tried.  Without the variable (or with k <= 0) every call goes through.
  *
+ * With PARTPACK_FAULT_ERRNO=e as well, the k-th call fails instead, with
+ * errno e (5 is EIO), as a failing disk would, and says so on standard
+ * error ("faultinject: call k (write) of process PID fails"); the process
+ * goes on, and every later call goes through.
+ *
  * With PARTPACK_FAULT_EIO=SUFFIX, read, pread and fread of a file whose
  * path ends in SUFFIX fail with EIO, as a bad sector would: what a reader
  * makes of a read error, as against the end of the file.
@@ -25,19 +30,30 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static long remaining = -1;
+static long remaining = -1, point;
+static int fail_errno;
 
-/* Called before each counted call: exits at the k-th. */
-static void fault_point(void)
+/* Called before each counted call of name: exits at the k-th, or makes
+ * it fail (true, errno set). */
+static bool fault_point(const char *name)
 {
 	if (remaining == -1) {
 		const char *setting = getenv("PARTPACK_FAULT_AFTER");
+		const char *error = getenv("PARTPACK_FAULT_ERRNO");
 		remaining = setting ? atol(setting) : 0;
 		if (remaining < 0)
 			remaining = 0;
+		fail_errno = error ? atoi(error) : 0;
 	}
-	if (remaining > 0 && --remaining == 0)
+	point++;
+	if (remaining == 0 || --remaining > 0)
+		return false;
+	if (fail_errno <= 0)
 		_exit(99);
+	dprintf(STDERR_FILENO, "faultinject: call %ld (%s) of process %ld "
+		"fails\n", point, name, (long)getpid());
+	errno = fail_errno;
+	return true;
 }
 
 /* The next definition of name: libc's, or a sanitizer's in front of it. */
@@ -50,15 +66,15 @@ static void *next(const char *name)
 }
 
 /* Defines name, which counts a fault point when `counted` holds and then
- * calls the real name. */
+ * calls the real name, or fails. */
 #define COUNTED(ret, name, params, args, counted)                             \
 	ret name params                                                       \
 	{                                                                     \
 		static ret (*real) params;                                    \
 		if (!real)                                                    \
 			real = (ret (*) params)next(#name);                   \
-		if (counted)                                                  \
-			fault_point();                                        \
+		if ((counted) && fault_point(#name))                          \
+			return -1;                                            \
 		return real args;                                             \
 	}
 
