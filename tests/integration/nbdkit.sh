@@ -12,6 +12,16 @@ FORMATS=$(pp_formats) || bail "cannot list the library's formats"
 for fmt in $FORMATS; do
 	require_cmd "$(pp_format_tool "$fmt")"
 done
+# Clients that must see each request's result: libnbd's Python binding
+# (python3-libnbd), which is the system Python's.
+NBD_PYTHON=
+for py in python3 /usr/bin/python3; do
+	if "$py" -c 'import nbd' 2>/dev/null; then
+		NBD_PYTHON=$py
+		break
+	fi
+done
+[ -n "$NBD_PYTHON" ] || bail "no python3 with the nbd module (python3-libnbd)"
 
 FILTER=$PARTPACK_BUILD/nbdkit-partpack-filter.so
 [ -f "$FILTER" ] || bail "no $FILTER (is nbdkit-plugin-dev installed?)"
@@ -198,6 +208,181 @@ if [ "$completed" -gt 1 ]; then
 else
 	not_ok "the interrupted flushes ran to completion" "completed at $completed"
 fi
+
+# ---- pending writes: an interval map, within partpack-max-pending ----------
+# writes.py writes into partition 1 through the filter, checks every read
+# against a model of the partition, and reports how much nbdkit's peak RSS
+# (VmHWM) grew.  Each write used to be held as a copy of its own, found by
+# scanning them all: 300 writes of the same 1 MiB grew it by 600 MB, 10,000
+# writes of 4 KiB at random in the 8 MiB partition by 80 MB.
+cat >writes.py <<'EOF'
+# writes.py URI PID_FILE P1 S1 MODE...: writes into [P1, P1 + S1) as each
+# MODE says, checking reads against a model of those bytes; prints
+# "growth KIB" (nbdkit's VmHWM after, less before) and leaves the model in
+# model.part.  MODEs: rewrite (the same 1 MiB, 300 times), scatter (10,000
+# writes of 4 KiB at random), odd (2,000 unaligned writes over each other's
+# edges), refuse=OFFSET (a write there fails with EPERM), fill (100 new
+# 4 KiB pages, some refused with ENOSPC, then a rewrite), flush.
+import errno, nbd, random, sys
+
+uri, pid_file = sys.argv[1], sys.argv[2]
+p1, s1 = int(sys.argv[3]), int(sys.argv[4])
+
+def hwm_kib():
+    pid = open(pid_file).read().split()[0]
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+h = nbd.NBD()
+h.connect_uri(uri)
+model = bytearray(h.pread(s1, p1))
+start = hwm_kib()
+rng = random.Random(19)
+errors = []
+
+def write(offset, data):
+    h.pwrite(bytes(data), p1 + offset)
+    model[offset:offset + len(data)] = data
+
+def check_reads(n):
+    for _ in range(n):
+        offset = rng.randrange(0, s1 - 1)
+        length = rng.randrange(1, min(s1 - offset, 300000) + 1)
+        if h.pread(length, p1 + offset) != model[offset:offset + length]:
+            errors.append(f"read {length} at {offset} differs")
+
+def refused_with(code, offset, data):
+    try:
+        write(offset, data)
+    except nbd.Error as e:
+        if e.errnum != code:
+            errors.append(f"write at {offset}: {e}")
+        return True
+    return False
+
+for mode in sys.argv[5:]:
+    if mode == "rewrite":
+        for i in range(300):
+            write(1 << 20, bytes([i % 251 + 1]) * (1 << 20))
+        check_reads(5)
+    elif mode == "scatter":
+        for i in range(10000):
+            write(rng.randrange(0, s1 // 4096) * 4096, bytes([i % 251 + 1]) * 4096)
+            if i % 1000 == 999:
+                check_reads(5)
+    elif mode == "odd":
+        for i in range(2000):
+            length = rng.randrange(1, 20000)
+            write(rng.randrange(0, s1 - length), rng.randbytes(length))
+        check_reads(20)
+    elif mode.startswith("refuse="):
+        if not refused_with(errno.EPERM, int(mode[7:]) - p1, b"\x11" * 4096):
+            errors.append("a write outside the stored ranges was taken")
+    elif mode == "fill":
+        refused = sum(refused_with(errno.ENOSPC, i * 4096, b"\x33" * 4096)
+                      for i in range(100))
+        print("fill refused", refused)
+        write(0, b"\x55" * 4096)
+        check_reads(5)
+    elif mode == "flush":
+        h.flush()
+        check_reads(5)
+print("growth", hwm_kib() - start)
+for e in errors[:5]:
+    print(e)
+open("model.part", "wb").write(model)
+h.shutdown()
+sys.exit(1 if errors else 0)
+EOF
+# run_writes ARCHIVE FILTER_PARAMS MODE...: writes.py through the filter.
+run_writes() {
+	local archive=$1 params=$2
+	shift 2
+	# shellcheck disable=SC2086
+	nbdkit_ -U - -P nbdkit.pid --filter="$FILTER" file "$archive" $params \
+		--run "env -u LD_PRELOAD $NBD_PYTHON writes.py \"\$uri\" nbdkit.pid $P1 $S1 $*"
+}
+# check_growth DESC OUTPUT MAX_KIB: the VmHWM growth writes.py reported.
+check_growth() {
+	local growth
+	growth=$(sed -n 's/^growth //p' "$2")
+	case ${PP_TEST_CFLAGS:-} in
+	*fsanitize=address*)
+		skip "$1" "the sanitizer runtime's memory is not the filter's" ;;
+	*)
+		if [ -n "$growth" ] && [ "$growth" -le "$3" ]; then
+			ok "$1 (grew $growth KiB)"
+		else
+			not_ok "$1" "grew ${growth:-?} KiB, at most $3 expected" "$(cat "$2")"
+		fi ;;
+	esac
+}
+# partition1_of ARCHIVE: partition 1's bytes in the image ARCHIVE holds.
+partition1_of() {
+	"$(pp_format_tool "${1##*.}")" -dc "$1" >whole.raw &&
+		dd if=whole.raw bs=1M iflag=skip_bytes,count_bytes skip="$P1" count="$S1" status=none
+}
+
+cp base.xz mem.xz
+run_writes mem.xz "" rewrite scatter flush >mem.out 2>&1
+check "300 rewrites of 1 MiB, then 10,000 writes of 4 KiB pending at once: every read right" \
+	test $? = 0
+check_growth "... nbdkit grew by the distinct bytes written (8 MiB), twice while flushing" \
+	mem.out 24576
+check_stdout_cmp "... and the flush wrote them all" model.part partition1_of mem.xz
+check "... partinfo --verify" partinfo --verify mem.xz
+
+cp base.xz cap.xz
+run_writes cap.xz partpack-max-pending=1M scatter flush >cap.out 2>&1
+check "partpack-max-pending=1M: 10,000 writes of 4 KiB, every read right" test $? = 0
+check_growth "... nbdkit grew by about twice the cap" cap.out 8192
+check_stdout_cmp "... and the archive holds them all" model.part partition1_of cap.xz
+check "... partinfo --verify" partinfo --verify cap.xz
+
+# Saved writes stream to the file: memory holds only their bookkeeping, and
+# the file holds the distinct bytes written, replayed in order.
+cp base.xz save.xz
+run_writes save.xz "partpack-save-writes=$PWD/saved" rewrite scatter odd \
+	"refuse=$((P2 + 4096))" >save.out 2>&1
+check "partpack-save-writes: rewrites, scattered and unaligned writes, every read right" \
+	test $? = 0
+check_growth "... nbdkit grew by their bookkeeping only" save.out 4096
+check_cmp "... the archive is untouched" base.xz save.xz
+check "... the save file replays to the bytes written, and names the refusal" \
+	python3 - saved img model.part "$P1" "$((P2 + 4096))" "$((P2 + 4096))" <<'EOF'
+import sys
+saved, image, model = (open(f, "rb").read() for f in sys.argv[1:4])
+p1, refused_offset, refused_byte = (int(a) for a in sys.argv[4:7])
+disk = bytearray(image)
+lines, at, refused = [], 0, None
+while True:
+    eol = saved.index(b"\n", at)
+    line, at = saved[at:eol].decode(), eol + 1
+    lines.append(line.split()[0])
+    if line.startswith("write "):
+        offset, length = (int(x) for x in line.split()[1:])
+        disk[offset:offset + length] = saved[at:at + length]
+        at += length
+    elif line.startswith("refused "):
+        refused = tuple(int(x) for x in line.split()[1:])
+    if line == "end":
+        break
+assert lines[0] == "partpack-writes" and at == len(saved), (lines[:2], at, len(saved))
+assert refused == (refused_offset, refused_byte), refused
+assert disk[p1:p1 + len(model)] == model, "the replayed bytes differ"
+assert disk[:p1] == image[:p1] and disk[p1 + len(model):] == image[p1 + len(model):]
+EOF
+check "... and it is not much larger than the partition" \
+	test "$(size_of saved)" -le $((S1 + 1048576))
+
+rm -f saved
+run_writes save.xz "partpack-save-writes=$PWD/saved partpack-max-pending=4K" fill \
+	>fill.out 2>&1
+check "partpack-save-writes at partpack-max-pending: ENOSPC, and rewrites still taken" \
+	test $? = 0
+check "... some writes were refused" grep -q "^fill refused [1-9]" fill.out
+check "... the save file is complete" test "$(tail -c 4 saved)" = end
 
 # ---- guestfish over the filter: one appliance launch -----------------------
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then

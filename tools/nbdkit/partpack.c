@@ -13,16 +13,21 @@
  *
  * Writes.  A write is accepted only if every byte lands in stored data: the
  * filter asks pp_stored_run before taking it, and refuses anything else with
- * EPERM, changing nothing.  Accepted writes are kept in memory (reads see
- * them) and applied at flush as one patch transaction of the library: one
- * undo record, one set of syncs, each touched block's check fixed once.  So
- * a crash leaves the archive as it was at the last flush, or as the flush
- * made it, never in between (the next open for writing, or
- * `partpatch --recover`, finishes an interrupted flush from the record).
- * With partpack-save-writes=FILE the filter never writes the archive: at
- * disconnect it saves the writes it took (and any it refused) to FILE, for
- * a program that applies them as its own transaction.  That is how
- * partpatch's file edits run: one appliance session, then one patch.
+ * EPERM, changing nothing.  Accepted writes are held (pending.c: an interval
+ * map, rewrites in place, reads laid over) and applied at flush as one
+ * patch transaction of the library: one undo record, one set of syncs, each
+ * touched block's check fixed once.  So a crash leaves the archive as it
+ * was at the last flush, or as the flush made it, never in between (the
+ * next open for writing, or `partpatch --recover`, finishes an interrupted
+ * flush from the record).  Before the writes held would pass
+ * partpack-max-pending bytes, they are applied the same way, as a disk
+ * writes its cache back when it likes: memory stays bounded.
+ *
+ * With partpack-save-writes=FILE the filter never writes the archive: the
+ * writes it takes (and the first it refuses) stream to FILE as they come,
+ * completed and renamed into place at disconnect, for a program that
+ * applies them as its own transaction.  That is how partpatch's file edits
+ * run: one appliance session, then one patch.
  *
  * The undo record needs a place in a filesystem: beside the archive when the
  * lower layer is the file plugin (the same place partpatch uses, so that
@@ -39,6 +44,7 @@
 #include <nbdkit-filter.h>
 
 #include "partpack.h"
+#include "pending.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +61,9 @@
 /* ---- configuration ---------------------------------------------------- */
 
 static uint64_t cache_size = PP_DEFAULT_CACHE_SIZE;
+/* No single request of a usual client is larger (qemu sends at most
+ * 32 MiB, libnbd 64 MiB), and it is what the cache holds by default. */
+static uint64_t max_pending = (uint64_t)64 << 20;
 static bool write_allowed = true;   /* partpack-write=false clears it */
 static char *save_path;         /* partpack-save-writes= */
 static char *undo_path;         /* partpack-undo=, or beside file= */
@@ -87,6 +96,13 @@ static int partpack_config(nbdkit_next_config *next, nbdkit_backend *nxdata,
 	if (strcmp(key, "partpack-cache") == 0) {
 		if (pp_parse_size(value, &cache_size) != 0) {
 			nbdkit_error("partpack-cache=%s: not a size", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "partpack-max-pending") == 0) {
+		if (pp_parse_size(value, &max_pending) != 0) {
+			nbdkit_error("partpack-max-pending=%s: not a size", value);
 			return -1;
 		}
 		return 0;
@@ -144,9 +160,12 @@ static int partpack_config_complete(nbdkit_next_config_complete *next,
 
 #define partpack_config_help \
 	"partpack-cache=SIZE        Bytes of decoded blocks cached per connection.\n" \
+	"partpack-max-pending=SIZE  Bytes of writes held before they are applied\n" \
+	"                           as at a flush (default 64M).\n" \
 	"partpack-write=false       Serve read-only even if the plugin can write.\n" \
-	"partpack-save-writes=FILE  Never write the archive: save the writes to\n" \
-	"                           FILE at disconnect (partpatch's file edits).\n" \
+	"partpack-save-writes=FILE  Never write the archive: stream the writes to\n" \
+	"                           FILE, complete at disconnect (partpatch's\n" \
+	"                           file edits).\n" \
 	"partpack-undo=PATH         The undo record (needed to write over\n" \
 	"                           plugins other than file)."
 
@@ -158,25 +177,16 @@ static int partpack_thread_model(void)
 
 /* ---- a connection ----------------------------------------------------- */
 
-/* A write taken but not yet applied. */
-typedef struct pending_write {
-	uint64_t offset;
-	uint32_t length;
-	uint8_t *data;
-} pending_write;
-
 typedef struct handle {
 	nbdkit_next *next;          /* valid from prepare to finalize */
 	pp_archive *archive;
 	uint64_t image_size;
 	bool writer;                /* holds writer_connected */
 	int lock_fd;                /* flock on the archive file, writers */
-	pending_write *pending;
-	size_t pending_count;
-	size_t pending_capacity;
-	uint64_t refused_offset;    /* of the first refused write, */
-	uint64_t refused_byte;      /* and its first byte not stored */
-	bool refused;
+	pending *pending;           /* writers: taken, not yet applied */
+	int save_fd;                /* partpack-save-writes: the file being */
+	char *save_temp;            /* written, under this temporary name */
+	bool refused;               /* a write was refused (and saved) */
 } handle;
 
 /* Reads or writes len bytes through the plugin below, in requests of at
@@ -248,7 +258,7 @@ static void *partpack_open(nbdkit_next_open *next, nbdkit_context *context,
 		nbdkit_error("partpack: out of memory");
 		return NULL;
 	}
-	h->lock_fd = -1;
+	h->lock_fd = h->save_fd = -1;
 	return h;
 }
 
@@ -297,12 +307,39 @@ static int claim_writer(handle *h)
 	return 0;
 }
 
+/* Where a writer's writes go: memory, or a new save file under a
+ * temporary name beside FILE (renamed to FILE when complete). */
+static int start_pending(handle *h)
+{
+	if (save_path) {
+		if (asprintf(&h->save_temp, "%s.XXXXXX", save_path) < 0) {
+			h->save_temp = NULL;
+			nbdkit_error("partpack: out of memory");
+			return -1;
+		}
+		h->save_fd = mkostemp(h->save_temp, O_CLOEXEC);
+		if (h->save_fd < 0) {
+			nbdkit_error("partpack: %s: %m", h->save_temp);
+			free(h->save_temp);
+			h->save_temp = NULL;
+			return -1;
+		}
+	}
+	h->pending = pending_new(h->save_fd);
+	if (!h->pending) {
+		nbdkit_error("partpack: %s: %m",
+			     save_path ? h->save_temp : "pending writes");
+		return -1;
+	}
+	return 0;
+}
+
 static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
 {
 	handle *h = hv;
 	h->next = next;
 	bool writable = wants_write(next, readonly);
-	if (writable && claim_writer(h) == -1)
+	if (writable && (claim_writer(h) || start_pending(h)))
 		return -1;
 	/* Saving writes touches the archive not at all. */
 	bool writes_archive = writable && !save_path;
@@ -333,89 +370,65 @@ static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
 	return 0;
 }
 
-static void drop_pending(handle *h)
-{
-	for (size_t i = 0; i < h->pending_count; i++)
-		free(h->pending[i].data);
-	free(h->pending);
-	h->pending = NULL;
-	h->pending_count = h->pending_capacity = 0;
-}
+/* ---- applying the writes ---------------------------------------------- */
 
-/* Applies the pending writes as one transaction. */
-static int commit_pending(handle *h, int *errp)
+static int add_to_patch(void *txn, uint64_t offset, const void *data,
+			uint32_t length)
 {
-	if (h->pending_count == 0)
-		return 0;
 	pp_error err;
-	pp_patch_txn *txn;
-	int status = pp_patch_begin(h->archive, 0, &txn, &err);
-	for (size_t i = 0; status == 0 && i < h->pending_count; i++)
-		status = pp_patch_add(txn, h->pending[i].offset,
-				      h->pending[i].data, h->pending[i].length,
-				      &err);
-	if (status == 0) {
-		pp_patch_report report;
-		status = pp_patch_commit(txn, &report, &err);
-		if (status == 0)
-			nbdkit_debug("partpack: committed %zu writes, %" PRIu64
-				     " bytes in %" PRIu64 " blocks",
-				     h->pending_count, report.data_bytes,
-				     report.blocks_touched);
-	} else if (txn) {
-		pp_patch_abort(txn);
-	}
-	drop_pending(h);
-	if (status != 0) {
+	if (pp_patch_add(txn, offset, data, length, &err) != 0) {
 		nbdkit_error("%s", err.message);
-		*errp = EIO;
 		return -1;
 	}
 	return 0;
 }
 
-/*
- * partpack-save-writes: the file a program reads back to apply the writes
- * itself (partpatch does, as one transaction), written at disconnect:
- *
- *   "partpack-writes 1\n"
- *   "refused OFFSET BYTE\n"       if a write was refused: the first one's
- *                                 offset, and its first byte not stored
- *   "write OFFSET LENGTH\n" and LENGTH bytes, for each write taken, in order
- *   "end\n"                       the file is complete
- *
- * Written to a temporary name and renamed, so a reader finds it whole or
- * not at all.
- */
-static int save_writes(handle *h)
+/* Applies the pending writes as one transaction. */
+static int commit_pending(handle *h, int *errp)
 {
-	char *temp = NULL;
-	if (asprintf(&temp, "%s.tmp", save_path) < 0) {
-		nbdkit_error("partpack: out of memory");
+	size_t count = pending_count(h->pending);
+	if (count == 0)
+		return 0;
+	uint64_t held = pending_held(h->pending);
+	pp_error err;
+	pp_patch_txn *txn;
+	int status = pp_patch_begin(h->archive, 0, &txn, &err);
+	if (status == 0 && pending_each(h->pending, add_to_patch, txn) != 0) {
+		pp_patch_abort(txn);
+		status = -1;
+		err.message[0] = '\0';
+	}
+	pp_patch_report report;
+	if (status == 0)
+		status = pp_patch_commit(txn, &report, &err);
+	if (status != 0) {
+		pending_clear(h->pending);
+		if (err.message[0])
+			nbdkit_error("%s", err.message);
+		*errp = EIO;
 		return -1;
 	}
-	FILE *f = fopen(temp, "wbx");
-	bool ok = f != NULL && fprintf(f, "partpack-writes 1\n") > 0;
-	if (ok && h->refused)
-		ok = fprintf(f, "refused %" PRIu64 " %" PRIu64 "\n",
-			     h->refused_offset, h->refused_byte) > 0;
-	for (size_t i = 0; ok && i < h->pending_count; i++) {
-		const pending_write *w = &h->pending[i];
-		ok = fprintf(f, "write %" PRIu64 " %" PRIu32 "\n", w->offset,
-			     w->length) > 0 &&
-		     fwrite(w->data, 1, w->length, f) == w->length;
+	nbdkit_debug("partpack: committed %zu runs (%" PRIu64 " bytes held), "
+		     "%" PRIu64 " bytes in %" PRIu64 " blocks", count, held,
+		     report.data_bytes, report.blocks_touched);
+	pending_clear(h->pending);
+	return 0;
+}
+
+/* Completes the save file and renames it into place. */
+static int finish_save(handle *h)
+{
+	int status = pending_save_end(h->pending);
+	if (close(h->save_fd) != 0)
+		status = -1;
+	h->save_fd = -1;
+	if (status == 0 && rename(h->save_temp, save_path) == 0) {
+		free(h->save_temp);
+		h->save_temp = NULL;
+		return 0;
 	}
-	ok = ok && fprintf(f, "end\n") > 0 && fflush(f) == 0;
-	if (f && fclose(f) != 0)
-		ok = false;
-	if (ok && rename(temp, save_path) != 0)
-		ok = false;
-	if (!ok) {
-		nbdkit_error("partpack: %s: %m", save_path);
-		unlink(temp);
-	}
-	free(temp);
-	return ok ? 0 : -1;
+	nbdkit_error("partpack: %s: %m", save_path);
+	return -1;
 }
 
 static int partpack_finalize(nbdkit_next *next, void *hv)
@@ -425,18 +438,18 @@ static int partpack_finalize(nbdkit_next *next, void *hv)
 	int err = 0;
 	if (!h->writer)
 		return 0;
-	if (save_path) {
-		int status = save_writes(h);
-		drop_pending(h);
-		return status;
-	}
-	return commit_pending(h, &err);
+	return save_path ? finish_save(h) : commit_pending(h, &err);
 }
 
 static void partpack_close(void *hv)
 {
 	handle *h = hv;
-	drop_pending(h);
+	pending_free(h->pending);
+	if (h->save_fd >= 0)
+		close(h->save_fd);
+	if (h->save_temp)
+		unlink(h->save_temp);  /* incomplete: never renamed */
+	free(h->save_temp);
 	pp_close(h->archive);
 	if (h->lock_fd >= 0)
 		close(h->lock_fd);
@@ -503,21 +516,6 @@ static int partpack_can_cache(nbdkit_next *next, void *hv)
 
 /* ---- requests --------------------------------------------------------- */
 
-/* Lays the pending writes over [offset, offset + count), oldest first. */
-static void overlay_pending(const handle *h, uint8_t *buf, uint32_t count,
-			    uint64_t offset)
-{
-	for (size_t i = 0; i < h->pending_count; i++) {
-		const pending_write *w = &h->pending[i];
-		uint64_t from = w->offset > offset ? w->offset : offset;
-		uint64_t w_end = w->offset + w->length, end = offset + count;
-		uint64_t to = w_end < end ? w_end : end;
-		if (from < to)
-			memcpy(buf + (from - offset), w->data + (from - w->offset),
-			       (size_t)(to - from));
-	}
-}
-
 static int partpack_pread(nbdkit_next *next, void *hv, void *buf,
 			  uint32_t count, uint64_t offset, uint32_t flags,
 			  int *errp)
@@ -530,8 +528,60 @@ static int partpack_pread(nbdkit_next *next, void *hv, void *buf,
 		*errp = EIO;
 		return -1;
 	}
-	overlay_pending(h, buf, count, offset);
+	if (h->pending && pending_read(h->pending, buf, count, offset) != 0) {
+		nbdkit_error("partpack: %s: %m", h->save_temp);
+		*errp = EIO;
+		return -1;
+	}
 	return 0;
+}
+
+/* Any byte of [offset, offset + count) that is not stored data refuses the
+ * write; the first refusal goes to the save file. */
+static int refuse_unstored(handle *h, uint32_t count, uint64_t offset,
+			   int *errp)
+{
+	pp_error err;
+	uint64_t run;
+	if (pp_stored_run(h->archive, offset, &run, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		*errp = EIO;
+		return -1;
+	}
+	if (run >= count)
+		return 0;
+	nbdkit_error("partpack: write of %" PRIu32 " bytes at offset %" PRIu64
+		     " refused: byte %" PRIu64 " is compressed data, only kept "
+		     "(stored) ranges can be written", count, offset,
+		     offset + run);
+	if (save_path && !h->refused &&
+	    pending_save_refused(h->pending, offset, offset + run) != 0) {
+		*errp = errno ? errno : EIO;
+		nbdkit_error("partpack: %s: %m", h->save_temp);
+		return -1;
+	}
+	h->refused = true;
+	*errp = EPERM;
+	return -1;
+}
+
+/* Keeps the writes held within partpack-max-pending: before a write that
+ * would pass it, the writes held are applied, as at a flush.  Saved writes
+ * hold only their bookkeeping in memory, and cannot be applied: there the
+ * write fails with ENOSPC. */
+static int make_room(handle *h, uint32_t count, uint64_t offset, int *errp)
+{
+	uint64_t held = pending_held(h->pending);
+	if (held + pending_cost(h->pending, offset, count) <= max_pending)
+		return 0;
+	if (!save_path)
+		return commit_pending(h, errp);
+	nbdkit_error("partpack: write of %" PRIu32 " bytes at offset %" PRIu64
+		     " refused: the writes saved so far hold %" PRIu64 " bytes "
+		     "of memory, partpack-max-pending=%" PRIu64, count, offset,
+		     held, max_pending);
+	*errp = ENOSPC;
+	return -1;
 }
 
 static int partpack_pwrite(nbdkit_next *next, void *hv, const void *buf,
@@ -540,46 +590,21 @@ static int partpack_pwrite(nbdkit_next *next, void *hv, const void *buf,
 {
 	(void)next;
 	handle *h = hv;
-	pp_error err;
-	uint64_t run;
-	if (pp_stored_run(h->archive, offset, &run, &err) != 0) {
-		nbdkit_error("%s", err.message);
-		*errp = EIO;
+	if (refuse_unstored(h, count, offset, errp) ||
+	    make_room(h, count, offset, errp))
+		return -1;
+	if (pending_write(h->pending, buf, count, offset) != 0) {
+		*errp = errno ? errno : EIO;
+		nbdkit_error("partpack: %s: %m", save_path ? h->save_temp :
+			     "pending writes");
 		return -1;
 	}
-	if (run < count) {
-		nbdkit_error("partpack: write of %" PRIu32 " bytes at offset %"
-			     PRIu64 " refused: byte %" PRIu64 " is compressed "
-			     "data, only kept (stored) ranges can be written",
-			     count, offset, offset + run);
-		if (!h->refused) {
-			h->refused = true;
-			h->refused_offset = offset;
-			h->refused_byte = offset + run;
-		}
-		*errp = EPERM;
-		return -1;
-	}
-	pending_write *grown = h->pending;
-	if (h->pending_count == h->pending_capacity) {
-		size_t capacity = h->pending_capacity ? 2 * h->pending_capacity : 64;
-		grown = realloc(h->pending, capacity * sizeof *grown);
-		if (grown) {
-			h->pending = grown;
-			h->pending_capacity = capacity;
-		}
-	}
-	uint8_t *copy = grown ? malloc(count) : NULL;
-	if (!copy) {
-		nbdkit_error("partpack: out of memory for a write of %" PRIu32
-			     " bytes", count);
-		*errp = ENOMEM;
-		return -1;
-	}
-	memcpy(copy, buf, count);
-	h->pending[h->pending_count++] =
-		(pending_write){ .offset = offset, .length = count, .data = copy };
-	if ((flags & NBDKIT_FLAG_FUA) && !save_path)
+	if (save_path)
+		return 0;
+	/* A single write larger than the cap, or one the client wants
+	 * durable now. */
+	if (pending_held(h->pending) > max_pending ||
+	    (flags & NBDKIT_FLAG_FUA))
 		return commit_pending(h, errp);
 	return 0;
 }
@@ -590,19 +615,8 @@ static int partpack_flush(nbdkit_next *next, void *hv, uint32_t flags,
 	(void)next, (void)flags;
 	handle *h = hv;
 	if (save_path)
-		return 0;  /* documented: the writes are saved at disconnect */
+		return 0;  /* documented: the writes are saved, not applied */
 	return commit_pending(h, errp);
-}
-
-/* Writes still pending over [offset, offset + length)? */
-static bool pending_overlaps(const handle *h, uint64_t offset, uint64_t length)
-{
-	for (size_t i = 0; i < h->pending_count; i++) {
-		const pending_write *w = &h->pending[i];
-		if (w->offset < offset + length && offset < w->offset + w->length)
-			return true;
-	}
-	return false;
 }
 
 static int partpack_extents(nbdkit_next *next, void *hv, uint32_t count,
@@ -623,8 +637,8 @@ static int partpack_extents(nbdkit_next *next, void *hv, uint32_t count,
 	for (size_t i = 0; status == 0 && i < map_count; i++) {
 		const pp_map_extent *x = &map[i];
 		uint32_t type = 0;
-		if (x->kind == PP_EXTENT_ZERO &&
-		    !pending_overlaps(h, x->offset, x->length))
+		if (x->kind == PP_EXTENT_ZERO && !(h->pending &&
+		    pending_overlaps(h->pending, x->offset, x->length)))
 			type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
 		status = nbdkit_add_extent(extents, x->offset, x->length, type);
 	}
