@@ -209,6 +209,72 @@ else
 	not_ok "the interrupted flushes ran to completion" "completed at $completed"
 fi
 
+# ---- a flush that fails ----------------------------------------------------
+# nbdkit's k-th write, sync, unlink or rename fails with EIO, once (the
+# shim's PARTPACK_FAULT_ERRNO), for k = 1, 2, ... until a run passes them
+# all.  The client writes 16 KiB across a block boundary, flushes, flushes
+# again and reads back.  The archive must be old or new every time, and no
+# flush may report success unless the archive holds the write: a failed
+# flush used to drop the writes it held, and the next flush succeeded over
+# nothing.
+cat >flushfail.py <<'EOF'
+# flushfail.py URI OFFSET LENGTH: write, flush, flush, read back; prints
+# what each did ("ok", "failed", the read "new").
+import nbd, sys
+uri, offset, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+h = nbd.NBD()
+h.connect_uri(uri)
+h.pwrite(b"\x77" * length, offset)
+said = []
+for step in ("flush", "flush", "read"):
+    try:
+        if step == "flush":
+            h.flush()
+            said.append("ok")
+        else:
+            said.append("new" if h.pread(length, offset) == b"\x77" * length else "other")
+    except nbd.Error:
+        said.append("failed")
+print(" ".join(said))
+h.shutdown()
+EOF
+failed_flushes=0
+k=0
+while [ "$k" -lt 40 ]; do
+	k=$((k + 1))
+	cp base.xz fail.xz
+	rm -f .fail.xz.partpatch-undo
+	LD_PRELOAD="$PARTPACK_BUILD/tests/faultinject.so" PARTPACK_FAULT_AFTER=$k \
+		PARTPACK_FAULT_ERRNO=5 nbdkit_ -U - --filter="$FILTER" file fail.xz \
+		--run "env -u LD_PRELOAD $NBD_PYTHON flushfail.py \"\$uri\" \
+			$((P1 + 1048576 - 8192)) 16384" >fail.out 2>fail.err
+	said=$(cat fail.out)
+	partpatch --recover fail.xz >/dev/null 2>&1
+	xzcat fail.xz >got.raw 2>/dev/null
+	if ! xz -t fail.xz || ! { cmp -s got.raw old.raw || cmp -s got.raw new.raw; }; then
+		not_ok "a flush failing at point $k leaves old or new" "client: $said"
+		break
+	fi
+	case $said in
+	*ok*)
+		if ! cmp -s got.raw new.raw; then
+			not_ok "a flush that reports success holds the write (point $k)" \
+				"client: $said" "$(cat fail.err)"
+			break
+		fi ;;
+	esac
+	case $said in
+	failed*) failed_flushes=$((failed_flushes + 1)) ;;
+	esac
+	grep -q "^faultinject: call" fail.err || break
+done
+if grep -q "^faultinject: call" fail.err || [ "$failed_flushes" -eq 0 ]; then
+	not_ok "the failing flushes ran to a clean one" "point $k: client: $said"
+else
+	ok "a flush failing at each of $((k - 1)) points ($failed_flushes failed flushes): old or new, and no later flush succeeded over lost data"
+	check_eq "... and the clean run flushes, then reads the write back" "ok ok new" "$said"
+fi
+
 # ---- pending writes: an interval map, within partpack-max-pending ----------
 # writes.py writes into partition 1 through the filter, checks every read
 # against a model of the partition, and reports how much nbdkit's peak RSS

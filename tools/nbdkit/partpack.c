@@ -23,6 +23,12 @@
  * partpack-max-pending bytes, they are applied the same way, as a disk
  * writes its cache back when it likes: memory stays bounded.
  *
+ * A flush that fails loses the writes it held: the library has put the
+ * archive back as of the last flush (or left the record for the next
+ * writable open to do so), and the client was told.  From then on every
+ * request of the connection fails (EIO) until it disconnects, so that no
+ * later flush can report success over them.
+ *
  * With partpack-save-writes=FILE the filter never writes the archive: the
  * writes it takes (and the first it refuses) stream to FILE as they come,
  * completed and renamed into place at disconnect, for a program that
@@ -187,6 +193,8 @@ typedef struct handle {
 	int save_fd;                /* partpack-save-writes: the file being */
 	char *save_temp;            /* written, under this temporary name */
 	bool refused;               /* a write was refused (and saved) */
+	int failed;                 /* errno: a flush or the save file failed,
+	                               every request fails from now on */
 } handle;
 
 /* Reads or writes len bytes through the plugin below, in requests of at
@@ -370,7 +378,29 @@ static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
 	return 0;
 }
 
-/* ---- applying the writes ---------------------------------------------- */
+/* ---- failing, and applying the writes --------------------------------- */
+
+/* From now on every request of this connection fails with error. */
+static int fail_from_now(handle *h, int error, int *errp)
+{
+	h->failed = error;
+	pending_clear(h->pending);
+	*errp = error;
+	return -1;
+}
+
+/* A request after such a failure. */
+static bool has_failed(const handle *h, int *errp)
+{
+	if (!h->failed)
+		return false;
+	nbdkit_error("partpack: an earlier %s failed, and the writes it held "
+		     "are lost: this connection serves nothing more "
+		     "(disconnect and connect again)",
+		     save_path ? "write to the save file" : "flush");
+	*errp = h->failed;
+	return true;
+}
 
 static int add_to_patch(void *txn, uint64_t offset, const void *data,
 			uint32_t length)
@@ -383,7 +413,9 @@ static int add_to_patch(void *txn, uint64_t offset, const void *data,
 	return 0;
 }
 
-/* Applies the pending writes as one transaction. */
+/* Applies the pending writes as one transaction.  A failure has left the
+ * archive as of the last flush, or its undo record for the next writable
+ * open to put it back so: the writes are lost, and the connection fails. */
 static int commit_pending(handle *h, int *errp)
 {
 	size_t count = pending_count(h->pending);
@@ -392,21 +424,18 @@ static int commit_pending(handle *h, int *errp)
 	uint64_t held = pending_held(h->pending);
 	pp_error err;
 	pp_patch_txn *txn;
-	int status = pp_patch_begin(h->archive, 0, &txn, &err);
-	if (status == 0 && pending_each(h->pending, add_to_patch, txn) != 0) {
+	if (pp_patch_begin(h->archive, 0, &txn, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		return fail_from_now(h, EIO, errp);
+	}
+	if (pending_each(h->pending, add_to_patch, txn) != 0) {
 		pp_patch_abort(txn);
-		status = -1;
-		err.message[0] = '\0';
+		return fail_from_now(h, EIO, errp);
 	}
 	pp_patch_report report;
-	if (status == 0)
-		status = pp_patch_commit(txn, &report, &err);
-	if (status != 0) {
-		pending_clear(h->pending);
-		if (err.message[0])
-			nbdkit_error("%s", err.message);
-		*errp = EIO;
-		return -1;
+	if (pp_patch_commit(txn, &report, &err) != 0) {
+		nbdkit_error("%s", err.message);
+		return fail_from_now(h, EIO, errp);
 	}
 	nbdkit_debug("partpack: committed %zu runs (%" PRIu64 " bytes held), "
 		     "%" PRIu64 " bytes in %" PRIu64 " blocks", count, held,
@@ -436,8 +465,8 @@ static int partpack_finalize(nbdkit_next *next, void *hv)
 	(void)next;
 	handle *h = hv;
 	int err = 0;
-	if (!h->writer)
-		return 0;
+	if (!h->writer || h->failed)
+		return 0;  /* a failed connection leaves no save file */
 	return save_path ? finish_save(h) : commit_pending(h, &err);
 }
 
@@ -523,6 +552,8 @@ static int partpack_pread(nbdkit_next *next, void *hv, void *buf,
 	(void)next, (void)flags;
 	handle *h = hv;
 	pp_error err;
+	if (has_failed(h, errp))
+		return -1;
 	if (pp_pread(h->archive, buf, count, offset, &err) != 0) {
 		nbdkit_error("%s", err.message);
 		*errp = EIO;
@@ -556,9 +587,9 @@ static int refuse_unstored(handle *h, uint32_t count, uint64_t offset,
 		     offset + run);
 	if (save_path && !h->refused &&
 	    pending_save_refused(h->pending, offset, offset + run) != 0) {
-		*errp = errno ? errno : EIO;
+		int error = errno ? errno : EIO;
 		nbdkit_error("partpack: %s: %m", h->save_temp);
-		return -1;
+		return fail_from_now(h, error, errp);
 	}
 	h->refused = true;
 	*errp = EPERM;
@@ -590,14 +621,21 @@ static int partpack_pwrite(nbdkit_next *next, void *hv, const void *buf,
 {
 	(void)next;
 	handle *h = hv;
-	if (refuse_unstored(h, count, offset, errp) ||
+	if (has_failed(h, errp) || refuse_unstored(h, count, offset, errp) ||
 	    make_room(h, count, offset, errp))
 		return -1;
 	if (pending_write(h->pending, buf, count, offset) != 0) {
-		*errp = errno ? errno : EIO;
-		nbdkit_error("partpack: %s: %m", save_path ? h->save_temp :
-			     "pending writes");
-		return -1;
+		int error = errno ? errno : EIO;
+		if (!save_path) {
+			/* Nothing lost but this write (partly taken, as a
+			 * failed write may be). */
+			nbdkit_error("partpack: out of memory for a write of "
+				     "%" PRIu32 " bytes", count);
+			*errp = error;
+			return -1;
+		}
+		nbdkit_error("partpack: %s: %m", h->save_temp);
+		return fail_from_now(h, error, errp);
 	}
 	if (save_path)
 		return 0;
@@ -614,6 +652,8 @@ static int partpack_flush(nbdkit_next *next, void *hv, uint32_t flags,
 {
 	(void)next, (void)flags;
 	handle *h = hv;
+	if (has_failed(h, errp))
+		return -1;
 	if (save_path)
 		return 0;  /* documented: the writes are saved, not applied */
 	return commit_pending(h, errp);
@@ -628,6 +668,8 @@ static int partpack_extents(nbdkit_next *next, void *hv, uint32_t count,
 	pp_map_extent *map;
 	size_t map_count;
 	pp_error err;
+	if (has_failed(h, errp))
+		return -1;
 	if (pp_map(h->archive, offset, count, &map, &map_count, &err) != 0) {
 		nbdkit_error("%s", err.message);
 		*errp = EIO;
