@@ -146,6 +146,33 @@ NBDKIT_OPTS=-r serve a.xz '(sleep 3 | qemu-io -r -f raw "$uri" >/dev/null 2>&1 &
 	nbdinfo "$uri" >/dev/null' >ro2conn.out 2>&1
 check_eq "two read-only connections at once work" 0 $?
 
+# ---- readers take the shared lock --------------------------------------------
+# A reader and a patch exclude each other, as pp_open's readers and writers
+# do: a reader is refused while partpatch (here flock(1) on its behalf)
+# holds the archive, and partpatch cannot take it while a reader is
+# connected, which is what makes multi-conn true for read-only exports.
+exec 9<a.xz
+flock -x 9
+NBDKIT_OPTS=-r serve a.xz 'nbdinfo "$uri"' >locked.out 2>&1
+check_eq "a read-only connection is refused while the archive is being patched" \
+	1 $?
+check "... and nbdkit says why" grep -q "another process is patching this archive" locked.out
+flock -u 9
+exec 9<&-
+cat >connected.py <<'EOF'
+# connected.py URI CMD...: runs CMD while connected to URI; its status.
+import nbd, subprocess, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+sys.exit(subprocess.call(sys.argv[2:]))
+EOF
+dd if=img of=same.bin bs=4096 count=1 skip="$P1" iflag=skip_bytes status=none
+NBDKIT_OPTS=-r serve a.xz "$NBD_PYTHON connected.py \"\$uri\" partpatch --no-wait -q a.xz \
+	--offset $P1 --input same.bin" >patch.out 2>&1
+check_eq "partpatch --no-wait cannot patch while a reader is connected: status 5" \
+	5 $?
+check "... and then it can" partpatch --no-wait -q a.xz --offset "$P1" --input same.bin
+
 # ---- a flush interrupted at every write, sync and unlink -------------------
 # nbdkit runs with the fault-injection shim; qemu-io (its client) without.
 # One write across a block boundary: two blocks, one transaction (qemu-io
@@ -191,6 +218,17 @@ while [ "$k" -lt 60 ]; do
 		break
 	fi
 	attempts=0
+	# The first time the archive is half written, with its undo record:
+	# a reader must not serve those bytes.
+	if [ -z "${refused_pending:-}" ] && [ -e .crash.xz.partpatch-undo ] &&
+		! cmp -s base.xz crash.xz; then
+		refused_pending=1
+		NBDKIT_OPTS=-r serve crash.xz 'nbdcopy "$uri" half.raw' >pending.out 2>&1
+		check_eq "a read-only connection is refused while an undo record is pending" \
+			1 $?
+		check "... and nbdkit says what to do" \
+			grep -q "interrupted patch is pending.*partpatch --recover" pending.out
+	fi
 	partpatch --recover crash.xz >/dev/null 2>&1
 	xzcat crash.xz >got.raw 2>/dev/null
 	if ! xz -t crash.xz || ! { cmp -s got.raw old.raw || cmp -s got.raw new.raw; }; then
@@ -202,6 +240,7 @@ while [ "$k" -lt 60 ]; do
 		break
 	fi
 done
+[ -n "${refused_pending:-}" ] || not_ok "some interrupted flush left a half-written archive"
 if [ "$completed" -gt 1 ]; then
 	ok "a flush interrupted at each of $((completed - 1)) points: old or new every time"
 	check_cmp "... and the uninterrupted flush gives the new image" new.raw got.raw

@@ -41,10 +41,14 @@
  * one the export is read-only.
  *
  * Connections.  Each connection has its own archive handle and cache
- * (requests on one connection are serialised).  Only one connection at a
- * time may write: a second writer is refused at connect with a message, and
- * multi-conn is advertised only for read-only exports, whose bytes cannot
- * change under a reader.
+ * (requests on one connection are serialised).  Over the file plugin a
+ * connection holds partpatch's lock on the archive file while it is open:
+ * shared to read, exclusive to write, never waiting (a busy archive refuses
+ * the connection), and a reader is refused while an undo record is
+ * pending, as pp_open refuses it.  So one connection writes at a time, and
+ * the bytes a reader serves cannot change under it: multi-conn is
+ * advertised for read-only exports.  Over other plugins the filter sees no
+ * file to lock; with partpack-undo= it still refuses a pending record.
  */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-filter.h>
@@ -188,7 +192,7 @@ typedef struct handle {
 	pp_archive *archive;
 	uint64_t image_size;
 	bool writer;                /* holds writer_connected */
-	int lock_fd;                /* flock on the archive file, writers */
+	int lock_fd;                /* flock on the archive file */
 	pending *pending;           /* writers: taken, not yet applied */
 	int save_fd;                /* partpack-save-writes: the file being */
 	char *save_temp;            /* written, under this temporary name */
@@ -289,6 +293,31 @@ static bool wants_write(nbdkit_next *next, int readonly)
 	return true;
 }
 
+/*
+ * partpatch's lock on the archive file (pp_open's flock): shared to read,
+ * exclusive to write, taken without waiting, so that no connection serves
+ * bytes a patch is changing.  Not with partpack-save-writes, whose runner
+ * (partpatch) holds the archive open for writing itself; not over other
+ * plugins, which have no file here to lock.
+ */
+static int lock_archive(handle *h, bool exclusive)
+{
+	if (!archive_file || save_path)
+		return 0;
+	h->lock_fd = open(archive_file, O_RDONLY | O_CLOEXEC);
+	if (h->lock_fd < 0) {
+		nbdkit_error("partpack: %s: %m", archive_file);
+		return -1;
+	}
+	if (flock(h->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+		return 0;
+	nbdkit_error("partpack: %s: %s", archive_file, exclusive ?
+		     "another process is reading or patching this archive" :
+		     "another process is patching this archive; connect "
+		     "again when it is done");
+	return -1;
+}
+
 /* One writer at a time, here and against partpatch (its flock). */
 static int claim_writer(handle *h)
 {
@@ -304,15 +333,7 @@ static int claim_writer(handle *h)
 		return -1;
 	}
 	h->writer = true;
-	if (archive_file && !save_path) {
-		h->lock_fd = open(archive_file, O_RDONLY | O_CLOEXEC);
-		if (h->lock_fd >= 0 && flock(h->lock_fd, LOCK_EX | LOCK_NB)) {
-			nbdkit_error("partpack: %s: another process is patching "
-				     "this archive", archive_file);
-			return -1;
-		}
-	}
-	return 0;
+	return lock_archive(h, true);
 }
 
 /* Where a writer's writes go: memory, or a new save file under a
@@ -347,10 +368,13 @@ static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
 	handle *h = hv;
 	h->next = next;
 	bool writable = wants_write(next, readonly);
-	if (writable && (claim_writer(h) || start_pending(h)))
+	if (writable ? claim_writer(h) || start_pending(h) :
+	    lock_archive(h, false))
 		return -1;
 	/* Saving writes touches the archive not at all. */
 	bool writes_archive = writable && !save_path;
+	/* The undo record's place, for reading too: a reader is refused
+	 * while a record is pending, as pp_open refuses one. */
 	pp_io io = {
 		.version = PP_IO_VERSION,
 		.opaque = h,
@@ -358,14 +382,17 @@ static int partpack_prepare(nbdkit_next *next, void *hv, int readonly)
 		.pwrite = writes_archive ? io_pwrite : NULL,
 		.flush = writes_archive ? io_flush : NULL,
 		.size = io_size,
-		.undo_path = writes_archive ? undo_path : NULL,
+		.undo_path = undo_path,
 	};
 	pp_error err;
 	const char *name = archive_file ? archive_file : "partpack archive";
 	if (pp_open_io(&io, name, writes_archive ? PP_OPEN_WRITE : PP_OPEN_READ,
 		       &h->archive, &err) != 0 ||
 	    pp_set_cache_size(h->archive, cache_size, &err) != 0) {
-		nbdkit_error("%s", err.message);
+		nbdkit_error("%s%s", err.message,
+			     err.status == PP_ERR_RECOVERY_PENDING ?
+			     " (connect once for writing, or run partpatch "
+			     "--recover, to finish it)" : "");
 		return -1;
 	}
 	pp_info info;
@@ -531,6 +558,8 @@ static int partpack_can_extents(nbdkit_next *next, void *hv)
 	return 1;
 }
 
+/* A read-only export: no connection of it writes, and over the file
+ * plugin each holds the shared lock, so no other process writes either. */
 static int partpack_can_multi_conn(nbdkit_next *next, void *hv)
 {
 	(void)next;
