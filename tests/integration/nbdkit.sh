@@ -1,10 +1,14 @@
-# nbdkit.sh - issue 10: the archive as a live disk through nbdkit's partpack
-# filter.  Reads (nbdcopy against the image), block status (zero extents are
-# zeros), writes inside kept ranges applied at flush with every check fixed
-# (qemu-io), refusals that change nothing, one writer at a time, a flush
-# interrupted at every write, sync and unlink, and one guestfish session
-# (one appliance launch, skipped with PP_TEST_QUICK=1) that writes a file
-# into the kept /boot and is refused in the root filesystem.
+# nbdkit.sh - the archive as a live disk through nbdkit's partpack filter,
+# for every format the library lists: reads (nbdcopy against the image),
+# block status (zero extents are zeros), writes inside kept ranges applied
+# at flush with every check fixed (qemu-io), refusals that change nothing.
+# Then, on .xz: one writer at a time, readers against partpatch's lock and
+# a pending undo record, a flush interrupted at every write, sync and
+# unlink, a flush failing at each, the memory pending writes hold (in
+# place, within partpack-max-pending, streamed when saved), and one
+# guestfish session (one appliance launch, skipped with PP_TEST_QUICK=1)
+# that writes a file into the kept /boot and is refused in the root
+# filesystem.
 
 require_cmd partpack partinfo nbdkit nbdcopy nbdinfo qemu-io xz cmp python3 ss
 # Every format the library knows, each judged by its own reference tool.
