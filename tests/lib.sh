@@ -24,6 +24,7 @@
 #   require_cmd CMD...                bail unless every CMD is on PATH
 #   pp_formats / pp_format_tool SUF   the library's formats by suffix ("xz gz
 #                                     zst"), and the reference tool of one
+#   python_with MODULE                a python3 that imports MODULE
 #
 # Disk images (no root, no loop devices; sizes in the PP_* variables below,
 # which a script may set before calling):
@@ -273,6 +274,20 @@ pp_formats() {
 pp_format_tool() {
 	"$PARTPACK_BUILD/tests/formats" | awk -v s=".$1" '$2 == s { print $1; found = 1 }
 		END { if (!found) { print "pp_format_tool: no format " s > "/dev/stderr"; exit 1 } }'
+}
+
+# python_with MODULE: the first of python3 and /usr/bin/python3 that
+# imports MODULE (Debian's python3-* modules are /usr/bin/python3's, which
+# may not be the first python3 on PATH); nothing if neither does.
+python_with() {
+	local py
+	for py in python3 /usr/bin/python3; do
+		if "$py" -c "import $1" 2>/dev/null; then
+			echo "$py"
+			return 0
+		fi
+	done
+	return 1
 }
 
 # nbdkit_ ARGS...: nbdkit, with the sanitizer runtime loaded first when

@@ -18,14 +18,7 @@ for fmt in $FORMATS; do
 done
 # Clients that must see each request's result: libnbd's Python binding
 # (python3-libnbd), which is the system Python's.
-NBD_PYTHON=
-for py in python3 /usr/bin/python3; do
-	if "$py" -c 'import nbd' 2>/dev/null; then
-		NBD_PYTHON=$py
-		break
-	fi
-done
-[ -n "$NBD_PYTHON" ] || bail "no python3 with the nbd module (python3-libnbd)"
+NBD_PYTHON=$(python_with nbd) || bail "no python3 with the nbd module (python3-libnbd)"
 
 FILTER=$PARTPACK_BUILD/nbdkit-partpack-filter.so
 [ -f "$FILTER" ] || bail "no $FILTER (is nbdkit-plugin-dev installed?)"

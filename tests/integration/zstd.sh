@@ -8,15 +8,8 @@ require_cmd partpack partpatch partinfo zstd zstdcat python3 sfdisk mkfs.ext4 cm
 INFOCHECK=$PP_SRCDIR/tests/infocheck.py
 BS=1MiB
 
-# The Python with the zstandard module (Debian's python3-zstandard is for
-# /usr/bin/python3, which may not be the first python3 on PATH).
-PYZSTD=
-for py in python3 /usr/bin/python3; do
-	if "$py" -c 'import zstandard' 2>/dev/null; then
-		PYZSTD=$py
-		break
-	fi
-done
+# The Python with the zstandard module, if any.
+PYZSTD=$(python_with zstandard)
 
 # py_zstd_cmp ARCHIVE IMAGE: python's zstandard, reading across frames,
 # gives IMAGE.

@@ -69,36 +69,33 @@ struct pending {
 
 /* ---- the save file ---------------------------------------------------- */
 
-static int write_at(int fd, const void *buf, size_t len, uint64_t offset)
+/* Reads (read_to) or writes (write_from) exactly len bytes at offset. */
+static int transfer_at(int fd, uint8_t *read_to, const uint8_t *write_from,
+		       size_t len, uint64_t offset)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)offset);
+	for (size_t done = 0; done < len;) {
+		ssize_t n = read_to ?
+			pread(fd, read_to + done, len - done,
+			      (off_t)(offset + done)) :
+			pwrite(fd, write_from + done, len - done,
+			       (off_t)(offset + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n == 0 ? (errno = EIO, -1) : -1;
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
+		done += (size_t)n;
 	}
 	return 0;
 }
 
+static int write_at(int fd, const void *buf, size_t len, uint64_t offset)
+{
+	return transfer_at(fd, NULL, buf, len, offset);
+}
+
 static int read_at(int fd, void *buf, size_t len, uint64_t offset)
 {
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? (errno = EIO, -1) : -1;
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
+	return transfer_at(fd, buf, NULL, len, offset);
 }
 
 /* Appends a text line to the save file. */
