@@ -171,16 +171,18 @@ check_eq "partpatch --no-wait cannot patch while a reader is connected: status 5
 check "... and then it can" partpatch --no-wait -q a.xz --offset "$P1" --input same.bin
 
 # ---- a flush interrupted at every write, sync and unlink -------------------
-# faulty_nbdkit ARCHIVE: nbdkit serving ARCHIVE on ./sock in the
-# background (NBDKIT_PID), with the fault-injection shim and the
-# PARTPACK_FAULT_* settings of the caller; its clients run without it.
+# faulty_nbdkit ARCHIVE: a fresh copy of base.xz as ARCHIVE (no record
+# beside it), served by nbdkit on ./sock in the background (NBDKIT_PID),
+# with the fault-injection shim and the PARTPACK_FAULT_* settings of the
+# caller; its clients run without it.
 # Returns once nbdkit listens (the socket file exists before that, and a
 # loaded machine can take seconds): asked of the kernel (ss), not by
 # connecting, which would make nbdkit write and pass fault points.  In the
 # foreground (-f), not under --run, whose fork would give the command's
 # side a copy of the shim's count, and its first write would fail too.
 faulty_nbdkit() {
-	rm -f sock
+	cp base.xz "$1"
+	rm -f sock ".$1.partpatch-undo"
 	LD_PRELOAD="$PARTPACK_BUILD/tests/faultinject.so" \
 		nbdkit_ -f -U sock --filter="$FILTER" file "$1" &
 	NBDKIT_PID=$!
@@ -188,6 +190,13 @@ faulty_nbdkit() {
 		ss -xl | grep -qF "$PWD/sock" && return 0
 		sleep 0.1
 	done
+}
+# rerun_unserved: after a run nbdkit did not serve (a client that connected
+# in the instant between bind and listen, on a loaded machine), true if
+# point k is to run again (twice at most; k is made one less for it).
+rerun_unserved() {
+	attempts=$((attempts + 1))
+	[ "$attempts" -le 2 ] && k=$((k - 1))
 }
 
 # One write across a block boundary: two blocks, one transaction (qemu-io
@@ -201,8 +210,6 @@ attempts=0
 k=0
 while [ "$k" -lt 60 ]; do
 	k=$((k + 1))
-	cp base.xz crash.xz
-	rm -f .crash.xz.partpatch-undo
 	PARTPACK_FAULT_AFTER=$k faulty_nbdkit crash.xz
 	qemu-io -f raw -c "write -P 0x77 $((P1 + 1048576 - 8192)) 16k" -c flush \
 		"nbd+unix:///?socket=$PWD/sock" >/dev/null 2>&1
@@ -210,15 +217,9 @@ while [ "$k" -lt 60 ]; do
 	kill "$NBDKIT_PID" 2>/dev/null
 	wait "$NBDKIT_PID"
 	st=$?
-	# Not stopped by the fault, yet the write failed: nbdkit never served
-	# (a client that connected in the instant between bind and listen, on
-	# a loaded machine).  Run this point again, twice at most.
+	# Not stopped by the fault, yet the write failed: nbdkit never served.
 	if [ "$st" -ne 99 ] && [ "$client" -ne 0 ]; then
-		attempts=$((attempts + 1))
-		if [ "$attempts" -le 2 ]; then
-			k=$((k - 1))
-			continue
-		fi
+		rerun_unserved && continue
 		not_ok "nbdkit served the interrupted-flush run $k" \
 			"nbdkit status $st, qemu-io status $client"
 		break
@@ -288,22 +289,16 @@ attempts=0
 k=0
 while [ "$k" -lt 40 ]; do
 	k=$((k + 1))
-	cp base.xz fail.xz
-	rm -f .fail.xz.partpatch-undo
 	PARTPACK_FAULT_AFTER=$k PARTPACK_FAULT_ERRNO=5 faulty_nbdkit fail.xz 2>fail.err
 	said=$("$NBD_PYTHON" flushfail.py "nbd+unix:///?socket=$PWD/sock" \
 		$((P1 + 1048576 - 8192)) 16384 2>&1)
 	kill "$NBDKIT_PID" 2>/dev/null
 	wait "$NBDKIT_PID"
-	# The client never connected (see the loop above): this point again.
+	# The client never connected: nbdkit never served.
 	case $said in
 	*ok* | *failed*) attempts=0 ;;
 	*)
-		attempts=$((attempts + 1))
-		if [ "$attempts" -le 2 ]; then
-			k=$((k - 1))
-			continue
-		fi
+		rerun_unserved && continue
 		not_ok "nbdkit served the failing-flush run $k" "client: $said"
 		break ;;
 	esac
