@@ -11,7 +11,9 @@ build_image() { # build_image FILE IMG_MIB BOOT_MIB
 	root_mib=$((img_mib - root_start - 1))
 	truncate -s 0 "$out.tmp"
 	truncate -s "${img_mib}M" "$out.tmp"
-	sfdisk -q --no-reread --no-tell-kernel "$out.tmp" >/dev/null <<EOF
+	# (`once` runs this in a condition, where set -e does not act: every
+	# step that can fail says so itself.)
+	sfdisk -q --no-reread --no-tell-kernel "$out.tmp" >/dev/null <<EOF || return 1
 label: gpt
 unit: sectors
 start=2048, size=$((boot_mib * 2048)), name="boot"
@@ -33,9 +35,10 @@ EOF
 			used=$((used + s))
 		done < <(find "$dir" -type f -print0 | sort -z)
 	done
-	mkfs.ext4 -q -F -L boot -E offset=$MIB -d tree/boot "$out.tmp" $((boot_mib * 1024))
+	mkfs.ext4 -q -F -L boot -E offset=$MIB -d tree/boot "$out.tmp" \
+		$((boot_mib * 1024)) || return 1
 	mkfs.ext4 -q -F -L root -E offset=$((root_start * MIB)) -d tree/root "$out.tmp" \
-		$((root_mib * 1024))
+		$((root_mib * 1024)) || return 1
 	rm -rf tree
 	echo "$((used / MIB))" >"$out.used-mib"
 	mv "$out.tmp" "$out"

@@ -1,6 +1,5 @@
 # tests/bench/nbd.sh - the archive as a disk: nbdkit's partpack filter
-# against partcat and against nbdkit's own xz filter, and a file-level
-# stamp through the appliance.
+# against partcat and against nbdkit's own xz filter.
 
 filter_so() { echo "$build/nbdkit-partpack-filter.so"; }
 
@@ -45,26 +44,4 @@ for _ in range(n):
 		partpack-cache="$img_size" --run 'qemu-io -r -f raw "$uri" <reads.qemu-io >/dev/null'
 	emit "$reads random 4 KiB reads through --filter=partpack, qemu-io (throughput)" \
 		"$t_pp s" "--filter=xz: $t_xz s" "$(ratio "$t_xz" "$t_pp")" ">= 1"
-}
-
-# A file-level stamp: a 4 KiB grub.cfg into the kept /boot of a copy,
-# through the appliance (under TCG, as this machine needs), against a
-# launch alone.
-row_stamp_appliance() {
-	need_pp_xz
-	local t_launch t_stamp changed
-	export LIBGUESTFS_BACKEND_SETTINGS=force_tcg PARTPACK_NBDKIT_FILTER
-	PARTPACK_NBDKIT_FILTER=$(filter_so)
-	timed t_launch guestfish -a /dev/null run
-	head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 >grub.cfg
-	cp pp.xz stamp.xz
-	timed t_stamp partpatch -q stamp.xz --partition part1 --appliance --mkdir /grub \
-		--upload grub.cfg:/grub/grub.cfg
-	xz -t stamp.xz
-	changed=$( (cmp -l pp.xz stamp.xz || true) | wc -l)
-	rm -f stamp.xz
-	remember t_stamp_appliance "$t_stamp"
-	emit "file-level stamp of a 4 KiB grub.cfg through the appliance (one launch)" \
-		"$t_stamp s, $changed archive bytes changed" "one appliance launch: $t_launch s" \
-		"$(ratio "$t_stamp" "$t_launch")" ""
 }

@@ -107,7 +107,6 @@ row_pack_sparse() {
 	timed t_sxz sh -c "xz -T$threads -6 --block-size=16MiB -k -c sparse.img >/dev/null"
 	rm -f sparse.pp.xz
 	timed t_spp partpack -q -T"$threads" -6 --block-size=16MiB -o sparse.pp.xz sparse.img
-	rm -f sparse.pp.xz
 	emit "pack ${sparse_gib} GiB sparse image, 512 MiB data" "$t_spp s" "xz: $t_sxz s" \
 		"$(ratio "$t_spp" "$t_sxz")" "<= 0.25"
 	for i in 0 1 2 3; do
