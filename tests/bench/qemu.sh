@@ -43,5 +43,5 @@ row_qemu_cat() {
 	qemu-img compare -q -f qcow2 -F qcow2 out.qcow2 stock.qcow2
 	rm -f out.qcow2 stock.qcow2 stock.raw
 	emit "partcat -O qcow2" "$t_cat s" "xz -dc > raw, qemu-img convert -O qcow2: $t_stock s" \
-		"$(ratio "$t_cat" "$t_stock")" "<= 1.0"
+		"$(ratio "$t_cat" "$t_stock")" ""
 }
