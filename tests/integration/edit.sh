@@ -1,14 +1,22 @@
 # edit.sh - issue 10: stamping files instead of filesystems.  partpatch
 # --upload/--write/--mkdir/--delete/--copy-in/--script edit the filesystem
-# of a kept partition inside the archive, through nbdkit's partpack filter
-# and guestfish: one appliance launch and one patch transaction per run
-# (--appliance: ext is edited in process otherwise, which fsedit.sh tests).
-# Five launches in all (skipped with PP_TEST_QUICK=1): a /boot edit of an
-# .xz in place, a label:boot edit of a .gz into --output with a guestfish
-# script, an edit of a half-kept partition that must change nothing,
+# of a kept partition inside the archive: the libguestfs appliance works on
+# the archive served by nbdkit through the partpack filter, one launch and
+# one patch transaction per run (--appliance: ext is edited in process
+# otherwise, which fsedit.sh tests).  Also the run flow around the edits:
+# local files checked before anything starts, inputs read before the lock,
+# the base locked while --output edits a copy, the filter found at run time.
+#
+# First without an appliance: tests/fake-libguestfs.c, a stand-in
+# libguestfs.so.0 found through LD_LIBRARY_PATH, logs every call it
+# receives and writes through NBD as a guest would.  Then five launches
+# (skipped with PP_TEST_QUICK=1): a /boot edit of an .xz in place with its
+# bmap, a label:boot edit of a .gz into --output with a guestfish script,
+# an edit of a half-kept partition that must change nothing,
 # examples/stamp-variants.sh, and a whole /boot image stamped by uuid:.
 
-require_cmd partpack partpatch partinfo nbdkit xz gzip cmp debugfs python3
+require_cmd partpack partpatch partinfo nbdkit xz gzip cmp debugfs python3 cc \
+	bmaptool timeout
 
 make_gpt_image img || bail "make_gpt_image failed"
 P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"
@@ -37,6 +45,110 @@ check_fails "--upload without LOCAL:REMOTE: usage error" 2 \
 check_fails "file operations with --input: usage error" 2 \
 	partpatch a.xz --partition part1 --input img --write /x:y
 check_cmp "... and the archive is unchanged" base.xz a.xz
+
+# ---- the appliance path without an appliance ------------------------------
+mkdir -p fake
+cc -shared -fPIC -o fake/libguestfs.so.0 "$PP_SRCDIR/tests/fake-libguestfs.c" -ldl ||
+	bail "cannot build the stand-in libguestfs"
+P2=$(part_offset img 2) && S2=$(part_size img 2) || bail "no partition 2"
+# fake CMD...: CMD with the stand-in, which logs to fake.log (emptied) and
+# sees partitions 1 and 2 and their labels.
+fake() {
+	: >fake.log
+	env LD_LIBRARY_PATH="$PWD/fake" FAKE_GUESTFS_LOG="$PWD/fake.log" \
+		FAKE_GUESTFS_PARTS="$P1:$S1,$P2:$S2" \
+		FAKE_GUESTFS_LABELS="/dev/sda1=boot,/dev/sda2=root" "$@"
+}
+# image_at ARCHIVE OFFSET LEN: LEN bytes of its image at OFFSET.
+image_at() {
+	python3 - "$@" <<'EOF'
+import gzip, lzma, sys
+path, offset, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+opener = gzip.open if path.endswith(".gz") else lzma.open
+with opener(path) as f:
+    f.seek(offset)
+    sys.stdout.buffer.write(f.read(length))
+EOF
+}
+launches() { grep -c '^launch' fake.log; }
+AT=$((P1 + 5 * 1048576))  # where the stand-in's uploads land: partition 1
+
+# A btrfs subvolume may be named anything; libguestfs names the root
+# "btrfsvol:DEVICE/NAME" unescaped.  It must reach libguestfs as data.
+ROOT="btrfsvol:/dev/sda2/root |touch $PWD/pwned"
+TEXT='a "quoted" line
+|touch pwned-too'
+cp base.xz inj.xz
+check "a root named '$ROOT': --appliance --partition /boot --write" \
+	fake env FAKE_GUESTFS_ROOT="$ROOT" FAKE_GUESTFS_FSTAB="/=$ROOT,/boot=/dev/sda1" \
+	FAKE_GUESTFS_WRITE_AT=$AT partpatch inj.xz --appliance --partition /boot \
+	--write "/grub/grub.cfg:$TEXT" --mkdir '/a dir|x'
+check "... nothing ran" test ! -e pwned -a ! -e pwned-too
+check "... the root reached libguestfs whole, as the one argument of a call" \
+	grep -qxF "inspect_get_mountpoints	$ROOT" fake.log
+check "... the disk is the archive served over NBD on a private socket" \
+	grep -qx "add_drive		nbd	unix:.*/partpatch\.[^/]*/nbd" fake.log
+check "... /dev/sda1 mounted, the paths passed as they were given" \
+	bash -c 'grep -qx "mount	/dev/sda1	/" fake.log && grep -qxF "mkdir_p	/a dir|x" fake.log'
+check "... --write's content uploaded from a file" \
+	grep -qx "upload	/.*/write-0	/grub/grub.cfg" fake.log
+check_eq "... and its bytes are in the archive" "$TEXT" "$(image_at inj.xz $AT ${#TEXT})"
+check "... which xz -t accepts" xz -t inj.xz
+
+# The archive goes to nbdkit as file=NAME: not a parameter, not an option.
+for name in cache=none.xz -r.xz; do
+	cp base.xz "./$name"
+	check "an archive named $name is served as a file" fake \
+		env FAKE_GUESTFS_WRITE_AT=$AT partpatch --appliance --partition part1 --write /x:named -- "$name"
+	check_eq "... and patched" named "$(image_at "./$name" $AT 5)"
+done
+
+# ---- finding the filter at run time ----------------------------------------
+# bin/partpatch has no filter beside it; fakebin/nbdkit says the filter
+# directory is $FILTERDIR and otherwise is nbdkit.
+mkdir -p bin fakebin filters nofilters
+cp "$PARTPACK_BUILD/partpatch" bin/
+cp "$PARTPACK_BUILD/nbdkit-partpack-filter.so" filters/
+cat >fakebin/nbdkit <<EOF
+#!/bin/sh
+if [ "\$1" = --dump-config ]; then echo "filterdir=\$FILTERDIR"; exit 0; fi
+exec $(command -v nbdkit) "\$@"
+EOF
+chmod +x fakebin/nbdkit
+cp base.xz f.xz
+# served_with PROGRAM FILTERDIR: the filter PROGRAM -v says it serves with.
+served_with() {
+	fake env -u PARTPACK_NBDKIT_FILTER PATH="$PWD/fakebin:$PATH" FILTERDIR="$2" \
+		"$1" -v -n f.xz --appliance --partition part1 --write /x:y 2>&1 |
+		sed -n 's/.*served by nbdkit with //p'
+}
+check_eq "no PARTPACK_NBDKIT_FILTER: the filter in nbdkit's filter directory" \
+	"$PWD/filters/nbdkit-partpack-filter.so" "$(served_with bin/partpatch "$PWD/filters")"
+check_eq "... else the one beside the program (a build tree)" \
+	"$PARTPACK_BUILD/nbdkit-partpack-filter.so" \
+	"$(served_with "$PARTPACK_BUILD/partpatch" "$PWD/nofilters")"
+check_fails "... and nowhere: one line naming the places, status 1" 1 \
+	fake env -u PARTPACK_NBDKIT_FILTER PATH="$PWD/fakebin:$PATH" FILTERDIR="$PWD/nofilters" \
+	bin/partpatch f.xz --appliance --partition part1 --write /x:y
+case $CHECK_STDERR in
+*"not installed"*"$PWD/nofilters"*"$PWD/bin"*) ok "... naming nbdkit's filter directory and the program's" ;;
+*) not_ok "... naming nbdkit's filter directory and the program's" "$CHECK_STDERR" ;;
+esac
+check_eq "... before any launch" 0 "$(launches)"
+check_fails "PARTPACK_NBDKIT_FILTER naming no file: status 1" 1 \
+	fake env PARTPACK_NBDKIT_FILTER="$PWD/no-such.so" partpatch f.xz --appliance --partition part1 --write /x:y
+filterdir=$(nbdkit --dump-config | sed -n 's/^filterdir=//p')
+if [ -e "$filterdir/nbdkit-partpack-filter.so" ]; then
+	skip "the real nbdkit's filter directory, without the filter" "a filter is installed there"
+else
+	check_fails "the real nbdkit's filter directory, without the filter: status 1" 1 \
+		fake env -u PARTPACK_NBDKIT_FILTER bin/partpatch f.xz --appliance --partition part1 --write /x:y
+	case $CHECK_STDERR in
+	*"$filterdir"*) ok "... the message names it" ;;
+	*) not_ok "... the message names it" "$CHECK_STDERR" ;;
+	esac
+fi
+cmp -s base.xz f.xz || not_ok "... and f.xz was never written" "it was"
 
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then
 	skip "file edits" "PP_TEST_QUICK=1 (no appliance launches)"
