@@ -150,6 +150,32 @@ else
 fi
 cmp -s base.xz f.xz || not_ok "... and f.xz was never written" "it was"
 
+# ---- a selector that finds nothing says what inspection found -------------
+fstab="/=/dev/sda2,/boot=/dev/sda1"
+check_fails "/srv, not in the guest's fstab: status 1" 1 \
+	fake env FAKE_GUESTFS_ROOT=/dev/sda2 FAKE_GUESTFS_FSTAB="$fstab" \
+	partpatch f.xz --appliance --partition /srv --write /x:y
+check_eq "... the message lists the mountpoints" \
+	"partpatch: f.xz: /srv is not a mountpoint in the guest's /etc/fstab (mountpoints: /, /boot)" \
+	"$CHECK_STDERR"
+check_fails "an fstab with no entries: status 1" 1 \
+	fake env FAKE_GUESTFS_ROOT=/dev/sda2 partpatch f.xz --appliance --partition /boot --write /x:y
+case $CHECK_STDERR in
+*"/boot is not a mountpoint"*"it has no entries"*) ok "... the message says so" ;;
+*) not_ok "... the message says so" "$CHECK_STDERR" ;;
+esac
+check_fails "no operating system: status 1" 1 fake partpatch f.xz --appliance --partition /boot --write /x:y
+case $CHECK_STDERR in
+*"no operating system"*"filesystems: /dev/sda1 ext4, /dev/sda2 ext4)") ok "... the message lists the filesystems" ;;
+*) not_ok "... the message lists the filesystems" "$CHECK_STDERR" ;;
+esac
+check_fails "a label no filesystem has: status 1" 1 fake partpatch f.xz --appliance --partition label:nosuch --write /x:y
+case $CHECK_STDERR in
+*"label:nosuch"*"labels: boot, root)") ok "... the message lists the labels" ;;
+*) not_ok "... the message lists the labels" "$CHECK_STDERR" ;;
+esac
+check_cmp "... and the archive is unchanged" base.xz f.xz
+
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then
 	skip "file edits" "PP_TEST_QUICK=1 (no appliance launches)"
 	exit 0
