@@ -94,7 +94,6 @@ typedef struct range_arg {
 	uint64_t offset;
 	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
-	uint64_t written;           /* bytes added to the transaction */
 	bool offset_given;
 	bool length_given;
 } range_arg;
@@ -117,6 +116,8 @@ typedef struct patch_args {
 	const char *exec;           /* --exec: a command on the partition */
 	bool appliance;             /* --appliance: file edits by libguestfs */
 	fsedit_written edit_written;    /* what the file edits wrote */
+	pp_range *written;          /* what the transaction wrote, for the bmap */
+	size_t written_count;
 } patch_args;
 
 /* items (count of them, size bytes each) with room for one more, or exit:
@@ -477,36 +478,66 @@ static int recover(const patch_args *args)
 	return args->bmap ? recover_bmap(args) : EXIT_OK;
 }
 
-/* The transaction is committed: the bmap follows every range of it. */
-static int update_bmap(const patch_args *args, pp_bmap *bmap,
-		       pp_archive *archive)
+/* What the transaction wrote, for the bmap. */
+static int add_written(patch_args *args, uint64_t offset, uint64_t length)
 {
-	pp_error err;
-	pp_range *written = calloc(args->range_count, sizeof *written);
+	pp_range *written = realloc(args->written, (args->written_count + 1) *
+				    sizeof *written);
 	if (!written) {
 		cli_error("out of memory");
 		return EXIT_ERROR;
 	}
-	for (size_t i = 0; i < args->range_count; i++)
-		written[i] = (pp_range){ args->ranges[i].offset,
-					 args->ranges[i].written };
+	args->written = written;
+	written[args->written_count++] = (pp_range){ offset, length };
+	return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const pp_range *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The written ranges in order, overlapping and touching ones merged: a file
+ * edit makes thousands of small writes, many to the same blocks. */
+static size_t merge_written(pp_range *ranges, size_t count)
+{
+	qsort(ranges, count, sizeof *ranges, by_offset);
+	size_t merged = 0;
+	for (size_t i = 0; i < count; i++) {
+		pp_range *last = merged ? &ranges[merged - 1] : NULL;
+		if (last && ranges[i].offset <= last->offset + last->length) {
+			uint64_t end = ranges[i].offset + ranges[i].length;
+			if (end > last->offset + last->length)
+				last->length = end - last->offset;
+		} else {
+			ranges[merged++] = ranges[i];
+		}
+	}
+	return merged;
+}
+
+/* The transaction is committed: the bmap follows every range of it. */
+static int update_bmap(patch_args *args, pp_bmap *bmap, pp_archive *archive)
+{
+	pp_error err;
+	const char *target = args->output ? args->output : args->archive;
+	const char *saved = args->bmap_output ? args->bmap_output : args->bmap;
+	/* An in-process edit (fsedit.c) recorded its writes apart. */
 	const fsedit_written *edited = &args->edit_written;
-	int failed = (edited->ranges ?
-		      pp_bmap_patched(bmap, archive, edited->ranges,
-				      edited->count, &err) :
-		      pp_bmap_patched(bmap, archive, written,
-				      args->range_count, &err)) ||
-		pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
-			     args->bmap, &err);
-	free(written);
-	if (failed) {
+	for (size_t i = 0; i < edited->count; i++)
+		if (add_written(args, edited->ranges[i].offset,
+				edited->ranges[i].length))
+			return EXIT_ERROR;
+	size_t count = merge_written(args->written, args->written_count);
+	if (pp_bmap_patched(bmap, archive, args->written, count, &err) ||
+	    pp_bmap_save(bmap, saved, &err)) {
 		/* One line: what failed, and how to finish the job. */
 		cli_error("%s (the archive is patched but its bmap is not: run "
 			  "'%s --recover --bmap %s%s%s %s')", err.message,
 			  cli_program, args->bmap, args->bmap_output ?
 			  " --bmap-output " : "", args->bmap_output ?
-			  args->bmap_output : "", args->output ? args->output :
-			  args->archive);
+			  args->bmap_output : "", target);
 		return EXIT_ERROR;
 	}
 	return 0;
@@ -646,7 +677,8 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 		if (status == 0 &&
 		    pp_patch_add(txn, range->offset, data.bytes, data.len, &err))
 			status = patch_failed(args, range, &err, data.len);
-		range->written = data.len;
+		if (status == 0)
+			status = add_written(args, range->offset, data.len);
 		release_data(&data);
 	}
 	return status;
@@ -668,6 +700,8 @@ static int add_appliance_edits(pp_archive *archive, patch_args *args,
 		pp_error err;
 		if (pp_patch_add(txn, w->offset, w->data, w->length, &err))
 			status = patch_failed(args, range, &err, w->length);
+		else
+			status = add_written(args, w->offset, w->length);
 	}
 	if (status == 0 && args->verbose)
 		fprintf(stderr, "%s: %s: the edit made %zu writes to partition "
@@ -768,5 +802,6 @@ int main(int argc, char **argv)
 	free(args.ranges);
 	free(args.edits);
 	free(args.edit_written.ranges);
+	free(args.written);
 	return status;
 }

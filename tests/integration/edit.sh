@@ -35,8 +35,8 @@ EOF
 }
 
 # ---- refusals that need no appliance --------------------------------------
-check "xz: pack keeping /boot's partition" \
-	partpack -q -1 --block-size=1MiB --keep-raw part1 -o a.xz img
+check "xz: pack keeping /boot's partition, with a bmap" \
+	partpack -q -1 --block-size=1MiB --keep-raw part1 --bmap a.bmap -o a.xz img
 cp a.xz base.xz
 check_fails "file operations without --partition: usage error" 2 \
 	partpatch a.xz --write /x:y
@@ -176,6 +176,18 @@ case $CHECK_STDERR in
 esac
 check_cmp "... and the archive is unchanged" base.xz f.xz
 
+# ---- file edits keep the bmap true ------------------------------------------
+check "pack with a bmap" partpack -q -1 --block-size=1MiB --keep-raw part1 \
+	--bmap b.bmap -o b.xz img
+cp b.bmap b.orig.bmap
+check "a file edit with --bmap and --bmap-output" fake env FAKE_GUESTFS_WRITE_AT=$AT \
+	partpatch b.xz --appliance --partition part1 --write /x:stamped --output bv.xz \
+	--bmap b.bmap --bmap-output bv.bmap
+xz -dc bv.xz >bv.raw
+check "... bmaptool copy --bmap bv.bmap bv.xz writes the stamped image" \
+	bash -c 'bmaptool -q copy --bmap bv.bmap bv.xz out.raw && cmp out.raw bv.raw'
+check_cmp "... and the base's bmap is unchanged" b.orig.bmap b.bmap
+
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then
 	skip "file edits" "PP_TEST_QUICK=1 (no appliance launches)"
 	exit 0
@@ -186,12 +198,15 @@ unset LIBGUESTFS_BACKEND_SETTINGS
 # ---- launch 1: every operation, /boot found by inspection, in place --------
 printf 'kernel bytes\n' >vmlinuz-new
 mkdir -p tree/sub && echo "copied in" >tree/sub/file
-check "xz: --partition /boot with every file operation, in place" \
+check "xz: --partition /boot with every file operation, in place, --bmap" \
 	partpatch -v a.xz --appliance --partition /boot --write '/grub/grub.cfg:set timeout=1
 linux /vmlinuz-new console=ttyS0
 ' --upload vmlinuz-new:/vmlinuz-new --mkdir /extra/dir --delete /STAMP \
-	--copy-in tree:/extra
+	--copy-in tree:/extra --bmap a.bmap
 check "xz -t accepts the edited archive" xz -t a.xz
+xzcat a.xz >edited.raw
+check "bmaptool copy --bmap a.bmap writes the edited image" \
+	bash -c 'bmaptool -q copy --bmap a.bmap a.xz copied.raw && cmp copied.raw edited.raw'
 check "partinfo --verify accepts it" partinfo --verify a.xz
 check_eq "grub.cfg holds the new text" "set timeout=1
 linux /vmlinuz-new console=ttyS0" "$(boot_file a.xz /grub/grub.cfg)"
@@ -199,7 +214,6 @@ check_eq "the uploaded kernel is there" "kernel bytes" "$(boot_file a.xz /vmlinu
 check_eq "the copied tree is there" "copied in" "$(boot_file a.xz /extra/tree/sub/file)"
 check "the deleted file is gone" bash -c '! debugfs -R "stat /STAMP" boot.raw 2>&1 | grep -q "Inode:"'
 check "fsck accepts the edited /boot" e2fsck -fn boot.raw
-xzcat a.xz >edited.raw
 check "... and nothing outside partition 1 changed" python3 - img edited.raw "$P1" "$S1" <<'EOF'
 import sys
 a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
