@@ -17,6 +17,8 @@
  *   FAKE_GUESTFS_WRITE_AT  if set, upload writes the local file's bytes to
  *                        the disk at this offset, over NBD (libnbd), so
  *                        that the partpack filter saves a real write
+ *   FAKE_GUESTFS_GATE    if set, launch waits (up to a minute) until this
+ *                        file exists, so a test can act meanwhile
  */
 #include <guestfs.h>
 
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct guestfs_h {
 	guestfs_error_handler_cb error_cb;
@@ -183,6 +186,9 @@ int guestfs_add_drive_opts_argv(guestfs_h *g, const char *filename,
 int guestfs_launch(guestfs_h *g)
 {
 	log_call("launch", NULL, NULL, NULL);
+	const char *gate = getenv("FAKE_GUESTFS_GATE");
+	for (int i = 0; gate && i < 6000 && access(gate, F_OK) != 0; i++)
+		usleep(10000);
 	return getenv("FAKE_GUESTFS_WRITE_AT") && g->server[0] ?
 		nbd_connect(g) : 0;
 }

@@ -86,6 +86,15 @@ static void usage(void)
 	       cli_program, cli_program, cli_program, cli_program);
 }
 
+/* The bytes to write: a mapping of a regular file, or what a pipe gave. */
+typedef struct patch_data {
+	uint8_t *bytes;
+	size_t len;
+	void *mapping;
+	size_t mapping_len;
+	bool capped;                /* a pipe with more than was read */
+} patch_data;
+
 /* One range of the transaction: where it goes and where its bytes come from. */
 typedef struct range_arg {
 	const char *input;          /* NULL: standard input */
@@ -96,6 +105,7 @@ typedef struct range_arg {
 	uint64_t length;
 	bool offset_given;
 	bool length_given;
+	patch_data data;            /* read before the archive is locked */
 } range_arg;
 
 typedef struct patch_args {
@@ -297,14 +307,6 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	}
 }
 
-/* The bytes to write: a mapping of a regular file, or what a pipe gave. */
-typedef struct patch_data {
-	uint8_t *bytes;
-	size_t len;
-	void *mapping;
-	size_t mapping_len;
-} patch_data;
-
 static void release_data(patch_data *data)
 {
 	if (data->mapping)
@@ -324,12 +326,6 @@ static int map_regular_input(int fd, const char *name, const range_arg *args,
 		cli_error("%s: input has %llu bytes, shorter than --length %llu",
 			  name, (unsigned long long)available,
 			  (unsigned long long)want);
-		return EXIT_USAGE;
-	}
-	if (want > args->limit) {
-		cli_error("%s: %llu bytes do not fit in partition %s (%llu bytes)",
-			  name, (unsigned long long)want, args->partition,
-			  (unsigned long long)args->limit);
 		return EXIT_USAGE;
 	}
 	if (want == 0)
@@ -384,11 +380,7 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 			break;
 		data->len += (size_t)n;
 	}
-	if (data->len > args->limit) {
-		cli_error("%s: more than %llu bytes: does not fit in partition %s",
-			  name, (unsigned long long)args->limit, args->partition);
-		return EXIT_USAGE;
-	}
+	data->capped = !args->length_given && data->len == want;
 	if (args->length_given && data->len < args->length) {
 		cli_error("%s: input has %zu bytes, shorter than --length %llu",
 			  name, data->len, (unsigned long long)args->length);
@@ -397,16 +389,70 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 	return 0;
 }
 
-static int load_data(pp_archive *archive, const range_arg *args,
-		     patch_data *data)
+/*
+ * The archive, opened to read for a moment while the inputs are read: how
+ * much of a pipe is worth reading.  It is closed before the reading, so a
+ * slow pipe holds no lock.  An interrupted patch is recovered first, as
+ * opening to patch in place would.
+ */
+static int peek_archive(const patch_args *args, pp_archive **peek)
 {
-	const char *name = args->input ? args->input : "(stdin)";
+	pp_error err;
+	int flags = PP_OPEN_READ | (args->no_wait ? PP_OPEN_NO_WAIT : 0);
+	int status = pp_open(args->archive, flags, peek, &err);
+	bool recovered;
+	if (status == PP_ERR_RECOVERY_PENDING && !args->output &&
+	    !args->dry_run) {
+		status = pp_recover(args->archive, &recovered, &err);
+		if (status == 0)
+			status = pp_open(args->archive, flags, peek, &err);
+	}
+	return status ? cli_open_failed(&err, args->archive) : 0;
+}
+
+/* One byte more than a pipe may usefully give a range: its stored run (in
+ * its partition), or the longest stored run where the appliance must find
+ * the partition. */
+static int stream_cap(pp_archive *peek, const range_arg *range,
+		      uint64_t *cap)
+{
+	pp_error err;
+	pp_range where = { range->offset, UINT64_MAX };
+	pp_info info;
+	uint64_t run = 0;
+	int status = 0;
+	if (range->partition && edit_selector_needs_guest(range->partition)) {
+		status = pp_get_info(peek, &info, &err);
+		for (size_t i = 0; status == 0 && i < info.stored_count; i++)
+			run = info.stored[i].length > run ?
+				info.stored[i].length : run;
+		if (status == 0)
+			pp_info_free(&info);
+	} else {
+		if (range->partition)
+			status = pp_locate_partition(peek, range->partition,
+						     &where, &err);
+		if (status == 0)
+			status = pp_stored_run(peek, where.offset, &run, &err);
+		run = run < where.length ? run : where.length;
+	}
+	*cap = run + 1;
+	return status ? cli_fail(&err) : 0;
+}
+
+/* Reads (a pipe) or maps (a file) one range's input, before the archive is
+ * locked; *peek is opened the first time a pipe needs its cap. */
+static int load_data(const patch_args *args, range_arg *range,
+		     pp_archive **peek)
+{
+	const char *name = range->input ? range->input : "(stdin)";
 	int fd = STDIN_FILENO;
-	if (args->input && (fd = open(args->input, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_error("%s: %s", args->input, strerror(errno));
+	if (range->input && (fd = open(range->input, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error("%s: %s", range->input, strerror(errno));
 		return EXIT_ERROR;
 	}
 	struct stat st;
+	uint64_t cap = 0;
 	int status = 0;
 	if (fstat(fd, &st)) {
 		cli_error("%s: %s", name, strerror(errno));
@@ -420,24 +466,49 @@ static int load_data(pp_archive *archive, const range_arg *args,
 			  "or through a pipe", name);
 		status = EXIT_USAGE;
 	} else if (S_ISREG(st.st_mode)) {
-		status = map_regular_input(fd, name, args, &st, data);
+		status = map_regular_input(fd, name, range, &st, &range->data);
 	} else {
-		uint64_t run;
-		pp_error err;
-		if (pp_stored_run(archive, args->offset, &run, &err))
-			status = cli_fail(&err);
-		else
-			status = read_stream_input(fd, name, args,
-						   (run < args->limit ? run :
-						    args->limit) + 1, data);
+		if (!range->length_given && !*peek)
+			status = peek_archive(args, peek);
+		if (status == 0 && !range->length_given)
+			status = stream_cap(*peek, range, &cap);
+		if (status == 0)
+			status = read_stream_input(fd, name, range, cap,
+						   &range->data);
 	}
-	if (args->input)
+	if (range->input)
 		close(fd);
-	if (status == 0 && data->len == 0) {
+	if (status == 0 && range->data.len == 0) {
 		cli_error("%s: no data to write (the input is empty)", name);
 		status = EXIT_USAGE;
 	}
 	return status;
+}
+
+/* Every range's input, read before the archive is locked: a slow pipe
+ * keeps no reader of the archive waiting. */
+static int read_inputs(patch_args *args)
+{
+	pp_archive *peek = NULL;
+	int status = 0;
+	if (args->edit_count > 0 || args->exec)
+		return 0;  /* the one range's bytes are the edit's */
+	for (size_t i = 0; status == 0 && i < args->range_count; i++)
+		status = load_data(args, &args->ranges[i], &peek);
+	pp_close(peek);
+	return status;
+}
+
+/* After the range is located: its data must fit in the partition. */
+static int check_fits(const range_arg *range)
+{
+	if (range->data.len <= range->limit)
+		return 0;
+	cli_error("%s: %zu bytes%s do not fit in partition %s (%llu bytes)",
+		  range->input ? range->input : "(stdin)", range->data.len,
+		  range->data.capped ? " or more" : "", range->partition,
+		  (unsigned long long)range->limit);
+	return EXIT_USAGE;
 }
 
 /* After the archive is recovered (old or new), the bmap is brought in line
@@ -660,31 +731,34 @@ static int locate(pp_archive *archive, const patch_args *args,
 	return 0;
 }
 
-/* Reads each range's bytes and adds them to the transaction, which keeps
- * its own copy: one input is held in memory at a time. */
+/* Adds each range's bytes, read before the archive was locked, to the
+ * transaction, which keeps its own copy. */
 static int add_ranges(pp_archive *archive, patch_args *args,
 		      pp_patch_txn *txn)
 {
 	int status = 0;
 	for (size_t i = 0; status == 0 && i < args->range_count; i++) {
 		range_arg *range = &args->ranges[i];
-		patch_data data = { 0 };
 		pp_error err;
 		if (range->partition)
 			status = locate(archive, args, range);
 		if (status == 0)
-			status = load_data(archive, range, &data);
-		if (status == 0 &&
-		    pp_patch_add(txn, range->offset, data.bytes, data.len, &err))
-			status = patch_failed(args, range, &err, data.len);
+			status = check_fits(range);
+		if (status == 0 && pp_patch_add(txn, range->offset,
+						range->data.bytes,
+						range->data.len, &err))
+			status = patch_failed(args, range, &err,
+					      range->data.len);
 		if (status == 0)
-			status = add_written(args, range->offset, data.len);
-		release_data(&data);
+			status = add_written(args, range->offset,
+					     range->data.len);
+		release_data(&range->data);
+		range->data = (patch_data){ 0 };
 	}
 	return status;
 }
 
-/* Runs the file operations (one guestfish session that writes nothing)
+/* Runs the file operations (one appliance session that writes nothing)
  * and adds the writes they made to the transaction. */
 static int add_appliance_edits(pp_archive *archive, patch_args *args,
 			       pp_patch_txn *txn)
@@ -759,46 +833,91 @@ static int run_patch(pp_archive *archive, patch_args *args,
 	return 0;
 }
 
+/*
+ * With --output, the appliance (a file edit, or a selector it resolves)
+ * reads the base itself, served by nbdkit, while the copy is patched: a
+ * shared lock on the base, held to the end, keeps another partpatch from
+ * changing it meanwhile.  In place, the archive's own lock does.
+ */
+static int guard_base(const patch_args *args, pp_archive **guard)
+{
+	bool appliance = args->edit_count > 0;
+	for (size_t i = 0; i < args->range_count; i++)
+		appliance = appliance || (args->ranges[i].partition &&
+			edit_selector_needs_guest(args->ranges[i].partition));
+	*guard = NULL;
+	if (!args->output || args->dry_run || !appliance)
+		return 0;
+	pp_error err;
+	int flags = PP_OPEN_READ | (args->no_wait ? PP_OPEN_NO_WAIT : 0);
+	if (pp_open(args->archive, flags, guard, &err))
+		return cli_open_failed(&err, args->archive);
+	return 0;
+}
+
+/* A bmap that cannot be used stops the run before the archive changes. */
+static int open_bmap(const patch_args *args, pp_archive *archive,
+		     pp_bmap **bmap)
+{
+	pp_error err;
+	*bmap = NULL;
+	if (!args->bmap || pp_bmap_open(archive, args->bmap, bmap, &err) == 0)
+		return 0;
+	return cli_fail(&err);
+}
+
+/* Opens the archive (or the copy) and patches it, bmap and all. */
+static int patch_archive(patch_args *args)
+{
+	pp_archive *archive;
+	pp_error err;
+	cli_progress scanning;
+	cli_background_progress_begin(&scanning, "scanning", args->quiet);
+	int opened = open_target(args, &archive, &err);
+	cli_background_progress_end(&scanning);
+	if (opened)
+		return cli_open_failed(&err, args->archive);
+	pp_patch_report done;
+	pp_bmap *bmap = NULL;
+	int status = check_names(archive, args);
+	if (status == 0)
+		status = open_bmap(args, archive, &bmap);
+	if (status == 0)
+		status = run_patch(archive, args, &done);
+	if (status == 0 && pp_commit(archive, &err))
+		status = cli_fail(&err);
+	if (status == 0 && bmap && !args->dry_run)
+		status = update_bmap(args, bmap, archive);
+	if (status == 0 && (args->verbose || args->dry_run))
+		report(args, &done);
+	pp_bmap_close(bmap);
+	pp_close(archive);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init(argv[0]);
 	patch_args args = { 0 };
 	parse_args(argc, argv, &args);
-	if (args.recover)
-		return recover(&args);
-	/* Every local operand is readable before any work starts. */
-	int checked = fsedit_check_locals(args.edits, args.edit_count);
-	if (checked)
-		return checked;
-
-	pp_archive *archive;
-	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", args.quiet);
-	int opened = open_target(&args, &archive, &err);
-	cli_background_progress_end(&scanning);
-	if (opened) {
-		free(args.ranges);
-		return cli_open_failed(&err, args.archive);
+	int status;
+	if (args.recover) {
+		status = recover(&args);
+	} else {
+		/* The local files and the inputs first: nothing is locked or
+		 * launched for a run that cannot finish. */
+		pp_archive *guard = NULL;
+		status = edit_check_files(args.edits, args.edit_count);
+		if (status == 0)
+			status = read_inputs(&args);
+		if (status == 0)
+			status = guard_base(&args, &guard);
+		if (status == 0)
+			status = patch_archive(&args);
+		pp_close(guard);
 	}
-	pp_patch_report done;
-	pp_bmap *bmap = NULL;
-	int status = check_names(archive, &args);
-	/* Read before the patch: a bad bmap stops the run with the archive
-	 * untouched. */
-	if (status == 0 && args.bmap && pp_bmap_open(archive, args.bmap, &bmap,
-						     &err))
-		status = cli_fail(&err);
-	if (status == 0)
-		status = run_patch(archive, &args, &done);
-	if (status == 0 && pp_commit(archive, &err))
-		status = cli_fail(&err);
-	if (status == 0 && bmap && !args.dry_run)
-		status = update_bmap(&args, bmap, archive);
-	if (status == 0 && (args.verbose || args.dry_run))
-		report(&args, &done);
-	pp_bmap_close(bmap);
-	pp_close(archive);
+	for (size_t i = 0; i < args.range_count; i++)
+		release_data(&args.ranges[i].data);
 	free(args.ranges);
 	free(args.edits);
 	free(args.edit_written.ranges);

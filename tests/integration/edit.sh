@@ -150,6 +150,29 @@ else
 fi
 cmp -s base.xz f.xz || not_ok "... and f.xz was never written" "it was"
 
+# ---- local files are checked before anything starts ----------------------
+mkdir -p adir
+printf 'write /x "y"\n%09000d\n' 0 >long.fish
+for op in "--upload no-such:/x" "--upload adir:/x" "--copy-in no-such:/" \
+	"--script no-such.fish" "--script adir" "--script long.fish"; do
+	set -- $op
+	check_fails "$op: status 1" 1 fake partpatch f.xz --appliance --partition /boot "$@"
+	case $CHECK_STDERR in
+	*"$1 ${2%%:*}"*) ok "... the message names it: ${CHECK_STDERR#*: }" ;;
+	*) not_ok "... the message names it" "$CHECK_STDERR" ;;
+	esac
+	check_eq "... nothing launched" "" "$(cat fake.log)"
+done
+case $CHECK_STDERR in
+*"line 2 is longer than 8190 bytes"*) ok "... a line too long for guestfish is refused, not split" ;;
+*) not_ok "... a line too long for guestfish is refused, not split" "$CHECK_STDERR" ;;
+esac
+start=${EPOCHREALTIME/./}
+fake partpatch f.xz --appliance --partition /boot --upload no-such:/x 2>/dev/null
+ran=$?
+ms=$(((${EPOCHREALTIME/./} - start) / 1000))
+check "... in milliseconds (${ms} ms, status $ran)" test "$ms" -lt 1000 -a "$ran" = 1
+
 # ---- a selector that finds nothing says what inspection found -------------
 fstab="/=/dev/sda2,/boot=/dev/sda1"
 check_fails "/srv, not in the guest's fstab: status 1" 1 \
@@ -175,6 +198,39 @@ case $CHECK_STDERR in
 *) not_ok "... the message lists the labels" "$CHECK_STDERR" ;;
 esac
 check_cmp "... and the archive is unchanged" base.xz f.xz
+
+# ---- the input is read before the archive is locked -----------------------
+# partpatch waits on a pipe (a FIFO nobody writes yet): partinfo, a
+# reader, must not wait with it.
+mkfifo slow.fifo
+cp base.xz lk.xz
+partpatch lk.xz --offset "$AT" --input slow.fifo &
+patcher=$!
+for _ in $(seq 500); do
+	[ "$(cat /proc/$patcher/wchan 2>/dev/null)" = wait_for_partner ] && break
+	sleep 0.01
+done
+check "a reader while partpatch waits for its input: partinfo does not wait" \
+	timeout 5 partinfo lk.xz
+printf 'from the pipe' >slow.fifo
+wait $patcher
+check_eq "... then the patch goes in (status 0)" "0 from the pipe" "$? $(image_at lk.xz $AT 13)"
+
+# ---- with --output, the base cannot change while the copy is edited --------
+cp base.xz lb.xz
+head -c 4096 /dev/urandom >block.bin
+rm -f gate
+fake env FAKE_GUESTFS_GATE="$PWD/gate" FAKE_GUESTFS_WRITE_AT=$AT \
+	partpatch lb.xz --appliance --partition part1 --write /x:copy --output lbv.xz &
+patcher=$!
+for _ in $(seq 1000); do grep -q '^launch' fake.log 2>/dev/null && break; sleep 0.01; done
+check_fails "a patch of the base while an --output edit reads it: locked (5)" 5 \
+	partpatch --no-wait lb.xz --offset "$AT" --input block.bin
+check "... readers are not kept out" timeout 5 partinfo lb.xz
+touch gate
+wait $patcher
+check_eq "... the edit finishes (status 0) into the copy" "0 copy" "$? $(image_at lbv.xz $AT 4)"
+check_cmp "... and the base is as it was" base.xz lb.xz
 
 # ---- file edits keep the bmap true ------------------------------------------
 check "pack with a bmap" partpack -q -1 --block-size=1MiB --keep-raw part1 \
