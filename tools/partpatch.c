@@ -54,6 +54,10 @@ static void usage(void)
 	       "                        after the archive is committed\n"
 	       "      --bmap-output=NEW write the updated bmap to NEW and leave FILE as it\n"
 	       "                        is (needed with --output: FILE is the base's)\n"
+	       "      --no-bmap         without --bmap, the bmap bmaptool would find for\n"
+	       "                        ARCHIVE (ARCHIVE.bmap, IMAGE.bmap for IMAGE.xz)\n"
+	       "                        is kept true too (with --output, NEW's is\n"
+	       "                        written); --no-bmap leaves it\n"
 	       "      --recover         undo an interrupted patch of ARCHIVE and exit;\n"
 	       "                        with --bmap, also bring FILE in line with it\n"
 	       "  -q, --quiet           no progress line\n"
@@ -113,6 +117,8 @@ typedef struct patch_args {
 	const char *output;
 	const char *bmap;
 	const char *bmap_output;
+	bool bmap_found;            /* bmap and bmap_output found, not given */
+	bool no_bmap;
 	range_arg *ranges;
 	size_t range_count;
 	bool verbose;
@@ -199,6 +205,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		{ "recover", no_argument, NULL, 'R' },
 		{ "bmap", required_argument, NULL, 'M' },
 		{ "bmap-output", required_argument, NULL, 'N' },
+		{ "no-bmap", no_argument, NULL, 'B' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -248,6 +255,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 		case 'R': args->recover = true; break;
 		case 'M': args->bmap = optarg; break;
 		case 'N': args->bmap_output = optarg; break;
+		case 'B': args->no_bmap = true; break;
 		case 'q': args->quiet = true; break;
 		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
@@ -266,6 +274,10 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	args->archive = cli_one_archive(argc, argv);
 	if (args->bmap_output && !args->bmap) {
 		cli_error("--bmap-output needs --bmap (the bmap to start from)");
+		exit(EXIT_USAGE);
+	}
+	if (args->no_bmap && args->bmap) {
+		cli_error("--no-bmap and --bmap contradict each other");
 		exit(EXIT_USAGE);
 	}
 	if (args->recover)
@@ -543,7 +555,7 @@ static int recover(const patch_args *args)
 	pp_error err;
 	if (pp_recover(args->archive, &recovered, &err))
 		return cli_fail(&err);
-	if (!recovered && !args->bmap)
+	if (!recovered && (!args->bmap || args->bmap_found))
 		fprintf(stderr, "%s: %s: no interrupted patch to recover\n",
 			cli_program, args->archive);
 	return args->bmap ? recover_bmap(args) : EXIT_OK;
@@ -611,7 +623,86 @@ static int update_bmap(patch_args *args, pp_bmap *bmap, pp_archive *archive)
 			  args->bmap_output : "", target);
 		return EXIT_ERROR;
 	}
+	if (args->bmap_found)
+		fprintf(stderr, "%s: %s: updated to match %s (the bmap "
+			"bmaptool finds for it; --no-bmap leaves it)\n",
+			cli_program, saved, target);
 	return 0;
+}
+
+/* Whether path names a regular file (following links, as bmaptool does). */
+static bool regular_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * The bmap bmaptool copy uses for an image it is given no bmap for:
+ * PATH.bmap, then the same with one extension after another taken off
+ * (a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), as Python's splitext
+ * takes them (the leading dots of a name are not an extension).  NULL if
+ * none exists; malloc'd.
+ */
+static char *bmap_bmaptool_finds(const char *path)
+{
+	char *stem = strdup(path), *candidate = NULL;
+	while (stem) {
+		if (asprintf(&candidate, "%s.bmap", stem) < 0)
+			break;
+		if (regular_file(candidate))
+			break;
+		free(candidate);
+		candidate = NULL;
+		char *slash = strrchr(stem, '/');
+		char *name = slash ? slash + 1 : stem;
+		char *dot = strrchr(name + strspn(name, "."), '.');
+		if (!dot)
+			break;
+		*dot = '\0';
+	}
+	free(stem);
+	return candidate;
+}
+
+/* Where the bmap of --output NEW goes: NEW.bmap if it exists (bmaptool
+ * looks there first, so it must not stay stale), else NEW without its
+ * format's suffix, plus .bmap (IMAGE.bmap beside IMAGE.xz). */
+static char *bmap_for_output(const char *output)
+{
+	char *path = NULL;
+	if (asprintf(&path, "%s.bmap", output) < 0)
+		return NULL;
+	if (regular_file(path))
+		return path;
+	const char *suffix = pp_format_suffix(pp_format_from_path(output));
+	size_t len = strlen(output), cut = suffix ? strlen(suffix) : 0;
+	if (cut && len > cut && strcmp(output + len - cut, suffix) == 0)
+		snprintf(path + len - cut, cut + 6, ".bmap");
+	return path;
+}
+
+/* With no --bmap: the one bmaptool would find for the archive, kept true
+ * too, unless --no-bmap.  With --output, the variant's goes beside it. */
+static void find_bmap(patch_args *args)
+{
+	if (args->bmap || args->no_bmap)
+		return;
+	char *found = bmap_bmaptool_finds(args->archive);
+	if (!found)
+		return;
+	char *output_bmap = args->output && !args->recover ?
+		bmap_for_output(args->output) : NULL;
+	if ((args->output && !args->recover && !output_bmap) ||
+	    (output_bmap && strcmp(output_bmap, found) == 0)) {
+		/* The variant's would replace the base's: leave both. */
+		free(found);
+		free(output_bmap);
+		return;
+	}
+	args->bmap = found;
+	args->bmap_output = output_bmap;
+	args->bmap_found = true;
 }
 
 static int open_target(const patch_args *args, pp_archive **archive,
@@ -863,6 +954,10 @@ static int open_bmap(const patch_args *args, pp_archive *archive,
 	*bmap = NULL;
 	if (!args->bmap || pp_bmap_open(archive, args->bmap, bmap, &err) == 0)
 		return 0;
+	if (args->bmap_found)
+		return cli_fail_advice(&err, "it is the bmap bmaptool finds for "
+				       "%s; --no-bmap patches without it",
+				       args->archive);
 	return cli_fail(&err);
 }
 
@@ -900,6 +995,7 @@ int main(int argc, char **argv)
 	cli_init(argv[0]);
 	patch_args args = { 0 };
 	parse_args(argc, argv, &args);
+	find_bmap(&args);
 	int status;
 	if (args.recover) {
 		status = recover(&args);
@@ -918,6 +1014,10 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < args.range_count; i++)
 		release_data(&args.ranges[i].data);
+	if (args.bmap_found) {
+		free((char *)args.bmap);
+		free((char *)args.bmap_output);
+	}
 	free(args.ranges);
 	free(args.edits);
 	free(args.edit_written.ranges);

@@ -243,6 +243,19 @@ xz -dc bv.xz >bv.raw
 check "... bmaptool copy --bmap bv.bmap bv.xz writes the stamped image" \
 	bash -c 'bmaptool -q copy --bmap bv.bmap bv.xz out.raw && cmp out.raw bv.raw'
 check_cmp "... and the base's bmap is unchanged" b.orig.bmap b.bmap
+# The bmap bmaptool finds beside the base (b.bmap for b.xz): the variant
+# gets its own (bauto.bmap for bauto.xz), which bmaptool then finds.
+check "a file edit with no --bmap, b.bmap beside b.xz" fake env FAKE_GUESTFS_WRITE_AT=$AT \
+	bash -c 'partpatch b.xz --appliance --partition part1 --write /x:stamped --output bauto.xz 2>auto.err'
+check_eq "... says so in one line" \
+	"partpatch: bauto.bmap: updated to match bauto.xz (the bmap bmaptool finds for it; --no-bmap leaves it)" \
+	"$(cat auto.err)"
+check "... and bmaptool copy finds it and writes the stamped image" \
+	bash -c 'rm -f out.raw && bmaptool -q copy bauto.xz out.raw && cmp out.raw bv.raw'
+check_cmp "... the base's bmap is unchanged" b.orig.bmap b.bmap
+check "--no-bmap: no bmap written" fake env FAKE_GUESTFS_WRITE_AT=$AT \
+	partpatch --no-bmap b.xz --appliance --partition part1 --write /x:stamped --output bnone.xz
+check "... none" test ! -e bnone.bmap
 
 if [ "${PP_TEST_QUICK:-0}" = 1 ]; then
 	skip "file edits" "PP_TEST_QUICK=1 (no appliance launches)"
