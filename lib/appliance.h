@@ -26,6 +26,10 @@ int pp_guestfs_open(const char *image_path, const char *format,
 int pp_guestfs_open_nbd(const char *socket_path, const char *image_name,
 			pp_guestfs **handle, pp_error *err);
 
+/* Whether the handle runs under TCG because the first launch failed: a
+ * later launch of the same run can start there. */
+bool pp_guestfs_retried_tcg(const pp_guestfs *handle);
+
 /* /MOUNTPOINT, /dev/..., label:L or uuid:U to the partition holding it.
  * When nothing matches, the message says what inspection found. */
 int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,

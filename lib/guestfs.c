@@ -103,6 +103,7 @@ struct pp_guestfs {
 	const char *image_name;
 	char *root;                 /* inspected root filesystem, or NULL */
 	bool inspected;
+	bool tcg;                   /* launched after the retry under TCG */
 };
 
 /* status with "IMAGE: WHAT: the first line of libguestfs's last error". */
@@ -212,6 +213,7 @@ static int open_drive(const drive *disk, const char *image_name,
 		pp_notice("libguestfs appliance failed to start (%s); "
 			  "retrying with TCG", why);
 		status = launch(handle, disk, true, why, sizeof why, err);
+		handle->tcg = status == 0;
 		if (status && why[0])
 			status = pp_fail(err, PP_ERR_LOCATE, "%s: libguestfs "
 					 "appliance failed to start under TCG "
@@ -242,6 +244,11 @@ int pp_guestfs_open_nbd(const char *socket_path, const char *image_name,
 	drive disk = { .nbd_socket = socket_path };
 	return open_drive(&disk, image_name, "editing files or finding "
 			  "partitions by mountpoint, label or UUID", out, err);
+}
+
+bool pp_guestfs_retried_tcg(const pp_guestfs *handle)
+{
+	return handle->tcg;
 }
 
 void pp_guestfs_close(pp_guestfs *handle)

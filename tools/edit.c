@@ -84,6 +84,7 @@ typedef struct session {
 	const char *archive;
 	bool verbose;
 	unsigned temp_files;    /* --write contents, DIR/write-N */
+	bool tcg;               /* the appliance needed TCG: start there */
 } session;
 
 /* The private directory's file name. */
@@ -315,21 +316,22 @@ static int find_filter(char *path, size_t size)
 
 /* ---- the server ------------------------------------------------------- */
 
-/* The last error nbdkit or guestfish logged to DIR/name, for our one-line
- * message. */
+/* The last error nbdkit or guestfish logged to DIR/name (failing any
+ * line that says "error", its last line), for our one-line message. */
 static void last_error(const session *s, const char *name, char *text,
 		       size_t size)
 {
-	char path[PATH_MAX], line[1024];
+	char path[PATH_MAX], line[512];
 	session_path(s, name, path, sizeof path);
 	FILE *log = fopen(path, "r");
+	bool found = false;
 	while (log && fgets(line, sizeof line, log)) {
 		line[strcspn(line, "\n")] = '\0';
 		const char *at = strstr(line, "error: ");
-		if (at)
-			snprintf(text, size, "%s", at + 7);
-		else if (strstr(line, "partpack:"))
-			snprintf(text, size, "%s", strstr(line, "partpack:"));
+		const char *said = at ? at + 7 : strstr(line, "partpack:");
+		if (said || (!found && line[0]))
+			snprintf(text, size, "%s", said ? said : line);
+		found = found || said;
 	}
 	if (log)
 		fclose(log);
@@ -374,7 +376,10 @@ static int start_server(session *s)
 		"nbdkit", "-f", "--exit-with-parent", "-U", s->socket,
 		"-P", pid_path, filter_arg, "file", file_arg, save_arg, NULL,
 	};
+	/* A server before this one (a run with a script has two) leaves its
+	 * socket and pid file; nbdkit would not bind over the socket. */
 	unlink(pid_path);
+	unlink(s->socket);
 	int status = spawn_logged(s, "nbdkit.log", argv, &s->server);
 	free(file_arg);
 	if (status)
@@ -555,6 +560,8 @@ static int guest_session(session *s, pp_archive *archive,
 {
 	pp_guestfs *g = NULL;
 	int status = pp_guestfs_open_nbd(s->socket, s->archive, &g, err);
+	if (status == 0)
+		s->tcg = pp_guestfs_retried_tcg(g);
 	if (status == 0)
 		status = find_partition(g, archive, selector,
 					&result->partition, err);
@@ -794,12 +801,12 @@ static int fish_session(session *s, unsigned number, const edit_op *ops,
 			size_t count)
 {
 	bool tcg = getenv("LIBGUESTFS_BACKEND_SETTINGS") ||
-		getenv("LIBGUESTFS_BACKEND"), launch_failed = false;
+		getenv("LIBGUESTFS_BACKEND") || s->tcg, launch_failed = false;
 	fish f = { 0 };
 	/* A guestfish that stopped is seen when its output ends, not by a
 	 * signal when we write to it. */
 	signal(SIGPIPE, SIG_IGN);
-	int status = start_fish(s, false, &f);
+	int status = start_fish(s, s->tcg, &f);
 	if (status == 0)
 		status = fish_work(s, &f, number, ops, count, &launch_failed);
 	if (status == FISH_FAILED && launch_failed && !tcg) {

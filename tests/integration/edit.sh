@@ -21,16 +21,20 @@ require_cmd partpack partpatch partinfo nbdkit xz gzip cmp debugfs python3 cc \
 make_gpt_image img || bail "make_gpt_image failed"
 P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"
 
-# boot_file ARCHIVE PATH: a file of partition 1 of the archive's image.
-boot_file() {
-	python3 - "$1" "$P1" "$S1" >boot.raw <<'EOF'
+# image_at ARCHIVE OFFSET LEN: LEN bytes of its image at OFFSET.
+image_at() {
+	python3 - "$@" <<'EOF'
 import gzip, lzma, sys
-path, offset, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, offset, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 opener = gzip.open if path.endswith(".gz") else lzma.open
 with opener(path) as f:
     f.seek(offset)
-    sys.stdout.buffer.write(f.read(size))
+    sys.stdout.buffer.write(f.read(length))
 EOF
+}
+# boot_file ARCHIVE PATH: a file of partition 1 of the archive's image.
+boot_file() {
+	image_at "$1" "$P1" "$S1" >boot.raw
 	debugfs -R "cat $2" boot.raw 2>/dev/null
 }
 
@@ -58,17 +62,6 @@ fake() {
 	env LD_LIBRARY_PATH="$PWD/fake" FAKE_GUESTFS_LOG="$PWD/fake.log" \
 		FAKE_GUESTFS_PARTS="$P1:$S1,$P2:$S2" \
 		FAKE_GUESTFS_LABELS="/dev/sda1=boot,/dev/sda2=root" "$@"
-}
-# image_at ARCHIVE OFFSET LEN: LEN bytes of its image at OFFSET.
-image_at() {
-	python3 - "$@" <<'EOF'
-import gzip, lzma, sys
-path, offset, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-opener = gzip.open if path.endswith(".gz") else lzma.open
-with opener(path) as f:
-    f.seek(offset)
-    sys.stdout.buffer.write(f.read(length))
-EOF
 }
 launches() { grep -c '^launch' fake.log; }
 AT=$((P1 + 5 * 1048576))  # where the stand-in's uploads land: partition 1
@@ -215,6 +208,41 @@ check "a reader while partpatch waits for its input: partinfo does not wait" \
 printf 'from the pipe' >slow.fifo
 wait $patcher
 check_eq "... then the patch goes in (status 0)" "0 from the pipe" "$? $(image_at lk.xz $AT 13)"
+
+# ---- a run with a script: guestfish, after the partition is found ----------
+# A stand-in guestfish first in PATH logs its arguments and each line it
+# reads, answers echo, and reads the disk it is given once (nbdinfo), as
+# the appliance would.
+cat >fakebin/guestfish <<'EOF'
+#!/bin/bash
+printf 'argv' >>"$FAKE_GUESTFISH_LOG"
+printf '\t%s' "$@" >>"$FAKE_GUESTFISH_LOG"
+echo >>"$FAKE_GUESTFISH_LOG"
+uri=${3/nbd:\/\//nbd+unix:\/\/\/}
+nbdinfo --size "$uri" >/dev/null || exit 1
+while IFS= read -r line; do
+	printf '%s\n' "$line" >>"$FAKE_GUESTFISH_LOG"
+	case $line in "echo "*) printf '%s\n' "${line#echo }" ;; esac
+done
+EOF
+chmod +x fakebin/guestfish
+printf '# a comment\nwrite /hostname "b"\n\n  ln-s /hostname /h\n' >ok.fish
+: >fish.log
+cp base.xz sc.xz
+check "label:boot --script with --mkdir and --write: the partition found, then guestfish" \
+	fake env PATH="$PWD/fakebin:$PATH" FAKE_GUESTFISH_LOG="$PWD/fish.log" \
+	partpatch sc.xz --appliance --partition label:boot --mkdir $'/d\x01"|x' --script ok.fish \
+	--write '/f:two words'
+check_eq "... libguestfs found the label (one launch), guestfish ran the rest" \
+	"1 1" "$(launches) $(grep -c '^argv' fish.log)"
+check_eq "... which guestfish read as these lines" 'run
+mount /dev/sda1 /
+mkdir-p "/d\x01\x22\x7cx"
+write /hostname "b"
+  ln-s /hostname /h
+upload "'"${TMPDIR:-/tmp}"'/partpatch.XXXXXX/write-0" "/f"
+umount-all' "$(grep -v '^argv\|^echo ' fish.log | sed 's/partpatch\.[^/]*/partpatch.XXXXXX/')"
+check_cmp "... and the archive is unchanged (the guest wrote nothing)" base.xz sc.xz
 
 # ---- with --output, the base cannot change while the copy is edited --------
 cp base.xz lb.xz
