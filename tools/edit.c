@@ -66,9 +66,10 @@ extern char **environ;
 #define FILTER_NAME "nbdkit-partpack-filter.so"
 
 /* What a session returns, besides exit statuses, when guestfish failed
- * (its log says why) or a libguestfs call did (its pp_error says why). */
+ * (its log says why) or a call of the library did (its pp_error says
+ * why). */
 #define FISH_FAILED (-1)
-#define APPLIANCE_FAILED (-2)
+#define CALL_FAILED (-2)
 
 /* guestfish reads a script (a pipe) with fgets into 8192 bytes: a longer
  * line would be split, and its tail run as a command of its own. */
@@ -553,7 +554,7 @@ static int find_partition(pp_guestfs *g, pp_archive *archive,
 }
 
 /* Launch, resolve, mount, edit, shut down: one launch.  An exit status,
- * or APPLIANCE_FAILED with *err saying why. */
+ * or CALL_FAILED with *err saying why. */
 static int guest_session(session *s, pp_archive *archive,
 			 const char *selector, const edit_op *ops,
 			 size_t count, edit_result *result, pp_error *err)
@@ -573,7 +574,7 @@ static int guest_session(session *s, pp_archive *archive,
 	if (status == 0 && count > 0)
 		status = pp_guestfs_finish(g, err);
 	pp_guestfs_close(g);
-	return status < 0 ? APPLIANCE_FAILED : status;
+	return status < 0 ? CALL_FAILED : status;
 }
 
 /* ---- the appliance, through guestfish, for a script --------------------- */
@@ -887,26 +888,27 @@ static int open_session(session *s, const char *path, bool verbose)
 }
 
 /*
- * A run with a script: the partition first (by the appliance, in a
- * session of its own, when the selector needs it), then guestfish's
- * session.  The first session's server is stopped, so its (empty) save
- * file is complete, and removed before the second starts.
+ * A run with a script: the partition first, then guestfish's session.
+ * The library finds it in process where it can (the table, label: and
+ * uuid: by probing, a mountpoint in an ext root's fstab); else the
+ * appliance does, in a session of its own, whose server is stopped (so its
+ * empty save file is complete) and the file removed before the second.
  */
 static int script_run(session *s, pp_archive *archive, const char *selector,
 		      const edit_op *ops, size_t count, edit_result *result,
 		      pp_error *err)
 {
-	int status = 0;
-	if (edit_selector_needs_guest(selector)) {
+	int status = pp_locate_partition(archive, selector, &result->partition,
+					 err);
+	if (status == PP_ERR_USAGE && edit_selector_needs_guest(selector)) {
 		status = start_server(s);
 		if (status == 0)
 			status = guest_session(s, archive, selector, NULL, 0,
 					       result, err);
 		stop_server(s);
 		unlink(s->writes);
-	} else if (pp_locate_partition(archive, selector, &result->partition,
-				       err)) {
-		status = APPLIANCE_FAILED;
+	} else if (status) {
+		status = CALL_FAILED;
 	}
 	if (status == 0)
 		status = partition_number(s, archive, result->partition.offset,
@@ -931,7 +933,7 @@ static int verdict(const session *s, int status, const pp_error *err,
 			  (unsigned long long)result->refused_byte);
 		return EXIT_NOT_STORED;
 	}
-	if (status == APPLIANCE_FAILED)
+	if (status == CALL_FAILED)
 		return cli_fail(err);
 	if (status == FISH_FAILED) {
 		last_error(s, "guestfish.log", message, sizeof message);

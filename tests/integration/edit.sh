@@ -227,22 +227,43 @@ done
 EOF
 chmod +x fakebin/guestfish
 printf '# a comment\nwrite /hostname "b"\n\n  ln-s /hostname /h\n' >ok.fish
+# fish_lines: what guestfish read, the private directory's name masked.
+fish_lines() {
+	grep -v '^argv\|^echo ' fish.log | sed 's/partpatch\.[^/]*/partpatch.XXXXXX/'
+}
 : >fish.log
 cp base.xz sc.xz
-check "label:boot --script with --mkdir and --write: the partition found, then guestfish" \
+check "label:boot --script with --mkdir and --write" \
 	fake env PATH="$PWD/fakebin:$PATH" FAKE_GUESTFISH_LOG="$PWD/fish.log" \
-	partpatch sc.xz --appliance --partition label:boot --mkdir $'/d\x01"|x' --script ok.fish \
-	--write '/f:two words'
-check_eq "... libguestfs found the label (one launch), guestfish ran the rest" \
-	"1 1" "$(launches) $(grep -c '^argv' fish.log)"
+	partpatch sc.xz --appliance --partition label:boot --mkdir $'/d\x01"|x' \
+	--script ok.fish --write '/f:two words'
+check_eq "... label:boot found in process (no launch), guestfish ran the rest" \
+	"0 1" "$(launches) $(grep -c '^argv' fish.log)"
 check_eq "... which guestfish read as these lines" 'run
 mount /dev/sda1 /
 mkdir-p "/d\x01\x22\x7cx"
 write /hostname "b"
   ln-s /hostname /h
 upload "'"${TMPDIR:-/tmp}"'/partpatch.XXXXXX/write-0" "/f"
-umount-all' "$(grep -v '^argv\|^echo ' fish.log | sed 's/partpatch\.[^/]*/partpatch.XXXXXX/')"
+umount-all' "$(fish_lines)"
 check_cmp "... and the archive is unchanged (the guest wrote nothing)" base.xz sc.xz
+# With no ext root (partition 2 wiped), only the appliance can read the
+# guest's fstab: a session of its own finds /boot, then guestfish runs.
+cp img noroot.img
+dd if=/dev/zero of=noroot.img bs=1M seek=$((P2 / 1048576)) count=2 conv=notrunc status=none
+partpack -q -1 --block-size=1MiB --keep-raw part1 -o noroot.xz noroot.img
+: >fish.log
+check "/boot --script with no ext root: the appliance finds it, then guestfish" \
+	fake env PATH="$PWD/fakebin:$PATH" FAKE_GUESTFISH_LOG="$PWD/fish.log" \
+	FAKE_GUESTFS_ROOT=/dev/sda2 FAKE_GUESTFS_FSTAB="/=/dev/sda2,/boot=/dev/sda1" \
+	partpatch noroot.xz --partition /boot --script ok.fish
+check_eq "... one launch to find it, then guestfish on a second server" \
+	"1 1" "$(launches) $(grep -c '^argv' fish.log)"
+check_eq "... which read the script's lines" 'run
+mount /dev/sda1 /
+write /hostname "b"
+  ln-s /hostname /h
+umount-all' "$(fish_lines)"
 
 # ---- with --output, the base cannot change while the copy is edited --------
 cp base.xz lb.xz
