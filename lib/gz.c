@@ -864,5 +864,9 @@ const pp_container_ops pp_gz_container = {
 	.decode = gz_decode,
 	.decode_whole = gz_decode_whole,
 	.reuse_record = gz_reuse_record,
+	/* The index says which members are stored and the layout of ours
+	 * follows from their size; a foreign file's were found when it was
+	 * opened: listing them reads nothing either way. */
+	.stored_layout = gz_stored_extents,
 	.release = gz_release,
 };

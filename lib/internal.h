@@ -459,6 +459,25 @@ typedef struct pp_container_ops {
 			    const pp_pack_options *options,
 			    pp_block_record *record, enum pp_reuse_fit *fit,
 			    pp_error *err);
+	/*
+	 * Optional, for an archive far away (remote.c), where listing stored
+	 * extents by hopping from chunk header to chunk header would cost a
+	 * request per LZMA2 chunk or zstd block: the stored extents the block
+	 * has if it is framed as encode_block frames a stored block of its
+	 * size, from the block table alone, reading nothing.  Appends nothing
+	 * when the sizes say otherwise.  The sizes back the guess but do not
+	 * prove it: whoever uses bytes read by it verifies them (the block's
+	 * check, a bmap's digests).
+	 */
+	int (*stored_layout)(pp_archive *archive, size_t block,
+			     pp_extent_list *list, pp_error *err);
+	/*
+	 * Optional: the reader decodes every block it takes whole, which
+	 * proves the block's sizes and check, so comparisons of the index
+	 * with the blocks that cost a read per block (zstd's frame headers
+	 * against its seek table) may be skipped.  Read-only archives only.
+	 */
+	void (*trust_index)(pp_archive *archive);
 	/* Container-private state, freed at close. */
 	void (*release)(pp_archive *archive);
 } pp_container_ops;

@@ -717,6 +717,41 @@ static int xz_reuse_record(pp_archive *archive, size_t block_index,
 	return 0;
 }
 
+/*
+ * A stored block as xz_encode_block writes it: a header with both sizes
+ * and one LZMA2 filter (whose one-byte dictionary property leaves the
+ * header's size alone), the bytes as uncompressed chunks of 64 KiB behind
+ * 3-byte headers, the end marker, padding to 4 bytes, the check.  When
+ * the index's sizes are exactly that, the chunks are where that layout
+ * puts them.
+ */
+static int xz_stored_layout(pp_archive *archive, size_t block_index,
+			    pp_extent_list *list, pp_error *err)
+{
+	const pp_block *b = &archive->blocks[block_index];
+	pp_pack_options options = { .check = b->check };
+	uint64_t chunks = uncompressed_chunks_size(b->usize);
+	uint8_t raw[LZMA_BLOCK_HEADER_SIZE_MAX];
+	uint32_t header_size;
+	uint32_t check_size = lzma_check_size((lzma_check)b->check);
+	if (b->usize == 0 || check_size == UINT32_MAX ||
+	    expected_header(&options, b->usize, chunks, LZMA_DICT_SIZE_MIN,
+			    raw, &header_size) ||
+	    b->fsize != header_size + (chunks + 3) / 4 * 4 + check_size)
+		return 0;
+	uint64_t at = b->foffset + header_size, done = 0;
+	while (done < b->usize) {
+		uint64_t len = PP_MIN(b->usize - done, (uint64_t)0x10000);
+		int status = pp_extent_append(list, b->uoffset + done, len,
+					      at + 3, err);
+		if (status)
+			return status;
+		done += len;
+		at += 3 + len;
+	}
+	return 0;
+}
+
 /* The container, listed by the registry (format.c). */
 const pp_container_ops pp_xz_container = {
 	.format = PP_FORMAT_XZ,
@@ -739,5 +774,6 @@ const pp_container_ops pp_xz_container = {
 	.stored_extents = xz_stored_extents,
 	.decode = xz_decode,
 	.reuse_record = xz_reuse_record,
+	.stored_layout = xz_stored_layout,
 	.release = NULL,  /* the block table says all there is */
 };

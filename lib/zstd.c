@@ -711,6 +711,41 @@ static int zst_stored_extents(pp_archive *archive, size_t which,
 	return ret;
 }
 
+/*
+ * A stored block as zst_encode_block writes it: a frame of Raw blocks of
+ * 128 KiB behind 3-byte headers after a 14-byte frame header, then the
+ * checksum if the table describes one.  When the table's sizes are
+ * exactly that, the blocks are where that layout puts them.
+ */
+static int zst_stored_layout(pp_archive *archive, size_t which,
+			     pp_extent_list *list, pp_error *err)
+{
+	const pp_block *b = &archive->blocks[which];
+	bool checksum = b->check == PP_CHECK_XXH64;
+	if (b->usize == 0 || b->fsize != raw_frame_size(b->usize, checksum))
+		return 0;
+	uint64_t at = b->foffset + ZST_RAW_HEADER, done = 0;
+	while (done < b->usize) {
+		uint64_t len = PP_MIN(b->usize - done, (uint64_t)ZST_BLOCK_MAX);
+		int ret = pp_extent_append(list, b->uoffset + done, len,
+					   at + ZST_BLOCK_HEADER, err);
+		if (ret)
+			return ret;
+		done += len;
+		at += ZST_BLOCK_HEADER + len;
+	}
+	return 0;
+}
+
+/* A reader that decodes whole frames proves each one's content size (and
+ * checksum) itself: the headers need not be compared with the table. */
+static void zst_trust_index(pp_archive *archive)
+{
+	zst_state *state = archive->container;
+	if (state)
+		atomic_store(&state->agreed, archive->block_count);
+}
+
 /* Streams the frame through libzstd, feeding the sink up to limit bytes. */
 typedef struct zst_decoder {
 	pp_archive *archive;
@@ -886,5 +921,7 @@ const pp_container_ops pp_zstd_container = {
 	.stored_extents = zst_stored_extents,
 	.decode = zst_decode,
 	.reuse_record = zst_reuse_record,
+	.stored_layout = zst_stored_layout,
+	.trust_index = zst_trust_index,
 	.release = zst_release,
 };
