@@ -872,6 +872,25 @@ PP_API int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
 		     uint8_t file_sha256[32], pp_progress_fn progress,
 		     void *opaque, pp_error *err);
 
+/* ---- remote archives and fetching -------------------------------------- */
+
+/*
+ * Opens the archive at an http://, https:// or s3:// URL for reading, as
+ * pp_open opens a file, in a few range requests: the file's first and
+ * last bytes (where every format keeps its header and index), then what
+ * the calls made on it need.  Stored extents are the ones the index's
+ * sizes imply (see pp_fetch), so pp_get_info reads nothing more.  Only
+ * PP_OPEN_READ (and PP_OPEN_NO_WAIT, which changes nothing: there is no
+ * lock) is accepted.  s3://BUCKET/KEY is signed with AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) for AWS_REGION (or
+ * AWS_DEFAULT_REGION, else us-east-1), at AWS_ENDPOINT_URL/BUCKET/KEY
+ * when that is set.  Errors name the URL and the HTTP status.  The
+ * archive's reads may run on several threads, as pp_dup allows.
+ * Thread-safe.
+ */
+PP_API int pp_open_url(const char *url, int flags, pp_archive **archive,
+		       pp_error *err);
+
 #ifdef __cplusplus
 }
 #endif

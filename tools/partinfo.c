@@ -333,7 +333,11 @@ int main(int argc, char **argv)
 	pp_error err;
 	cli_progress scanning;
 	cli_background_progress_begin(&scanning, "scanning", quiet);
-	int opened = pp_open(r.path, PP_OPEN_READ, &archive, &err);
+	/* A URL is read by ranges: the footer and index, and what the
+	 * partition table needs. */
+	int opened = strstr(r.path, "://") ?
+		pp_open_url(r.path, PP_OPEN_READ, &archive, &err) :
+		pp_open(r.path, PP_OPEN_READ, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
 		return cli_open_failed(&err, r.path);
