@@ -891,6 +891,120 @@ PP_API int pp_digest(pp_archive *archive, uint8_t image_sha256[32],
 PP_API int pp_open_url(const char *url, int flags, pp_archive **archive,
 		       pp_error *err);
 
+/* What pp_fetch did. */
+typedef struct pp_fetch_report {
+	uint64_t requests;         /* HTTP requests, the index's included */
+	uint64_t fetched_bytes;    /* bytes received */
+	uint64_t seeded_bytes;     /* output bytes taken from the seeds */
+	uint64_t zero_bytes;       /* image bytes known to be zeros, not
+				      fetched (raw output) */
+	uint64_t resumed_bytes;    /* kept from an interrupted run */
+	uint64_t fetched_blocks;   /* blocks fetched whole or in part */
+	uint64_t seeded_blocks;
+	uint64_t output_bytes;     /* the size of the result */
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[8];
+} pp_fetch_report;
+
+/* Where a fetch stands, for a progress line. */
+typedef struct pp_fetch_progress {
+	uint64_t done_bytes;       /* output bytes in place */
+	uint64_t total_bytes;      /* the output's size */
+	uint64_t seeded_bytes;
+	uint64_t fetched_bytes;
+	uint64_t requests;
+	/* Room for new fields (see "ABI" above); zero today. */
+	uint64_t reserved_int[4];
+} pp_fetch_progress;
+typedef void (*pp_fetch_progress_fn)(void *opaque,
+				     const pp_fetch_progress *progress);
+
+enum pp_fetch_flags {
+	PP_FETCH_ARCHIVE = 1,      /* write the archive itself, byte for
+				      byte, instead of its image */
+	PP_FETCH_NO_BMAP = 2,      /* do not look for IMAGE.bmap beside it */
+	PP_FETCH_FORCE = 4,        /* replace an existing output */
+};
+
+typedef struct pp_fetch_options {
+	uint64_t flags;            /* enum pp_fetch_flags */
+	/* Older images: archives of any format, raw images, block devices.
+	 * Tried in order for each block (or bmap range). */
+	const char *const *seeds;
+	size_t seed_count;
+	/* A bmap of the image (URL or path); NULL: the one beside the
+	 * archive, if any, as bmaptool finds it (ARCHIVE.bmap, then with
+	 * one suffix after another removed). */
+	const char *bmap;
+	/* 64 hex digits: the SHA-256 the result must have (the image's,
+	 * or the archive file's with PP_FETCH_ARCHIVE); NULL: none. */
+	const char *sha256;
+	unsigned connections;      /* at once; 0: 4 */
+	unsigned threads;          /* decoding; 0: one per online core */
+	enum pp_sparse sparse;     /* holes in a raw output file */
+	/* The image bytes wanted (not with PP_FETCH_ARCHIVE); length
+	 * UINT64_MAX: to the end, as pp_pack_options_init sets it. */
+	uint64_t offset;
+	uint64_t length;
+	pp_fetch_progress_fn progress;   /* called on the calling thread */
+	void *progress_opaque;
+	pp_fetch_report *report;   /* if not NULL, filled */
+	/* Room for new options (see "ABI" above): zeroed by
+	 * pp_fetch_options_init. */
+	uint64_t reserved_int[8];
+	void *reserved_ptr[4];
+} pp_fetch_options;
+
+/* Sets every field to its default and the reserved room to zero. */
+PP_API void pp_fetch_options_init(pp_fetch_options *options);
+
+/*
+ * Writes the image of the archive at location (a URL or a path) to
+ * out_path, fetching only what the seeds do not already hold.
+ *
+ * Identity.  A block of the archive is taken from a seed when the seed's
+ * bytes at the same image offset have the block's check (CRC-32, CRC-64,
+ * SHA-256 or XXH64, read from the archive: from its index where the format
+ * keeps it there, else in a small request) and size; a seed that is an
+ * archive with the same block there compares its own stored check, without
+ * decoding.  With a bmap (options->bmap, or the one found beside the
+ * archive) the SHA-256 of each range decides instead where it can: in
+ * stored blocks, range by range, so a block with a few changed ranges
+ * costs those ranges; in compressed blocks, when the seed's own bmap (beside
+ * it) or its raw bytes say the ranges are the same.  Unmapped ranges are
+ * zeros.  Every byte written is verified first: a fetched block by its own
+ * check (decoding it), a seeded one against the target's check or the
+ * bmap's digests; a seed that fails is not used and the block is fetched.
+ * options->sha256 verifies the whole result.  A fetched block whose check
+ * fails is PP_ERR_CHECK, naming the block; nothing of it is written.
+ *
+ * Requests.  Runs of needed bytes become single-range requests, merged
+ * across small gaps, up to options->connections at once over kept-alive
+ * connections.  A server that ignores Range is read whole, with a notice.
+ *
+ * Output.  The image with holes where it is zeros (options->sparse), or
+ * with PP_FETCH_ARCHIVE the archive file itself, byte for byte, blocks
+ * of an archive seed of the same format copied without decoding when its
+ * block is the same (with options->sha256 they are not decoded to verify
+ * them: the file's digest does).  It is assembled in ".NAME.partcat-partial"
+ * beside out_path, with ".NAME.partcat-state" saying what of it is done,
+ * both created exclusively (never through a symbolic link), and renamed to
+ * out_path when complete and verified: a failure leaves nothing at
+ * out_path.  An interrupted or failed fetch leaves the two files, and the
+ * same call later takes what they hold (verified again) and fetches the
+ * rest; they are removed when the archive they describe has changed.
+ * out_path is not replaced unless PP_FETCH_FORCE.
+ *
+ * Thread-safe; it runs its own threads, and progress on the calling
+ * thread.
+ */
+PP_API int pp_fetch(const char *location, const char *out_path,
+		    const pp_fetch_options *options, pp_error *err);
+/* The same, writing the image to fd (a pipe, a device: holes are written
+ * as zeros; nothing to resume); out_name labels messages. */
+PP_API int pp_fetch_to_fd(const char *location, int fd, const char *out_name,
+			  const pp_fetch_options *options, pp_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,15 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Write the uncompressed disk image inside ARCHIVE (.xz or .gz) to\n"
-	       "standard output or to --output, or only a partition or byte range\n"
-	       "of it, decoding only the blocks that hold those bytes.  Blocks are\n"
-	       "decoded in parallel; the output is the same for any -T.\n"
+	       "Write the uncompressed disk image inside ARCHIVE (.xz, .gz or .zst;\n"
+	       "a path, or an http://, https:// or s3:// URL) to standard output or\n"
+	       "to --output, or only a partition or byte range of it, decoding only\n"
+	       "the blocks that hold those bytes.  Blocks are decoded in parallel;\n"
+	       "the output is the same for any -T.  From a URL, or with --seed, only\n"
+	       "what the seeds do not already hold is fetched.\n"
 	       "\n"
 	       "  -o, --output=OUT      write OUT (a temporary file beside it, renamed\n"
 	       "                        into place when complete)\n"
@@ -33,13 +36,27 @@ static void usage(void)
 	       "      --sparse=WHEN     holes in a regular output file: auto (where the\n"
 	       "                        archive says zeros), always (also every 4 KiB of\n"
 	       "                        decoded zeros), never\n"
+	       "  -s, --seed=FILE       an older image to take unchanged blocks from: an\n"
+	       "                        archive of any format, a raw image or a block\n"
+	       "                        device (repeatable; tried in order)\n"
+	       "  -A, --archive         write the archive itself, byte for byte, not\n"
+	       "                        its image\n"
+	       "      --bmap=URL|FILE   the image's bmap (default: the one beside\n"
+	       "                        ARCHIVE, as bmaptool finds it)\n"
+	       "      --no-bmap         use no bmap\n"
+	       "      --sha256=HEX|FILE the SHA-256 the result must have, or a\n"
+	       "                        SHA256SUMS file naming it\n"
+	       "  -j, --connections=N   requests at once (default 4)\n"
 	       "  -f, --force           overwrite OUT if it exists\n"
 	       "  -q, --quiet           no progress line\n"
+	       "  -v, --verbose         print the totals at the end (bytes from seeds,\n"
+	       "                        fetched, requests)\n"
 	       "  -h, --help            show this help and exit\n"
 	       "  -V, --version         show the version and exit\n"
 	       "\n"
 	       "Exit status: 0 success, 1 error (unreadable or corrupt archive,\n"
-	       "partition not found), 2 usage error, 4 a block's check does not match.\n",
+	       "partition not found, an HTTP error), 2 usage error, 4 a block's check\n"
+	       "or the --sha256 does not match, 5 another partcat is writing OUT.\n",
 	       cli_program);
 }
 
@@ -54,7 +71,16 @@ typedef struct cat_args {
 	bool length_given;
 	bool force;
 	bool quiet;
+	bool verbose;
 	pp_extract_options options;
+	/* Fetching: from a URL, or with seeds. */
+	const char **seeds;
+	size_t seed_count;
+	bool archive_out;
+	bool no_bmap;
+	const char *bmap;
+	const char *sha256;
+	unsigned connections;
 } cat_args;
 
 static enum pp_sparse sparse_arg(const char *text)
@@ -83,9 +109,49 @@ static unsigned threads_arg(const char *text)
 	return (unsigned)n;
 }
 
+static unsigned connections_arg(const char *text)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(text, &end, 10);
+	if (errno || end == text || *end || n < 1 || n > 64 || text[0] == '-') {
+		cli_error("--connections: '%s' is not a number from 1 to 64",
+			  text);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)n;
+}
+
+static void add_seed(cat_args *args, const char *path)
+{
+	const char **seeds = realloc(args->seeds, (args->seed_count + 1) *
+				     sizeof *seeds);
+	if (!seeds) {
+		cli_error("out of memory");
+		exit(EXIT_ERROR);
+	}
+	seeds[args->seed_count++] = path;
+	args->seeds = seeds;
+}
+
+/* What fetching takes: --archive is the whole archive, into a file. */
+static void check_fetch_args(const cat_args *args)
+{
+	if (args->archive_out && (args->partition || args->offset_given ||
+				  args->length_given || args->output_format)) {
+		cli_error("--archive writes the whole archive: no --partition, "
+			  "--offset, --length or -O");
+		exit(EXIT_USAGE);
+	}
+	if (args->archive_out && !args->output) {
+		cli_error("--archive needs --output");
+		exit(EXIT_USAGE);
+	}
+}
+
 static void parse_args(int argc, char **argv, cat_args *args)
 {
-	enum { OPT_SPARSE = 256, OPT_OFFSET };
+	enum { OPT_SPARSE = 256, OPT_OFFSET, OPT_BMAP, OPT_NO_BMAP, OPT_SHA256 };
 	static const struct option long_options[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "partition", required_argument, NULL, 'p' },
@@ -94,15 +160,22 @@ static void parse_args(int argc, char **argv, cat_args *args)
 		{ "length", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "sparse", required_argument, NULL, OPT_SPARSE },
+		{ "seed", required_argument, NULL, 's' },
+		{ "archive", no_argument, NULL, 'A' },
+		{ "bmap", required_argument, NULL, OPT_BMAP },
+		{ "no-bmap", no_argument, NULL, OPT_NO_BMAP },
+		{ "sha256", required_argument, NULL, OPT_SHA256 },
+		{ "connections", required_argument, NULL, 'j' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	pp_extract_options_init(&args->options);
 	int c;
-	while ((c = getopt_long(argc, argv, ":o:p:O:l:T:fqhV", long_options,
+	while ((c = getopt_long(argc, argv, ":o:p:O:l:T:s:Aj:fqvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
 		case 'o': args->output = optarg; break;
@@ -125,8 +198,15 @@ static void parse_args(int argc, char **argv, cat_args *args)
 			break;
 		case 'T': args->options.threads = threads_arg(optarg); break;
 		case OPT_SPARSE: args->options.sparse = sparse_arg(optarg); break;
+		case 's': add_seed(args, optarg); break;
+		case 'A': args->archive_out = true; break;
+		case OPT_BMAP: args->bmap = optarg; break;
+		case OPT_NO_BMAP: args->no_bmap = true; break;
+		case OPT_SHA256: args->sha256 = optarg; break;
+		case 'j': args->connections = connections_arg(optarg); break;
 		case 'f': args->force = true; break;
 		case 'q': args->quiet = true; break;
+		case 'v': args->verbose = true; break;
 		case 'h': usage(); exit(EXIT_OK);
 		case 'V': cli_version(); exit(EXIT_OK);
 		default:
@@ -147,6 +227,7 @@ static void parse_args(int argc, char **argv, cat_args *args)
 			  "a file", args->output_format);
 		exit(EXIT_USAGE);
 	}
+	check_fetch_args(args);
 }
 
 /* --partition: the range of that partition. */
@@ -225,6 +306,195 @@ static int extract_in_place(pp_archive *archive, cat_args *args)
 	return status;
 }
 
+/* ---- fetching: a URL, or seeds ------------------------------------------- */
+
+static bool is_url(const char *text)
+{
+	return strstr(text, "://") != NULL;
+}
+
+static bool fetching(const cat_args *args)
+{
+	return is_url(args->archive) || args->seed_count || args->archive_out ||
+	       args->bmap || args->sha256 || args->no_bmap;
+}
+
+static bool is_hex64(const char *text)
+{
+	size_t n = strspn(text, "0123456789abcdefABCDEF");
+	return n == 64 && text[64] == '\0';
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/*
+ * A SHA256SUMS file (sha256sum's lines "HEX  NAME" or "HEX *NAME"): its
+ * one line, or the line naming OUT or the archive (last path components).
+ * Copies the digest to hex; returns an exit status.
+ */
+static int sums_digest(const cat_args *args, char hex[65])
+{
+	FILE *file = fopen(args->sha256, "r");
+	if (!file) {
+		cli_error("--sha256: '%s' is neither 64 hex digits nor a "
+			  "readable file: %s", args->sha256, strerror(errno));
+		return EXIT_USAGE;
+	}
+	const char *names[2] = { args->output ? base_name(args->output) : NULL,
+				 base_name(args->archive) };
+	char line[4096], only[65] = "";
+	size_t lines = 0;
+	bool found = false;
+	while (!found && fgets(line, sizeof line, file)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strlen(line) < 66 || line[64] != ' ' ||
+		    (line[65] != ' ' && line[65] != '*'))
+			continue;
+		line[64] = '\0';
+		if (!is_hex64(line))
+			continue;
+		lines++;
+		snprintf(only, sizeof only, "%s", line);
+		const char *name = base_name(line + 66);
+		for (int i = 0; i < 2; i++)
+			if (names[i] && strcmp(name, names[i]) == 0)
+				found = true;
+	}
+	fclose(file);
+	if (!found && lines != 1) {
+		cli_error("--sha256: %s has no line for %s%s%s", args->sha256,
+			  names[1], names[0] ? " or " : "",
+			  names[0] ? names[0] : "");
+		return EXIT_USAGE;
+	}
+	memcpy(hex, only, 65);
+	return 0;
+}
+
+/* The progress line: bytes from seeds, fetched, requests, rate, ETA. */
+typedef struct fetch_line {
+	cli_progress line;
+	pp_fetch_progress last;
+} fetch_line;
+
+static void draw_fetch(void *opaque, const pp_fetch_progress *p)
+{
+	fetch_line *f = opaque;
+	f->last = *p;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (!f->line.enabled || now - f->line.last_drawn < 0.25)
+		return;
+	f->line.last_drawn = now;
+	double elapsed = now - f->line.started;
+	double rate = elapsed > 0 ? (double)p->done_bytes / elapsed : 0;
+	char done[32], seeded[32], fetched[32], speed[32], eta[32] = "";
+	cli_format_size(done, sizeof done, p->done_bytes);
+	cli_format_size(seeded, sizeof seeded, p->seeded_bytes);
+	cli_format_size(fetched, sizeof fetched, p->fetched_bytes);
+	cli_format_size(speed, sizeof speed, (uint64_t)rate);
+	if (rate > 0 && p->total_bytes > p->done_bytes) {
+		unsigned long left = (unsigned long)((double)(p->total_bytes -
+						       p->done_bytes) / rate);
+		snprintf(eta, sizeof eta, ", ETA %lu:%02lu", left / 60,
+			 left % 60);
+	}
+	fprintf(stderr, "\r%s: %s (%.0f%%): %s from seeds, %s fetched in %llu "
+		"requests, %s/s%s   ", cli_program, done,
+		p->total_bytes ? 100.0 * (double)p->done_bytes /
+		(double)p->total_bytes : 100.0, seeded, fetched,
+		(unsigned long long)p->requests, speed, eta);
+}
+
+static void print_totals(const cat_args *args, const pp_fetch_report *r,
+			 double seconds)
+{
+	char out[32], seeded[32], fetched[32], zeros[32], resumed[32];
+	cli_format_size(out, sizeof out, r->output_bytes);
+	cli_format_size(seeded, sizeof seeded, r->seeded_bytes);
+	cli_format_size(fetched, sizeof fetched, r->fetched_bytes);
+	cli_format_size(zeros, sizeof zeros, r->zero_bytes);
+	cli_format_size(resumed, sizeof resumed, r->resumed_bytes);
+	fprintf(stderr, "%s: %s: %s written: %s from seeds (%llu blocks), %s "
+		"zeros, %s kept from an earlier run; %s fetched in %llu "
+		"requests (%llu blocks), %.1f s\n", cli_program, args->archive,
+		out, seeded, (unsigned long long)r->seeded_blocks, zeros,
+		resumed, fetched, (unsigned long long)r->requests,
+		(unsigned long long)r->fetched_blocks, seconds);
+}
+
+/* --partition of a URL or with seeds: found on the archive first. */
+static int locate_remote(cat_args *args)
+{
+	pp_archive *archive;
+	pp_error err;
+	int opened = is_url(args->archive) ?
+		pp_open_url(args->archive, PP_OPEN_READ, &archive, &err) :
+		pp_open(args->archive, PP_OPEN_READ, &archive, &err);
+	if (opened)
+		return cli_open_failed(&err, args->archive);
+	int status = locate(archive, args);
+	pp_close(archive);
+	return status;
+}
+
+static int fetch_main(cat_args *args)
+{
+	char hex[65];
+	int status = 0;
+	if (args->output_format) {
+		cli_error("-O %s: a fetch writes a raw image (convert it "
+			  "afterwards)", args->output_format);
+		return EXIT_USAGE;
+	}
+	if (args->sha256 && !is_hex64(args->sha256) &&
+	    (status = sums_digest(args, hex)))
+		return status;
+	if (args->partition && (status = locate_remote(args)))
+		return status;
+	pp_fetch_report report;
+	pp_fetch_options o;
+	pp_fetch_options_init(&o);
+	o.flags = (args->archive_out ? PP_FETCH_ARCHIVE : 0) |
+		(args->no_bmap ? PP_FETCH_NO_BMAP : 0) |
+		(args->force ? PP_FETCH_FORCE : 0);
+	o.seeds = args->seeds;
+	o.seed_count = args->seed_count;
+	o.bmap = args->bmap;
+	o.sha256 = args->sha256 && !is_hex64(args->sha256) ? hex : args->sha256;
+	o.connections = args->connections;
+	o.threads = args->options.threads;
+	o.sparse = args->options.sparse;
+	o.offset = args->offset;
+	o.length = args->length;
+	o.report = &report;
+	fetch_line line = { 0 };
+	cli_progress_init(&line.line, "fetching", args->quiet);
+	o.progress = draw_fetch;
+	o.progress_opaque = &line;
+	pp_error err;
+	int fetched = args->output ?
+		pp_fetch(args->archive, args->output, &o, &err) :
+		pp_fetch_to_fd(args->archive, STDOUT_FILENO, "(stdout)", &o,
+			       &err);
+	if (line.line.last_drawn > 0)
+		fputc('\n', stderr);
+	if (fetched)
+		return cli_fail(&err);
+	if (args->verbose) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		print_totals(args, &report, (double)ts.tv_sec +
+			     (double)ts.tv_nsec / 1e9 - line.line.started);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init(argv[0]);
@@ -233,6 +503,11 @@ int main(int argc, char **argv)
 	int status = check_output(&args);
 	if (status)
 		return status;
+	if (fetching(&args)) {
+		status = fetch_main(&args);
+		free(args.seeds);
+		return status;
+	}
 
 	pp_archive *archive;
 	pp_error err;
