@@ -110,10 +110,19 @@ static int add_piece(pp_bmap_share *share, size_t range, uint64_t offset,
 	return 0;
 }
 
+/* Where a range that starts at block first must end at the latest, in
+ * stored data: the next line of the PP_BMAP_STORED_GRID grid. */
+static uint64_t stored_grid_end(const pp_bmap *bmap, uint64_t first)
+{
+	uint64_t per = PP_MAX(PP_BMAP_STORED_GRID / bmap->block_size, 1);
+	return (first / per + 1) * per;
+}
+
 /*
  * A run [first, end) of mapped blocks of archive block [offset, end_byte):
  * one range, or two when the run reaches the 4 KiB block that holds the
- * archive block's unaligned end, which is a range of its own.
+ * archive block's unaligned end, which is a range of its own; in a stored
+ * block, more, cut on the stored grid.
  */
 static int add_run(pp_bmap *bmap, pp_bmap_share *share, uint64_t first,
 		   uint64_t end, uint64_t end_byte, bool last, pp_error *err)
@@ -123,6 +132,8 @@ static int add_run(pp_bmap *bmap, pp_bmap_share *share, uint64_t first,
 	while (first < end) {
 		uint64_t stop = first < straddler && straddler < end ?
 			straddler : end;
+		if (bmap->stored)
+			stop = PP_MIN(stop, stored_grid_end(bmap, first));
 		int status = add_range(bmap, first, stop - 1, err);
 		uint64_t from = PP_MAX(first * bs, share->offset);
 		uint64_t to = PP_MIN(stop * bs, end_byte);
@@ -287,7 +298,8 @@ static size_t first_range_from(const pp_bmap *bmap, uint64_t block)
 }
 
 /* New ranges over unmapped blocks [first, end), cut where archive blocks
- * end (see add_run), appended unsorted. */
+ * end (see add_run) and, as a patch writes only stored data, on the
+ * stored grid; appended unsorted. */
 static int map_gap(pp_bmap *bmap, uint64_t first, uint64_t end,
 		   const pp_bmap_source *source, pp_error *err)
 {
@@ -296,7 +308,7 @@ static int map_gap(pp_bmap *bmap, uint64_t first, uint64_t end,
 		uint64_t block_end = source->block_end(source->opaque, first * bs);
 		uint64_t stop = block_end < (first + 1) * bs ? first + 1 :
 			block_end / bs;
-		stop = PP_MIN(stop, end);
+		stop = PP_MIN(PP_MIN(stop, end), stored_grid_end(bmap, first));
 		int status = add_range(bmap, first, stop - 1, err);
 		if (status)
 			return status;

@@ -191,6 +191,10 @@ const pp_check_kind *pp_check_kind_of(enum pp_check check);
  * ones lies inside one archive block and is hashed on that block's worker.
  */
 #define PP_BMAP_BLOCK_SIZE 4096
+/* Ranges in stored data also end on a grid of this many bytes, so that a
+ * fetch of a stored block whose bytes changed in a few places (a restamped
+ * /boot) costs those ranges, not the block (fetch.c). */
+#define PP_BMAP_STORED_GRID ((uint64_t)256 << 10)
 
 typedef struct pp_bmap_range {
 	uint64_t first;             /* block numbers, inclusive */
@@ -210,6 +214,7 @@ struct pp_bmap {
 	size_t data_count;
 	size_t data_next;           /* the first that may meet what is left */
 	bool all_data;              /* a pipe: no holes */
+	bool stored;                /* the block being placed is stored */
 	uint64_t next_block;        /* blocks below are placed */
 	/* ... and the one-block range that spans two archive blocks, whose
 	 * bytes arrive from both. */

@@ -141,6 +141,7 @@ static int fill_job(void *opaque, size_t job_number, void *slot, pp_error *err)
 	if (got == 0)
 		return 1;
 	if (state->with_bmap) {
+		state->bmap.stored = job->stored;
 		int status = pp_bmap_plan(&state->bmap, &job->bmap,
 					  state->read_pos, (uint64_t)got,
 					  state->input_ended, err);
