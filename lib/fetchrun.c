@@ -55,7 +55,6 @@ typedef struct run {
 	int fetch_status;
 	pp_error fetch_err;
 	const pp_range *requests;
-	uint64_t *received;
 	size_t request_count;
 } run;
 
@@ -159,16 +158,13 @@ static int spill(void *opaque, size_t request, uint64_t offset,
 	if (pp_pwrite_full(f->spill_fd, data, len, offset))
 		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot keep the "
 				     "fetched bytes", f->location);
-	r->received[request] += len;
-	const pp_range *q = &r->requests[request];
-	if (r->received[request] < q->length)
-		return 0;
-	int status = pp_remote_stage(f->remote, f->spill_fd, q->offset,
-				     q->length, err);
+	(void)request;
+	/* Staged as it comes, so that the blocks a request completes are
+	 * written (and kept, if the run is interrupted) before it ends. */
+	int status = pp_remote_stage(f->remote, f->spill_fd, offset, len, err);
 	pthread_mutex_lock(&r->lock);
 	if (status == 0)
-		status = queue_complete(r, q->offset, q->offset + q->length,
-					err);
+		status = queue_complete(r, offset, offset + len, err);
 	pthread_mutex_unlock(&r->lock);
 	return status;
 }
@@ -732,9 +728,6 @@ static int run_round(fetch *f, pp_error *err)
 	if (status == 0)
 		status = plan_requests(&r, &requests, err);
 	r.requests = requests;
-	r.received = calloc(r.request_count + 1, sizeof *r.received);
-	if (status == 0 && !r.received)
-		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.changed, NULL);
 	pthread_t thread;
@@ -756,7 +749,6 @@ static int run_round(fetch *f, pp_error *err)
 	}
 	pthread_cond_destroy(&r.changed);
 	pthread_mutex_destroy(&r.lock);
-	free(r.received);
 	free(requests);
 	free(r.ready);
 	free(local);

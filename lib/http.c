@@ -404,6 +404,11 @@ static void prepare(CURL *easy, transfer *t)
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->curl_error);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+	/* A private certificate authority, as curl and OpenSSL take it. */
+	const char *ca = env("CURL_CA_BUNDLE") ? env("CURL_CA_BUNDLE") :
+		env("SSL_CERT_FILE");
+	if (ca)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, ca);
 	if (http->sigv4) {
 		curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, http->sigv4);
 		curl_easy_setopt(easy, CURLOPT_USERNAME, http->user);
