@@ -267,11 +267,10 @@ static int find_piece_seed(fetch *f, const piece *pc, bool stored,
 	for (size_t s = 0; s < f->seed_count; s++) {
 		pp_seed *seed = f->seeds[s];
 		const pp_bmap *sb = pp_seed_bmap(seed);
-		if (sb) {
-			if (seed_bmap_has(sb, pc->offset, pc->length, pc->sha256))
-				return (int)s;
-			continue;
-		}
+		if (sb && seed_bmap_has(sb, pc->offset, pc->length, pc->sha256))
+			return (int)s;
+		/* Ranges cut otherwise (a patch maps all it wrote) are
+		 * hashed, where that costs no decoding. */
 		if (pp_seed_archive(seed) && !stored)
 			continue;
 		uint8_t digest[32];

@@ -45,6 +45,7 @@ typedef struct run {
 	const size_t *local;        /* blocks needing nothing fetched */
 	size_t local_count;
 	size_t local_next;
+	pthread_mutex_t state_lock; /* the state file, between workers */
 	pthread_mutex_t lock;       /* what follows, shared with the fetcher */
 	pthread_cond_t changed;
 	size_t *ready;              /* fetched blocks, as they complete */
@@ -554,6 +555,29 @@ static int take_encoded(fetch *f, job *j, pp_error *err)
 
 /* ---- the workers ------------------------------------------------------------------- */
 
+/* The block is in place: counted, and recorded in the state file at
+ * once (not when the calling thread drains it: it may be waiting for the
+ * server, and an interruption then would lose the record). */
+static int finished(run *r, job *j, pp_error *err)
+{
+	fetch *f = r->f;
+	block_plan *p = &f->plans[j->block];
+	if (p->take == TAKE_FETCH || p->take == TAKE_PIECES)
+		atomic_fetch_add(&f->fetched_blocks, 1);
+	if (p->take == TAKE_SEED) {
+		atomic_fetch_add(&f->seeded_blocks, 1);
+		atomic_fetch_add(&f->seeded_bytes, j->out_len);
+	}
+	atomic_fetch_add(&f->done_bytes, j->out_len);
+	if (!f->state || j->out_len == 0)
+		return 0;
+	pthread_mutex_lock(&r->state_lock);
+	int status = pp_fetch_state_done(f->state, j->block, j->digest, 32,
+					 err);
+	pthread_mutex_unlock(&r->state_lock);
+	return status;
+}
+
 static int work(void *opaque, void *slot, pp_error *err)
 {
 	run *r = opaque;
@@ -564,8 +588,9 @@ static int work(void *opaque, void *slot, pp_error *err)
 	j->out_len = 0;
 	if (f->plans[j->block].take == TAKE_DONE)
 		return 0;
+	int status;
 	if (f->archive_out) {
-		int status = take_encoded(f, j, err);
+		status = take_encoded(f, j, err);
 		if (status == 0 && !j->demoted) {
 			pp_sha256 sha;
 			pp_sha256_init(&sha);
@@ -573,14 +598,14 @@ static int work(void *opaque, void *slot, pp_error *err)
 			pp_sha256_final(&sha, j->digest);
 			j->out_len = b->fsize;
 		}
-		return status;
+	} else if (b->usize > PP_FETCH_BUFFERED_MAX) {
+		status = stream_block(f, j, err);
+	} else {
+		status = take_image(f, j, err);
+		if (status == 0 && !j->demoted)
+			status = put_image(f, j, err);
 	}
-	if (b->usize > PP_FETCH_BUFFERED_MAX)
-		return stream_block(f, j, err);
-	int status = take_image(f, j, err);
-	if (status || j->demoted)
-		return status;
-	return put_image(f, j, err);
+	return status || j->demoted ? status : finished(r, j, err);
 }
 
 static int fill(void *opaque, size_t job_number, void *slot, pp_error *err)
@@ -634,24 +659,14 @@ static int drain(void *opaque, size_t job_number, void *slot, pp_error *err)
 	job *j = slot;
 	(void)job_number;
 	block_plan *p = &f->plans[j->block];
+	(void)err;
 	if (p->take == TAKE_DONE)
 		return 0;
-	if (j->demoted) {
+	if (j->demoted)
 		p->demoted = true;
-		return 0;
-	}
-	if (p->take == TAKE_FETCH || p->take == TAKE_PIECES)
-		atomic_fetch_add(&f->fetched_blocks, 1);
-	if (p->take == TAKE_SEED) {
-		atomic_fetch_add(&f->seeded_blocks, 1);
-		atomic_fetch_add(&f->seeded_bytes, j->out_len);
-	}
-	atomic_fetch_add(&f->done_bytes, j->out_len);
-	p->take = TAKE_DONE;
+	else
+		p->take = TAKE_DONE;
 	pp_fetch_report_progress(f);
-	if (f->state && j->out_len)
-		return pp_fetch_state_done(f->state, j->block, j->digest, 32,
-					   err);
 	return 0;
 }
 
@@ -729,6 +744,7 @@ static int run_round(fetch *f, pp_error *err)
 		status = plan_requests(&r, &requests, err);
 	r.requests = requests;
 	pthread_mutex_init(&r.lock, NULL);
+	pthread_mutex_init(&r.state_lock, NULL);
 	pthread_cond_init(&r.changed, NULL);
 	pthread_t thread;
 	bool started = false;
@@ -748,6 +764,7 @@ static int run_round(fetch *f, pp_error *err)
 		status = r.fetch_status;
 	}
 	pthread_cond_destroy(&r.changed);
+	pthread_mutex_destroy(&r.state_lock);
 	pthread_mutex_destroy(&r.lock);
 	free(requests);
 	free(r.ready);
