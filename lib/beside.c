@@ -8,9 +8,13 @@
  */
 #include "beside.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Where the suffix of the last path component starts (its last dot, not
  * a leading one), or NULL.  A URL's query, if any, is not part of it. */
@@ -28,6 +32,43 @@ static char *suffix_of(char *location, size_t len)
 	while (dot && dot > start && dot[-1] == '.')
 		dot--;
 	return dot && dot > start ? dot : NULL;
+}
+
+int pp_local_document(void *opaque, const char *path, size_t max,
+		      char **text, size_t *len, bool *found, pp_error *err)
+{
+	(void)opaque;
+	*text = NULL;
+	*len = 0;
+	*found = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
+		return 0;
+	if (fd < 0 || fstat(fd, &st)) {
+		int status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
+		if (fd >= 0)
+			close(fd);
+		return status;
+	}
+	int status = 0;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+		status = pp_fail(err, PP_ERR_FORMAT, "%s: not a regular file "
+				 "of at most %zu bytes", path, max);
+	else if (!(*text = malloc((size_t)st.st_size + 1)))
+		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	else if (pp_pread_full(fd, *text, (size_t)st.st_size, 0))
+		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
+	close(fd);
+	if (status) {
+		free(*text);
+		*text = NULL;
+		return status;
+	}
+	(*text)[st.st_size] = '\0';
+	*len = (size_t)st.st_size;
+	*found = true;
+	return 0;
 }
 
 int pp_bmap_load(const char *location, pp_document_fn get, void *opaque,

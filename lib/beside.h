@@ -24,6 +24,10 @@ typedef int (*pp_document_fn)(void *opaque, const char *location, size_t max,
 int pp_bmap_find(const char *location, pp_document_fn get, void *opaque,
 		 uint64_t image_size, pp_bmap *bmap, char **found_at,
 		 pp_error *err);
+/* A pp_document_fn for paths: a regular file of at most max bytes; none
+ * there (or not ours to read), *found false.  opaque is unused. */
+int pp_local_document(void *opaque, const char *path, size_t max,
+		      char **text, size_t *len, bool *found, pp_error *err);
 /* Reads and parses the bmap at location (which must exist). */
 int pp_bmap_load(const char *location, pp_document_fn get, void *opaque,
 		 uint64_t image_size, pp_bmap *bmap, pp_error *err);

@@ -347,6 +347,21 @@ static void settle_pieces(fetch *f, size_t i, size_t matched, size_t mapped,
 	}
 }
 
+/*
+ * Whether some seed may hold a compressed block whose ranges it did not
+ * match: an archive, whose bytes are not hashed, and whose own bmap may
+ * map the same bytes otherwise (a copy of an image made sparse again maps
+ * fewer zeros).  A raw seed whose bytes do not hash to the ranges does not
+ * hold the block.
+ */
+static bool untried_seeds(const fetch *f)
+{
+	for (size_t s = 0; s < f->seed_count; s++)
+		if (pp_seed_archive(f->seeds[s]))
+			return true;
+	return false;
+}
+
 /* By the bmap, if the block allows: *decided false leaves it to checks. */
 static int plan_by_bmap(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
 			bool *decided, pp_error *err)
@@ -379,8 +394,8 @@ static int plan_by_bmap(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
 	if (status)
 		return status;
 	/* A compressed block some of whose ranges no seed holds is fetched
-	 * whole anyway; its check may still find a seed holding it whole. */
-	if (!stored && matched < mapped && f->seed_count > 0 && mapped > 0) {
+	 * whole anyway, unless its check finds it whole in an archive seed. */
+	if (!stored && matched < mapped && untried_seeds(f)) {
 		free(p->pieces);
 		p->pieces = NULL;
 		p->piece_count = 0;
@@ -636,28 +651,38 @@ void pp_fetch_output_span(const fetch *f, size_t i, uint64_t *at,
 	*len = end > start ? end - start : 0;
 }
 
-/* An earlier run's block is taken when its bytes still hash to what that
- * run recorded. */
-static int verify_done(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
-		       pp_error *err)
+/* The SHA-256 of bytes [at, at + len) of the output, read in pieces
+ * through buf. */
+static int hash_output(fetch *f, uint64_t at, uint64_t len, uint8_t *buf,
+		       size_t buf_size, uint8_t digest[32], pp_error *err)
 {
-	const pp_fetch_done *d = &f->done[i];
-	if (!d->done || d->check_len != 32)
-		return 0;
-	uint64_t at, len;
-	pp_fetch_output_span(f, i, &at, &len);
 	pp_sha256 sha;
 	pp_sha256_init(&sha);
 	for (uint64_t k = 0; k < len;) {
 		size_t step = (size_t)PP_MIN((uint64_t)buf_size, len - k);
 		if (pp_pread_full(f->out_fd, buf, step, at + k))
-			return pp_fail_errno(err, PP_ERR_IO, "partial output");
+			return pp_fail_errno(err, PP_ERR_IO, "output: read error");
 		pp_sha256_update(&sha, buf, step);
 		k += step;
 	}
-	uint8_t digest[32];
 	pp_sha256_final(&sha, digest);
-	if (memcmp(digest, d->check, 32) == 0) {
+	return 0;
+}
+
+/* An earlier run's block is taken when its bytes still hash to what that
+ * run recorded. */
+static int verify_done(fetch *f, size_t i, pp_error *err)
+{
+	const pp_fetch_done *d = &f->done[i];
+	if (!d->done || d->check_len != PP_FETCH_RECORD_SIZE)
+		return 0;
+	uint64_t at, len;
+	uint8_t record[PP_FETCH_RECORD_SIZE];
+	pp_fetch_output_span(f, i, &at, &len);
+	int status = pp_fetch_record_of_file(f->out_fd, at, len, record, err);
+	if (status)
+		return status;
+	if (memcmp(record, d->check, PP_FETCH_RECORD_SIZE) == 0) {
 		f->plans[i].take = TAKE_DONE;
 		atomic_fetch_add(&f->resumed_bytes, len);
 		atomic_fetch_add(&f->done_bytes, len);
@@ -667,12 +692,9 @@ static int verify_done(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
 
 static int take_done_blocks(fetch *f, pp_error *err)
 {
-	enum { PIECE = 1 << 20 };
-	uint8_t *buf = malloc(PIECE);
-	int status = buf ? 0 : pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	int status = 0;
 	for (size_t i = f->first; status == 0 && i < f->end; i++)
-		status = verify_done(f, i, buf, PIECE, err);
-	free(buf);
+		status = verify_done(f, i, err);
 	return status;
 }
 
@@ -765,20 +787,11 @@ static int verify_digest(fetch *f, const char *name, pp_error *err)
 	uint8_t *buf = malloc(PIECE);
 	if (status == 0 && !buf)
 		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	pp_sha256 sha;
-	pp_sha256_init(&sha);
-	for (uint64_t at = 0; status == 0 && at < f->out_size;) {
-		size_t len = (size_t)PP_MIN((uint64_t)PIECE, f->out_size - at);
-		if (pp_pread_full(f->out_fd, buf, len, at))
-			status = pp_fail_errno(err, PP_ERR_IO, "%s", name);
-		else
-			pp_sha256_update(&sha, buf, len);
-		at += len;
-	}
+	if (status == 0)
+		status = hash_output(f, 0, f->out_size, buf, PIECE, have, err);
 	free(buf);
 	if (status)
 		return status;
-	pp_sha256_final(&sha, have);
 	if (memcmp(want, have, 32) != 0) {
 		char hex[65];
 		for (int i = 0; i < 32; i++)

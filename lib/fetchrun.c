@@ -35,8 +35,10 @@ typedef struct job {
 	size_t buf_size;
 	uint8_t *enc;               /* archive output: its encoded bytes */
 	size_t enc_size;
+	uint8_t *scratch;           /* seed bytes read over a span */
+	size_t scratch_size;
 	bool demoted;
-	uint8_t digest[32];         /* of the output bytes, for the state */
+	uint8_t record[PP_FETCH_RECORD_SIZE];  /* of the output bytes */
 	uint64_t out_len;
 } job;
 
@@ -217,11 +219,9 @@ static int write_image(fetch *f, const uint8_t *data, uint64_t len,
 	return 0;
 }
 
-static int write_zeros(fetch *f, uint64_t len, uint64_t at, pp_error *err)
+static int put_zeros(fetch *f, uint64_t len, uint64_t at, pp_error *err)
 {
 	static const uint8_t zeros[65536];
-	if (f->holes)
-		return 0;
 	for (uint64_t done = 0; done < len;) {
 		uint64_t step = PP_MIN(len - done, (uint64_t)sizeof zeros);
 		int status = write_at(f, zeros, step, at + done, err);
@@ -232,24 +232,23 @@ static int write_zeros(fetch *f, uint64_t len, uint64_t at, pp_error *err)
 	return 0;
 }
 
+/* Zeros the output holds already (a new file's holes), unless holes are
+ * not wanted. */
+static int write_zeros(fetch *f, uint64_t len, uint64_t at, pp_error *err)
+{
+	return f->holes ? 0 : put_zeros(f, len, at, err);
+}
+
 /* An interrupted run may have written part of this block: its span is
  * made zeros again (a hole, where the filesystem can) before holes are
  * left in it. */
 static int clear_span(fetch *f, uint64_t at, uint64_t len, pp_error *err)
 {
-	static const uint8_t zeros[65536];
 	if (!f->resumed || len == 0 ||
 	    fallocate(f->out_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)at, (off_t)len) == 0)
 		return 0;
-	for (uint64_t done = 0; done < len;) {
-		uint64_t step = PP_MIN(len - done, (uint64_t)sizeof zeros);
-		int status = write_at(f, zeros, step, at + done, err);
-		if (status)
-			return status;
-		done += step;
-	}
-	return 0;
+	return put_zeros(f, len, at, err);
 }
 
 /* ---- taking a block -------------------------------------------------------------- */
@@ -279,45 +278,79 @@ static bool piece_matches(const piece *pc, const uint8_t *bytes)
 	return memcmp(digest, pc->sha256, 32) == 0;
 }
 
+/* Reads a fetched piece from where the block's layout puts it. */
+static int read_fetched_piece(fetch *f, job *j, const piece *pc, uint8_t *to,
+			      pp_error *err)
+{
+	pp_range *ranges = NULL;
+	size_t count = 0, capacity = 0;
+	const pp_extent_list *layout = &f->layouts[j->block];
+	int status = pp_plan_file_ranges(layout->items, layout->count,
+					 pc->offset, pc->length, &ranges,
+					 &count, &capacity, err);
+	for (size_t q = 0; status == 0 && q < count; q++) {
+		status = pp_archive_read_or_fail(j->handle, to,
+						 (size_t)ranges[q].length,
+						 ranges[q].offset, err);
+		to += ranges[q].length;
+	}
+	free(ranges);
+	return status;
+}
+
+/*
+ * Reads the pieces seed s gives: one read over their span into scratch
+ * (an archive seed decodes each of its blocks there once, not once per
+ * piece), then each piece copied into place.
+ */
+static int read_seed_pieces(fetch *f, job *j, int s, pp_error *err)
+{
+	const pp_block *b = &f->target->blocks[j->block];
+	const block_plan *p = &f->plans[j->block];
+	uint64_t first = UINT64_MAX, end = 0;
+	for (size_t k = 0; k < p->piece_count; k++) {
+		if (p->pieces[k].source != s)
+			continue;
+		first = PP_MIN(first, p->pieces[k].offset);
+		end = PP_MAX(end, p->pieces[k].offset + p->pieces[k].length);
+	}
+	if (first >= end)
+		return 0;
+	int status = room_for(&j->scratch, &j->scratch_size, end - first, err);
+	if (status == 0)
+		status = pp_seed_read(f->seeds[s], j->scratch,
+				      (size_t)(end - first), first, err);
+	for (size_t k = 0; status == 0 && k < p->piece_count; k++) {
+		const piece *pc = &p->pieces[k];
+		if (pc->source == s)
+			memcpy(j->buf + (pc->offset - b->uoffset),
+			       j->scratch + (pc->offset - first),
+			       (size_t)pc->length);
+	}
+	return status;
+}
+
 /* Fills buf with the block's pieces, each verified by its digest;
  * *bad says one was not what the bmap says. */
 static int fill_pieces(fetch *f, job *j, bool *bad, pp_error *err)
 {
 	const pp_block *b = &f->target->blocks[j->block];
 	const block_plan *p = &f->plans[j->block];
+	int status = 0;
 	*bad = false;
-	for (size_t k = 0; k < p->piece_count && !*bad; k++) {
+	for (size_t s = 0; status == 0 && s < f->seed_count; s++)
+		status = read_seed_pieces(f, j, (int)s, err);
+	for (size_t k = 0; status == 0 && k < p->piece_count && !*bad; k++) {
 		const piece *pc = &p->pieces[k];
 		uint8_t *at = j->buf + (pc->offset - b->uoffset);
-		int status = 0;
-		if (pc->source == PIECE_ZERO) {
+		if (pc->source == PIECE_ZERO)
 			memset(at, 0, (size_t)pc->length);
-		} else if (pc->source == PIECE_FETCH) {
-			pp_range *ranges = NULL;
-			size_t count = 0, capacity = 0;
-			const pp_extent_list *layout = &f->layouts[j->block];
-			status = pp_plan_file_ranges(layout->items, layout->count,
-						     pc->offset, pc->length,
-						     &ranges, &count, &capacity,
-						     err);
-			uint8_t *to = at;
-			for (size_t q = 0; status == 0 && q < count; q++) {
-				status = pp_archive_read_or_fail(j->handle, to,
-						(size_t)ranges[q].length,
-						ranges[q].offset, err);
-				to += ranges[q].length;
-			}
-			free(ranges);
-		} else {
-			status = pp_seed_read(f->seeds[pc->source], at,
-					      (size_t)pc->length, pc->offset,
-					      err);
-		}
-		if (status)
-			return status;
-		*bad = !piece_matches(pc, at);
+		else if (pc->source == PIECE_FETCH)
+			status = read_fetched_piece(f, j, pc, at, err);
+		if (status == 0)
+			*bad = !piece_matches(pc, at);
 	}
-	return 0;
+	return status;
 }
 
 /* Whether buf has the target's check, when that is known. */
@@ -425,10 +458,7 @@ static int put_image(fetch *f, job *j, pp_error *err)
 	} else {
 		status = write_image(f, data, len, at, err);
 	}
-	pp_sha256 sha;
-	pp_sha256_init(&sha);
-	pp_sha256_update(&sha, data, (size_t)len);
-	pp_sha256_final(&sha, j->digest);
+	pp_fetch_record_of(data, (size_t)len, j->record);
 	j->out_len = len;
 	return status;
 }
@@ -572,8 +602,8 @@ static int finished(run *r, job *j, pp_error *err)
 	if (!f->state || j->out_len == 0)
 		return 0;
 	pthread_mutex_lock(&r->state_lock);
-	int status = pp_fetch_state_done(f->state, j->block, j->digest, 32,
-					 err);
+	int status = pp_fetch_state_done(f->state, j->block, j->record,
+					 PP_FETCH_RECORD_SIZE, err);
 	pthread_mutex_unlock(&r->state_lock);
 	return status;
 }
@@ -592,10 +622,7 @@ static int work(void *opaque, void *slot, pp_error *err)
 	if (f->archive_out) {
 		status = take_encoded(f, j, err);
 		if (status == 0 && !j->demoted) {
-			pp_sha256 sha;
-			pp_sha256_init(&sha);
-			pp_sha256_update(&sha, j->enc, (size_t)b->fsize);
-			pp_sha256_final(&sha, j->digest);
+			pp_fetch_record_of(j->enc, (size_t)b->fsize, j->record);
 			j->out_len = b->fsize;
 		}
 	} else if (b->usize > PP_FETCH_BUFFERED_MAX) {
@@ -712,6 +739,7 @@ static int run_pool(run *r, pp_error *err)
 	for (size_t i = 0; i < window; i++) {
 		free(jobs[i].buf);
 		free(jobs[i].enc);
+		free(jobs[i].scratch);
 		pp_close(jobs[i].handle);
 	}
 	free(jobs);

@@ -10,7 +10,7 @@
  * IDENTITY is the hex SHA-256 the caller makes of what the partial is a
  * copy of (the archive's location, size, validator and block table, and
  * what is written); a "done" line is appended after a block's bytes are in
- * the partial, with the hex check of those bytes when there is one.  Lines
+ * the partial, with the hex XXH3-128 of those bytes.  Lines
  * are not synced: a line lost in a crash costs that block again, and a
  * line whose bytes were lost is caught when the next run verifies the
  * block before taking it.  Nothing in the file is trusted beyond that: the
@@ -26,6 +26,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* libxxhash's own code, inlined, as check.c has it. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define MAGIC "partcat-state 1 "
 #define STATE_MAX ((size_t)64 << 20)
@@ -247,6 +251,44 @@ int pp_fetch_state_open(const char *out_path, const uint8_t identity[32],
 	*partial_fd = s->partial_fd;
 	*out = s;
 	return 0;
+}
+
+static void put_record(XXH128_hash_t hash, uint8_t *record)
+{
+	XXH128_canonical_t canonical;
+	XXH128_canonicalFromHash(&canonical, hash);
+	memcpy(record, canonical.digest, PP_FETCH_RECORD_SIZE);
+}
+
+void pp_fetch_record_of(const void *data, size_t len,
+			uint8_t record[PP_FETCH_RECORD_SIZE])
+{
+	put_record(XXH3_128bits(data, len), record);
+}
+
+int pp_fetch_record_of_file(int fd, uint64_t at, uint64_t len,
+			    uint8_t record[PP_FETCH_RECORD_SIZE], pp_error *err)
+{
+	enum { PIECE = 1 << 20 };
+	XXH3_state_t *state = XXH3_createState();
+	uint8_t *buf = malloc(PIECE);
+	int status = state && buf ? 0 :
+		pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	if (status == 0)
+		XXH3_128bits_reset(state);
+	for (uint64_t done = 0; status == 0 && done < len;) {
+		size_t step = (size_t)PP_MIN((uint64_t)PIECE, len - done);
+		if (pp_pread_full(fd, buf, step, at + done))
+			status = pp_fail_errno(err, PP_ERR_IO, "partial output");
+		else
+			XXH3_128bits_update(state, buf, step);
+		done += step;
+	}
+	if (status == 0)
+		put_record(XXH3_128bits_digest(state), record);
+	XXH3_freeState(state);
+	free(buf);
+	return status;
 }
 
 int pp_fetch_state_done(pp_fetch_state *s, size_t block, const uint8_t *check,

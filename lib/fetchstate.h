@@ -34,6 +34,17 @@ int pp_fetch_state_open(const char *out_path, const uint8_t identity[32],
 			uint64_t size, size_t block_count,
 			pp_fetch_state **state, int *partial_fd,
 			pp_fetch_done **done, bool *resumed, pp_error *err);
+/* What a block's record says of its bytes: a 128-bit XXH3, enough to
+ * notice bytes a crash kept from the disk (the result as a whole is what
+ * --sha256 verifies), and ten times as fast as SHA-256. */
+#define PP_FETCH_RECORD_SIZE 16
+void pp_fetch_record_of(const void *data, size_t len,
+			uint8_t record[PP_FETCH_RECORD_SIZE]);
+/* The same of bytes [at, at + len) of fd. */
+int pp_fetch_record_of_file(int fd, uint64_t at, uint64_t len,
+			    uint8_t record[PP_FETCH_RECORD_SIZE],
+			    pp_error *err);
+
 /* Records a finished block (and the check of its bytes, if any). */
 int pp_fetch_state_done(pp_fetch_state *state, size_t block,
 			const uint8_t *check, size_t check_len,

@@ -12,6 +12,7 @@
  * anything else the archive owns.
  */
 #include "remote.h"
+#include "beside.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,39 +172,6 @@ int pp_remote_fetch(pp_remote *remote, const pp_range *ranges, size_t count,
 		fetch_local(remote, ranges, count, sink, opaque, err);
 }
 
-static int local_document(const char *path, size_t max, char **text,
-			  size_t *len, bool *found, pp_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
-		return 0;
-	if (fd < 0 || fstat(fd, &st)) {
-		int status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
-		if (fd >= 0)
-			close(fd);
-		return status;
-	}
-	int status = 0;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
-		status = pp_fail(err, PP_ERR_FORMAT, "%s: not a regular file "
-				 "of at most %zu bytes", path, max);
-	else if (!(*text = malloc((size_t)st.st_size + 1)))
-		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	else if (pp_pread_full(fd, *text, (size_t)st.st_size, 0))
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", path);
-	close(fd);
-	if (status) {
-		free(*text);
-		*text = NULL;
-		return status;
-	}
-	(*text)[st.st_size] = '\0';
-	*len = (size_t)st.st_size;
-	*found = true;
-	return 0;
-}
-
 int pp_remote_get_document(pp_remote *remote, const char *location,
 			   size_t max, char **text, size_t *len, bool *found,
 			   pp_error *err)
@@ -218,7 +186,7 @@ int pp_remote_get_document(pp_remote *remote, const char *location,
 		return pp_http_get_document(remote->http, location, max, text,
 					    len, found, err);
 	}
-	return local_document(location, max, text, len, found, err);
+	return pp_local_document(NULL, location, max, text, len, found, err);
 }
 
 void pp_remote_stats(const pp_remote *remote, uint64_t *requests,

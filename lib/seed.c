@@ -58,38 +58,6 @@ uint64_t pp_seed_size(const pp_seed *seed)
 	return seed->size;
 }
 
-static int local_document(void *opaque, const char *location, size_t max,
-			  char **text, size_t *len, bool *found, pp_error *err)
-{
-	(void)opaque;
-	*text = NULL;
-	*len = 0;
-	*found = false;
-	int fd = open(location, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0)
-		return 0;   /* none there (or none we may read) */
-	int status = 0;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > max)
-		status = pp_fail(err, PP_ERR_FORMAT, "%s: not a regular file "
-				 "of at most %zu bytes", location, max);
-	else if (!(*text = malloc((size_t)st.st_size + 1)))
-		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	else if (pp_pread_full(fd, *text, (size_t)st.st_size, 0))
-		status = pp_fail_errno(err, PP_ERR_IO, "%s", location);
-	close(fd);
-	if (status) {
-		free(*text);
-		*text = NULL;
-		return status;
-	}
-	(*text)[st.st_size] = '\0';
-	*len = (size_t)st.st_size;
-	*found = true;
-	return 0;
-}
-
 static int open_raw(pp_seed *seed, pp_error *err)
 {
 	struct stat st;
@@ -126,7 +94,7 @@ static int open_seed(pp_seed *seed, pp_error *err)
 	seed->handles[0] = seed->archive;
 	seed->handle_count = 1;
 	char *found_at = NULL;
-	status = pp_bmap_find(seed->path, local_document, NULL, seed->size,
+	status = pp_bmap_find(seed->path, pp_local_document, NULL, seed->size,
 			      &seed->bmap, &found_at, err);
 	seed->have_bmap = status == 0 && found_at;
 	free(found_at);

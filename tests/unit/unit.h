@@ -129,6 +129,17 @@ static inline uint8_t *unit_read_file(const char *name, size_t *len)
 	return data;
 }
 
+/* Whether the scratch file NAME holds exactly len bytes of data. */
+static inline bool unit_file_equals(const char *name, const uint8_t *data,
+				    size_t len)
+{
+	size_t got;
+	uint8_t *now = unit_read_file(name, &got);
+	bool same = now && got == len && memcmp(now, data, len) == 0;
+	free(now);
+	return same;
+}
+
 /* pp_pack from the scratch file IN to the scratch file OUT. */
 static inline int unit_pack(const char *in, const char *out,
 			    const pp_pack_options *options, pp_error *err)
