@@ -372,10 +372,10 @@ static int seed_block(fetch *f, job *j, bool *bad, pp_error *err)
 {
 	const pp_block *b = &f->target->blocks[j->block];
 	const block_plan *p = &f->plans[j->block];
-	pp_seed *seed = f->seeds[p->seed];
 	*bad = false;
 	if (p->by_bmap)
 		return fill_pieces(f, j, bad, err);
+	pp_seed *seed = f->seeds[p->seed];
 	if (p->seed_block != SIZE_MAX) {
 		pp_error seed_err;
 		if (pp_seed_decode_block(seed, p->seed_block, j->buf,
