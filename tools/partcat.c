@@ -381,14 +381,13 @@ typedef struct fetch_line {
 	pp_fetch_progress last;
 } fetch_line;
 
-static void draw_fetch(void *opaque, const pp_fetch_progress *p)
+static void draw_line(fetch_line *f, const pp_fetch_progress *p, bool last)
 {
-	fetch_line *f = opaque;
 	f->last = *p;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	if (!f->line.enabled || now - f->line.last_drawn < 0.25)
+	if (!f->line.enabled || (!last && now - f->line.last_drawn < 0.25))
 		return;
 	f->line.last_drawn = now;
 	double elapsed = now - f->line.started;
@@ -409,6 +408,11 @@ static void draw_fetch(void *opaque, const pp_fetch_progress *p)
 		p->total_bytes ? 100.0 * (double)p->done_bytes /
 		(double)p->total_bytes : 100.0, seeded, fetched,
 		(unsigned long long)p->requests, speed, eta);
+}
+
+static void draw_fetch(void *opaque, const pp_fetch_progress *p)
+{
+	draw_line(opaque, p, false);
 }
 
 static void print_totals(const cat_args *args, const pp_fetch_report *r,
@@ -482,8 +486,11 @@ static int fetch_main(cat_args *args)
 		pp_fetch(args->archive, args->output, &o, &err) :
 		pp_fetch_to_fd(args->archive, STDOUT_FILENO, "(stdout)", &o,
 			       &err);
-	if (line.line.last_drawn > 0)
+	if (line.line.last_drawn > 0) {
+		/* The last line says where it ended. */
+		draw_line(&line, &line.last, true);
 		fputc('\n', stderr);
+	}
 	if (fetched)
 		return cli_fail(&err);
 	if (args->verbose) {
