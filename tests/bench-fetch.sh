@@ -10,7 +10,7 @@
 # Prints TSV rows "row<TAB>ours<TAB>theirs<TAB>ratio<TAB>target" as each is
 # measured; a measurement, not a test: nothing here fails on a number.
 #
-# The image is bench.sh's: a GPT disk of BENCH_IMG_MIB (1024) MiB with an
+# The image is tests/bench/image.sh's: a GPT disk of BENCH_IMG_MIB (1024) MiB with an
 # ext4 /boot of BENCH_BOOT_MIB (128) MiB holding the machine's /boot, kept
 # raw, and an ext4 root filled with binaries from /usr to about 80 %;
 # packed with partpack -BENCH_LEVEL (6), 16 MiB blocks, -TBENCH_THREADS (2),
@@ -25,7 +25,6 @@ img_mib=${BENCH_IMG_MIB:-1024}
 boot_mib=${BENCH_BOOT_MIB:-128}
 threads=${BENCH_THREADS:-2}
 level=${BENCH_LEVEL:-6}
-MIB=1048576
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 cd "$work"
@@ -33,8 +32,11 @@ for tool in nginx zsync zsyncmake casync zck zckdl debugfs curl partpack; do
 	command -v $tool >/dev/null || { echo "bench-fetch: $tool not found" >&2; exit 1; }
 done
 
+# Timing and ratios as the other benchmarks take them; the bench image.
+. "$here/bench/lib.sh"
+. "$here/bench/image.sh"
+# One TSV row, printed as it is measured (not bench/lib.sh's runner).
 row() { printf '%s\t%s\t%s\t%s\t%s\n' "$@"; }
-. "$here/bench-lib.sh"
 
 # ---- nginx ---------------------------------------------------------------------
 WWW=$work/www
@@ -70,8 +72,8 @@ log_bytes() { awk '{ s += $2 } END { print s + 0 }' "$LOG"; }
 
 # ---- the images ------------------------------------------------------------------
 echo "building a ${img_mib} MiB GPT image in $work ..." >&2
-bench_image v1.img "$img_mib" "$boot_mib"
-root_start=$BENCH_ROOT_START
+[ -s v1.img ] || build_image v1.img "$img_mib" "$boot_mib"
+root_start=$((1 + boot_mib))
 root_mib=$((img_mib - root_start - 1))
 
 # (a) /boot restamped in place: a new STAMP file and a rewritten config
