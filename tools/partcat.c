@@ -447,6 +447,30 @@ static int locate_remote(cat_args *args)
 	return status;
 }
 
+/* Into OUT through its partial file, or, for standard output and for a
+ * device or a pipe given with --force (see written_in_place), in order
+ * into the descriptor, with nothing kept for a rerun. */
+static int fetch_to(const cat_args *args, const pp_fetch_options *o,
+		    pp_error *err)
+{
+	if (!args->output)
+		return pp_fetch_to_fd(args->archive, STDOUT_FILENO, "(stdout)",
+				      o, err);
+	if (!written_in_place(args->output))
+		return pp_fetch(args->archive, args->output, o, err);
+	int fd = open(args->output, O_WRONLY | O_CLOEXEC);
+	int status = fd < 0 ? PP_ERR_IO :
+		pp_fetch_to_fd(args->archive, fd, args->output, o, err);
+	bool closed = fd < 0 || close(fd) == 0;
+	if (fd < 0 || (status == 0 && !closed)) {
+		status = PP_ERR_IO;
+		err->status = status;
+		snprintf(err->message, sizeof err->message, "%s: %s",
+			 args->output, strerror(errno));
+	}
+	return status;
+}
+
 static int fetch_main(cat_args *args)
 {
 	char hex[65];
@@ -482,10 +506,7 @@ static int fetch_main(cat_args *args)
 	o.progress = draw_fetch;
 	o.progress_opaque = &line;
 	pp_error err;
-	int fetched = args->output ?
-		pp_fetch(args->archive, args->output, &o, &err) :
-		pp_fetch_to_fd(args->archive, STDOUT_FILENO, "(stdout)", &o,
-			       &err);
+	int fetched = fetch_to(args, &o, &err);
 	if (line.line.last_drawn > 0) {
 		/* The last line says where it ended. */
 		draw_line(&line, &line.last, true);

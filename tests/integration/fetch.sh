@@ -166,6 +166,15 @@ size=$(size_of "$WWW/v1.img.xz")
 check "... fetching at most the archive and the bmap, plus what opening reads ($(log_bytes) of $size bytes)" \
 	test "$(log_bytes)" -le $((size + 2 * 65536 + $(size_of "$WWW/v1.img.bmap")))
 rm -f c.img
+check_stdout_cmp "... to standard output" v1.img partcat "$URL/v1.img.xz" --seed v3.img
+mkfifo c.pipe
+timeout 60 cat c.pipe >c.img &
+check "... into a named pipe with --force: written in place" \
+	partcat "$URL/v1.img.xz" --seed v3.img -f -o c.pipe
+wait
+check_cmp "... the image" v1.img c.img
+check "... and the pipe is still a pipe" test -p c.pipe
+rm -f c.img c.pipe
 
 # ---- (a) /boot restamped: the changed ranges only ----------------------------------
 # The ranges of v2's bmap whose bytes differ from v1's, their bytes and
