@@ -804,6 +804,38 @@ static int verify_digest(fetch *f, const char *name, pp_error *err)
 	return 0;
 }
 
+/*
+ * The archive written does not have the SHA-256 given; its blocks were
+ * not decoded on the way (the digest was to verify them).  Decoding them
+ * now from the output names the first whose check fails, if one does.
+ */
+static int name_bad_block(fetch *f, pp_error *err)
+{
+	pp_error digest_err = *err;
+	uint8_t *buf = NULL;
+	size_t size = 0;
+	int status = pp_remote_stage(f->remote, f->out_fd, 0, f->out_size, err);
+	for (size_t i = 0; status == 0 && i < f->target->block_count; i++) {
+		uint64_t usize = f->target->blocks[i].usize;
+		if (usize > PP_FETCH_BUFFERED_MAX)
+			continue;
+		if (size < usize) {
+			uint8_t *grown = realloc(buf, (size_t)usize);
+			if (!grown) {
+				status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
+				break;
+			}
+			buf = grown;
+			size = (size_t)usize;
+		}
+		status = pp_decode_block(f->target, i, buf, err);
+	}
+	free(buf);
+	if (status == 0)
+		*err = digest_err;
+	return status ? status : digest_err.status;
+}
+
 /* ---- from start to end ------------------------------------------------------------ */
 
 static void fetch_free(fetch *f)
@@ -865,6 +897,9 @@ static int assemble(fetch *f, const char *location, const char *out_path,
 		status = pp_fetch_run(f, err);
 	if (status == 0 && f->options->sha256)
 		status = verify_digest(f, out_path ? out_path : location, err);
+	if (status == PP_ERR_CHECK && f->digest_failed && f->archive_out &&
+	    !f->verify_copies)
+		status = name_bad_block(f, err);
 	return status;
 }
 

@@ -38,6 +38,7 @@ typedef struct job {
 	uint8_t *scratch;           /* seed bytes read over a span */
 	size_t scratch_size;
 	bool demoted;
+	bool unrecorded;            /* in place, but not in the state file */
 	uint8_t record[PP_FETCH_RECORD_SIZE];  /* of the output bytes */
 	uint64_t out_len;
 } job;
@@ -539,6 +540,45 @@ static int decode_written(fetch *f, job *j, pp_error *err)
 						 err);
 }
 
+/*
+ * A seed's encoded block copied as it is, by the kernel (a reflink where
+ * the filesystem shares extents): with a --sha256 to verify the file it
+ * is neither decoded nor read here.  It gets no record in the state file
+ * (copying it again costs little).
+ */
+static int copy_encoded_block(fetch *f, job *j, pp_error *err)
+{
+	const pp_block *b = &f->target->blocks[j->block];
+	const block_plan *p = &f->plans[j->block];
+	pp_archive *sa = pp_seed_archive(f->seeds[p->seed]);
+	loff_t from = (loff_t)sa->blocks[p->seed_block].foffset;
+	loff_t to = (loff_t)b->foffset;
+	uint64_t left = b->fsize;
+	while (left > 0 && sa->fd >= 0) {
+		ssize_t n = copy_file_range(sa->fd, &from, f->out_fd, &to,
+					    (size_t)left, 0);
+		if (n <= 0)
+			break;
+		left -= (uint64_t)n;
+	}
+	if (left > 0) {
+		/* No copy_file_range here (or across filesystems): by hand. */
+		uint64_t done = b->fsize - left;
+		int status = pp_seed_read_file(f->seeds[p->seed], j->enc,
+					       (size_t)left,
+					       sa->blocks[p->seed_block].foffset +
+					       done, err);
+		if (status == 0)
+			status = write_at(f, j->enc, left, b->foffset + done,
+					  err);
+		if (status)
+			return status;
+	}
+	j->out_len = b->fsize;
+	j->unrecorded = true;
+	return 0;
+}
+
 static int take_encoded(fetch *f, job *j, pp_error *err)
 {
 	const pp_block *b = &f->target->blocks[j->block];
@@ -549,11 +589,17 @@ static int take_encoded(fetch *f, job *j, pp_error *err)
 	if (status)
 		return status;
 	if (p->take == TAKE_FETCH) {
-		/* Already in place: fetched into the output itself. */
-		status = pp_decode_block(j->handle, j->block, j->buf, err);
+		/* Already in place: fetched into the output itself.  With a
+		 * --sha256 to verify the file, it is decoded only if that
+		 * fails (to name the block). */
+		if (f->verify_copies)
+			status = pp_decode_block(j->handle, j->block, j->buf,
+						 err);
 		return status ? status : read_back(f, j, err);
 	}
 	bool bad = false;
+	if (p->take == TAKE_SEED && !f->verify_copies)
+		return copy_encoded_block(f, j, err);
 	if (p->take == TAKE_SEED) {
 		const pp_block *sb = &pp_seed_archive(f->seeds[p->seed])->
 			blocks[p->seed_block];
@@ -599,7 +645,7 @@ static int finished(run *r, job *j, pp_error *err)
 		atomic_fetch_add(&f->seeded_bytes, j->out_len);
 	}
 	atomic_fetch_add(&f->done_bytes, j->out_len);
-	if (!f->state || j->out_len == 0)
+	if (!f->state || j->out_len == 0 || j->unrecorded)
 		return 0;
 	pthread_mutex_lock(&r->state_lock);
 	int status = pp_fetch_state_done(f->state, j->block, j->record,
@@ -619,9 +665,10 @@ static int work(void *opaque, void *slot, pp_error *err)
 	if (f->plans[j->block].take == TAKE_DONE)
 		return 0;
 	int status;
+	j->unrecorded = false;
 	if (f->archive_out) {
 		status = take_encoded(f, j, err);
-		if (status == 0 && !j->demoted) {
+		if (status == 0 && !j->demoted && !j->unrecorded) {
 			pp_fetch_record_of(j->enc, (size_t)b->fsize, j->record);
 			j->out_len = b->fsize;
 		}

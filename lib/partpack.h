@@ -985,8 +985,9 @@ PP_API void pp_fetch_options_init(pp_fetch_options *options);
  * Output.  The image with holes where it is zeros (options->sparse), or
  * with PP_FETCH_ARCHIVE the archive file itself, byte for byte, blocks
  * of an archive seed of the same format copied without decoding when its
- * block is the same (with options->sha256 they are not decoded to verify
- * them: the file's digest does).  It is assembled in ".NAME.partcat-partial"
+ * block is the same (with options->sha256 no block is decoded: the
+ * file's digest verifies them, and only when it does not match are they
+ * decoded, to name the one at fault).  It is assembled in ".NAME.partcat-partial"
  * beside out_path, with ".NAME.partcat-state" saying what of it is done,
  * both created exclusively (never through a symbolic link), and renamed to
  * out_path when complete and verified: a failure leaves nothing at
