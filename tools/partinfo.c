@@ -13,6 +13,8 @@ static void usage(void)
 	       "Print the format, check type, block count and size, sizes and ratio,\n"
 	       "the stored (patchable) ranges of an .xz, .gz or .zst archive, and the\n"
 	       "partition table of its image with what of each partition is patchable.\n"
+	       "ARCHIVE may be an http://, https:// or s3:// URL: its first and last\n"
+	       "64 KiB are read, in two range requests.\n"
 	       "\n"
 	       "  -b, --blocks     also print one line per block, numbered from 1 as\n"
 	       "                   xz -lvv numbers them\n"
