@@ -347,18 +347,47 @@ static void settle_pieces(fetch *f, size_t i, size_t matched, size_t mapped,
 	}
 }
 
+/* Whether a bmap's ranges over the block are cut as the pieces are:
+ * the same ranges, whatever their digests. */
+static bool cut_alike(const pp_bmap *bmap, const block_plan *p)
+{
+	size_t ranges = 0, alike = 0;
+	for (size_t k = 0; k < p->piece_count; k++) {
+		const piece *pc = &p->pieces[k];
+		if (!pc->sha256)
+			continue;
+		size_t r = range_from(bmap, pc->offset);
+		ranges++;
+		alike += r < bmap->count &&
+			range_start(bmap, &bmap->ranges[r]) == pc->offset &&
+			range_end(bmap, &bmap->ranges[r]) == pc->offset + pc->length;
+	}
+	/* ... and no range of the seed's between them. */
+	uint64_t start = p->piece_count ? p->pieces[0].offset : 0;
+	uint64_t end = p->piece_count ? p->pieces[p->piece_count - 1].offset +
+		p->pieces[p->piece_count - 1].length : 0;
+	size_t seed_ranges = 0;
+	for (size_t r = range_from(bmap, start);
+	     r < bmap->count && range_start(bmap, &bmap->ranges[r]) < end; r++)
+		seed_ranges++;
+	return alike == ranges && seed_ranges == ranges;
+}
+
 /*
  * Whether some seed may hold a compressed block whose ranges it did not
- * match: an archive, whose bytes are not hashed, and whose own bmap may
- * map the same bytes otherwise (a copy of an image made sparse again maps
- * fewer zeros).  A raw seed whose bytes do not hash to the ranges does not
- * hold the block.
+ * match: an archive, whose bytes are not hashed, unless its own bmap cuts
+ * the block's ranges alike (then other digests are other bytes); a bmap
+ * may map the same bytes otherwise (a copy of an image made sparse again
+ * maps fewer zeros).  A raw seed whose bytes do not hash to the ranges
+ * does not hold the block.
  */
-static bool untried_seeds(const fetch *f)
+static bool untried_seeds(const fetch *f, const block_plan *p)
 {
-	for (size_t s = 0; s < f->seed_count; s++)
-		if (pp_seed_archive(f->seeds[s]))
+	for (size_t s = 0; s < f->seed_count; s++) {
+		const pp_bmap *sb = pp_seed_bmap(f->seeds[s]);
+		if (pp_seed_archive(f->seeds[s]) && !(sb && cut_alike(sb, p)))
 			return true;
+	}
 	return false;
 }
 
@@ -395,7 +424,7 @@ static int plan_by_bmap(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
 		return status;
 	/* A compressed block some of whose ranges no seed holds is fetched
 	 * whole anyway, unless its check finds it whole in an archive seed. */
-	if (!stored && matched < mapped && untried_seeds(f)) {
+	if (!stored && matched < mapped && untried_seeds(f, p)) {
 		free(p->pieces);
 		p->pieces = NULL;
 		p->piece_count = 0;
