@@ -54,12 +54,90 @@ enum pp_format cli_format_arg(const char *option, const char *name);
  */
 int cli_check_output(const char *path, enum pp_format format, bool force);
 void cli_version(void);
+
+/* ---- option tables ---------------------------------------------------- */
+
+/*
+ * Each tool lists its options in one table, as libdeflate's programs do:
+ * cli_parse builds getopt_long's arguments from it (so an option's arity is
+ * said once), calls each option's setter, and prints --help from it.
+ * Adding an option is one line of the table (and its paragraph in the man
+ * page).
+ */
+typedef struct cli_option cli_option;
+
+/* Stores an option into the tool's arguments: args is what the tool gave
+ * cli_parse, arg the option's argument (NULL for an option without one). */
+typedef void (*cli_setter)(void *args, const cli_option *option,
+			   const char *arg);
+
+struct cli_option {
+	const char *name;       /* long name, without "--"; NULL: a heading */
+	char letter;            /* short name, or 0 */
+	const char *arg;        /* the argument as --help names it ("FILE"),
+				 * NULL when the option takes none */
+	cli_setter set;
+	size_t field;           /* what the setter fills: offsetof() in args
+				 * for the shared setters below, a value of
+				 * the tool's own for the others */
+	const char *help;       /* --help's text, wrapped, with the registry's
+				 * answers for the words in braces (see
+				 * cli_expand); NULL: an alias left out */
+};
+/* The entry that ends a table. */
+#define CLI_END { NULL, 0, NULL, NULL, 0, NULL }
+
+/* The shared setters: the field at offset option->field of args is a
+ * bool (set true), a const char * (the argument), a uint64_t (a size, as
+ * cli_size_arg reads it) or an unsigned (a thread count, as
+ * cli_threads_arg reads it). */
+void cli_set_flag(void *args, const cli_option *option, const char *arg);
+void cli_set_text(void *args, const cli_option *option, const char *arg);
+void cli_set_size(void *args, const cli_option *option, const char *arg);
+void cli_set_threads(void *args, const cli_option *option, const char *arg);
+/* --help and --version: print and exit 0. */
+void cli_show_help(void *args, const cli_option *option, const char *arg);
+void cli_show_version(void *args, const cli_option *option, const char *arg);
+
+typedef struct cli_tool {
+	const char *synopsis;   /* after "Usage: PROGRAM "; one form a line */
+	const char *about;      /* the paragraphs before the options */
+	const cli_option *options;  /* ended by CLI_END */
+	const char *footer;     /* the paragraphs after them */
+	/* Words of digits ("-6", "-19") are given here whole, and digits in
+	 * a cluster ("-9e") one by one; NULL: they are unknown options. */
+	void (*number)(void *args, const char *digits);
+} cli_tool;
+
+/*
+ * Parses the options of argv by tool's table into args; exits with a
+ * usage error (one line) on a bad one.  Returns the index of the first
+ * operand; the operands are argv[that..argc).
+ */
+int cli_parse(const cli_tool *tool, int argc, char **argv, void *args);
+/* Prints --help: the synopsis, the about text, the options, the footer. */
+void cli_usage(const cli_tool *tool);
+/*
+ * Copies text into out (size bytes) with the words the registry answers
+ * replaced: {formats} "xz, gzip or zstd", {suffixes} ".xz, .gz or .zst",
+ * {levels} each format's levels and default, {checks} the check names,
+ * {default_checks} each format's default check, {max_threads} the
+ * --threads limit.
+ */
+void cli_expand(char *out, size_t size, const char *text);
+
+/* The most threads -T takes, in every tool. */
+#define CLI_MAX_THREADS 4096
+/* Parses a thread count (0 means one per core) or exits with a usage
+ * error. */
+unsigned cli_threads_arg(const char *option, const char *text);
 /* For getopt_long's '?' and ':': one line, then exit with EXIT_USAGE.
  * The option strings start with ':' and opterr is 0, so getopt is quiet. */
 void cli_option_error(int c, char **argv) __attribute__((noreturn));
-/* After the options: the one ARCHIVE operand that partcat, partinfo and
- * partpatch take, or a usage error (missing, or more than one) and exit. */
-const char *cli_one_archive(int argc, char **argv);
+/* The one ARCHIVE operand that partcat, partinfo and partpatch take, in
+ * argv[first..argc), or a usage error (missing, or more than one) and
+ * exit. */
+const char *cli_one_archive(int first, int argc, char **argv);
 
 /*
  * An output file that appears under its name only when complete: written

@@ -133,7 +133,7 @@ static void parse_args(int argc, char **argv, cat_args *args)
 			cli_option_error(c, argv);
 		}
 	}
-	args->archive = cli_one_archive(argc, argv);
+	args->archive = cli_one_archive(optind, argc, argv);
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");
 		exit(EXIT_USAGE);

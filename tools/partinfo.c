@@ -3,31 +3,50 @@
 
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Print the format, check type, block count and size, sizes and ratio,\n"
-	       "the stored (patchable) ranges of an .xz, .gz or .zst archive, and the\n"
-	       "partition table of its image with what of each partition is patchable.\n"
-	       "\n"
-	       "  -b, --blocks     also print one line per block, numbered from 1 as\n"
-	       "                   xz -lvv numbers them\n"
-	       "  -j, --json       print one JSON object (see partinfo(1) for its keys)\n"
-	       "  -t, --verify     decode every block and compare every check\n"
-	       "  -d, --digest     print the SHA-256 of the uncompressed image and of\n"
-	       "                   the archive file (as sha256sum would)\n"
-	       "  -q, --quiet      no progress line\n"
-	       "  -h, --help       show this help and exit\n"
-	       "  -V, --version    show the version and exit\n"
-	       "\n"
-	       "Exit status: 0 success, 1 error (unreadable or corrupt archive),\n"
-	       "2 usage error, 4 --verify found a block whose check does not match.\n",
-	       cli_program);
-}
+typedef struct info_args {
+	bool blocks;
+	bool json;
+	bool verify;
+	bool digest;
+	bool quiet;
+} info_args;
+
+#define FIELD(name) offsetof(info_args, name)
+
+static const cli_option options[] = {
+	{ "blocks", 'b', NULL, cli_set_flag, FIELD(blocks),
+	  "also print one line per block, numbered from 1 as xz\t-lvv numbers "
+	  "them" },
+	{ "json", 'j', NULL, cli_set_flag, FIELD(json),
+	  "print one JSON object (see partinfo(1) for its keys)" },
+	{ "verify", 't', NULL, cli_set_flag, FIELD(verify),
+	  "decode every block and compare every check" },
+	{ "digest", 'd', NULL, cli_set_flag, FIELD(digest),
+	  "print the SHA-256 of the uncompressed image and of the archive file "
+	  "(as sha256sum would)" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
+	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
+	{ "version", 'V', NULL, cli_show_version, 0,
+	  "show the version and exit" },
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... ARCHIVE",
+	.about = "Print the format, check type, block count and size, sizes and "
+		"ratio, the stored (patchable) ranges of an {suffixes} archive, "
+		"and the partition table of its image with what of each "
+		"partition is patchable.",
+	.options = options,
+	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
+		"archive), 2 usage error, 4 --verify found a block whose check "
+		"does not match.",
+};
 
 /* What partinfo prints besides pp_info. */
 typedef struct report {
@@ -301,63 +320,40 @@ static int read_partitions(pp_archive *archive, report *r)
 
 int main(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		{ "blocks", no_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "verify", no_argument, NULL, 't' },
-		{ "digest", no_argument, NULL, 'd' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	cli_init(argv[0]);
-	bool json = false, verify = false, quiet = false, blocks = false;
-	bool digest = false;
-	int c;
-	while ((c = getopt_long(argc, argv, ":bjtdqhV", long_options, NULL)) != -1) {
-		switch (c) {
-		case 'b': blocks = true; break;
-		case 'j': json = true; break;
-		case 't': verify = true; break;
-		case 'd': digest = true; break;
-		case 'q': quiet = true; break;
-		case 'h': usage(); return EXIT_OK;
-		case 'V': cli_version(); return EXIT_OK;
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	report r = { .path = cli_one_archive(argc, argv), .verified = verify };
+	info_args args = { 0 };
+	int first = cli_parse(&tool, argc, argv, &args);
+	report r = { .path = cli_one_archive(first, argc, argv),
+		     .verified = args.verify };
 	pp_archive *archive;
 	pp_error err;
 	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", quiet);
+	cli_background_progress_begin(&scanning, "scanning", args.quiet);
 	int opened = pp_open(r.path, PP_OPEN_READ, &archive, &err);
 	cli_background_progress_end(&scanning);
 	if (opened)
 		return cli_open_failed(&err, r.path);
 	int status = 0;
-	if (verify) {
+	if (args.verify) {
 		cli_progress progress;
-		cli_progress_init(&progress, "verifying", quiet);
+		cli_progress_init(&progress, "verifying", args.quiet);
 		int verified = pp_verify(archive, cli_progress_update, &progress,
 					 &err);
 		cli_progress_end(&progress);
 		if (verified)
 			status = cli_fail(&err);
 	}
-	if (status == 0 && digest)
-		status = digest_archive(archive, &r, quiet);
+	if (status == 0 && args.digest)
+		status = digest_archive(archive, &r, args.quiet);
 	pp_info info = { 0 };
 	if (status == 0 && pp_get_info(archive, &info, &err))
 		status = cli_fail(&err);
 	if (status == 0)
 		status = read_partitions(archive, &r);
-	if (status == 0 && blocks &&
+	if (status == 0 && args.blocks &&
 	    pp_list_blocks(archive, &r.blocks, &r.block_count, &err))
 		status = cli_fail(&err);
-	if (status == 0 && json)
+	if (status == 0 && args.json)
 		print_json(&r, &info);
 	else if (status == 0)
 		print_text(&r, &info);

@@ -252,7 +252,7 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			cli_option_error(c, argv);
 		}
 	}
-	args->archive = cli_one_archive(argc, argv);
+	args->archive = cli_one_archive(optind, argc, argv);
 	if (args->bmap_output && !args->bmap) {
 		cli_error("--bmap-output needs --bmap (the bmap to start from)");
 		exit(EXIT_USAGE);
