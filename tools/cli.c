@@ -364,10 +364,11 @@ int cli_parse(const cli_tool *tool, int argc, char **argv, void *args)
  */
 static void print_wrapped(const char *text, int at, int indent)
 {
-	int column = at;
+	int column = at, gap = 0;
 	bool fresh = true;      /* no word on this line yet */
 	for (const char *p = text; *p;) {
 		if (*p == '\n' || *p == ' ') {
+			gap += *p == ' ';
 			if (*p++ == '\n') {
 				putchar('\n');
 				column = 0;
@@ -375,8 +376,10 @@ static void print_wrapped(const char *text, int at, int indent)
 			}
 			continue;
 		}
+		/* Two spaces after a sentence, as the text has them. */
+		gap = gap >= 2 ? 2 : 1;
 		int len = (int)strcspn(p, " \n");
-		if (!fresh && column + 1 + len > HELP_WIDTH) {
+		if (!fresh && column + gap + len > HELP_WIDTH) {
 			putchar('\n');
 			column = 0;
 			fresh = true;
@@ -384,7 +387,8 @@ static void print_wrapped(const char *text, int at, int indent)
 		if (fresh && column < indent)
 			column += printf("%*s", indent - column, "");
 		else if (!fresh)
-			column += printf(" ");
+			column += printf("%*s", gap, "");
+		gap = 0;
 		for (int i = 0; i < len; i++)
 			putchar(p[i] == '\t' ? ' ' : p[i]);
 		column += len;

@@ -1,47 +1,16 @@
-/* partcat - write the image inside an .xz or .gz archive, or a part of it. */
+/* partcat - write the image inside an .xz, .gz or .zst archive, or a part
+ * of it. */
 #include "cli.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Write the uncompressed disk image inside ARCHIVE (.xz or .gz) to\n"
-	       "standard output or to --output, or only a partition or byte range\n"
-	       "of it, decoding only the blocks that hold those bytes.  Blocks are\n"
-	       "decoded in parallel; the output is the same for any -T.\n"
-	       "\n"
-	       "  -o, --output=OUT      write OUT (a temporary file beside it, renamed\n"
-	       "                        into place when complete)\n"
-	       "  -p, --partition=SEL   only partition SEL (partN, /dev/sdaN,\n"
-	       "                        name:NAME) of the image's own partition table\n"
-	       "  -O, --output-format=FMT  raw (default), or an image format qemu-img\n"
-	       "                        writes (qcow2, vmdk, vdi, vhdx), for --output;\n"
-	       "                        zero blocks stay unallocated\n"
-	       "      --offset=N        start at image byte N (K, M, G, KiB... suffixes;\n"
-	       "                        -O N, a number, is --offset too)\n"
-	       "  -l, --length=L        write at most L bytes (default: to the end)\n"
-	       "  -T, --threads=N       decoding threads (default: one per online core)\n"
-	       "      --sparse=WHEN     holes in a regular output file: auto (where the\n"
-	       "                        archive says zeros), always (also every 4 KiB of\n"
-	       "                        decoded zeros), never\n"
-	       "  -f, --force           overwrite OUT if it exists\n"
-	       "  -q, --quiet           no progress line\n"
-	       "  -h, --help            show this help and exit\n"
-	       "  -V, --version         show the version and exit\n"
-	       "\n"
-	       "Exit status: 0 success, 1 error (unreadable or corrupt archive,\n"
-	       "partition not found), 2 usage error, 4 a block's check does not match.\n",
-	       cli_program);
-}
 
 typedef struct cat_args {
 	const char *archive;
@@ -57,83 +26,105 @@ typedef struct cat_args {
 	pp_extract_options options;
 } cat_args;
 
-static enum pp_sparse sparse_arg(const char *text)
+static void set_offset(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	cat_args *args = opaque;
+	cli_set_size(args, option, arg);
+	args->offset_given = true;
+}
+
+static void set_length(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	cat_args *args = opaque;
+	cli_set_size(args, option, arg);
+	args->length_given = true;
+}
+
+/* -O FORMAT, qemu-img's; a number is the offset -O has always been. */
+static void set_output_format(void *opaque, const cli_option *option,
+			      const char *arg)
+{
+	cat_args *args = opaque;
+	(void)option;
+	if (isdigit((unsigned char)arg[0])) {
+		args->offset = cli_size_arg("--offset", arg);
+		args->offset_given = true;
+	} else {
+		args->output_format = arg;
+	}
+}
+
+static void set_sparse(void *opaque, const cli_option *option,
+		       const char *arg)
 {
 	static const char *const names[] = {
 		[PP_SPARSE_AUTO] = "auto",
 		[PP_SPARSE_ALWAYS] = "always",
 		[PP_SPARSE_NEVER] = "never",
 	};
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(text, names[i]) == 0)
-			return (enum pp_sparse)i;
-	cli_error("--sparse: '%s' is not auto, always or never", text);
+	cat_args *args = opaque;
+	(void)option;
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		if (strcmp(arg, names[i]) == 0) {
+			args->options.sparse = (enum pp_sparse)i;
+			return;
+		}
+	}
+	cli_error("--sparse: '%s' is not auto, always or never", arg);
 	exit(EXIT_USAGE);
 }
 
-static unsigned threads_arg(const char *text)
-{
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(text, &end, 10);
-	if (errno || end == text || *end || n > 1024 || text[0] == '-') {
-		cli_error("--threads: '%s' is not a number from 0 to 1024", text);
-		exit(EXIT_USAGE);
-	}
-	return (unsigned)n;
-}
+#define FIELD(name) offsetof(cat_args, name)
+
+static const cli_option options[] = {
+	{ "output", 'o', "OUT", cli_set_text, FIELD(output),
+	  "write OUT (a temporary file beside it, renamed into place when "
+	  "complete)" },
+	{ "partition", 'p', "SEL", cli_set_text, FIELD(partition),
+	  "only partition SEL (partN, /dev/sdaN, name:NAME) of the image's own "
+	  "partition table" },
+	{ "output-format", 'O', "FMT", set_output_format, 0,
+	  "raw (default), or an image format qemu-img writes (qcow2, vmdk, "
+	  "vdi, vhdx), for --output; zero blocks stay unallocated" },
+	{ "offset", 0, "N", set_offset, FIELD(offset),
+	  "start at image byte N (K, M, G, KiB... suffixes; -O\tN, a number, "
+	  "is --offset too)" },
+	{ "length", 'l', "L", set_length, FIELD(length),
+	  "write at most L bytes (default: to the end)" },
+	{ "threads", 'T', "N", cli_set_threads, FIELD(options.threads),
+	  "decoding threads (default: one per online core)" },
+	{ "sparse", 0, "WHEN", set_sparse, 0,
+	  "holes in a regular output file: auto (where the archive says "
+	  "zeros), always (also every 4 KiB of decoded zeros), never" },
+	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
+	  "overwrite OUT if it exists" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
+	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
+	{ "version", 'V', NULL, cli_show_version, 0,
+	  "show the version and exit" },
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... ARCHIVE",
+	.about = "Write the uncompressed disk image inside ARCHIVE ({suffixes}) "
+		"to standard output or to --output, or only a partition or byte "
+		"range of it, decoding only the blocks that hold those bytes.  "
+		"Blocks are decoded in parallel; the output is the same for any "
+		"-T.",
+	.options = options,
+	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
+		"archive, partition not found), 2 usage error, 4 a block's check "
+		"does not match.",
+};
 
 static void parse_args(int argc, char **argv, cat_args *args)
 {
-	enum { OPT_SPARSE = 256, OPT_OFFSET };
-	static const struct option long_options[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "offset", required_argument, NULL, OPT_OFFSET },
-		{ "output-format", required_argument, NULL, 'O' },
-		{ "length", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "sparse", required_argument, NULL, OPT_SPARSE },
-		{ "force", no_argument, NULL, 'f' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	pp_extract_options_init(&args->options);
-	int c;
-	while ((c = getopt_long(argc, argv, ":o:p:O:l:T:fqhV", long_options,
-				NULL)) != -1) {
-		switch (c) {
-		case 'o': args->output = optarg; break;
-		case 'p': args->partition = optarg; break;
-		case 'O':
-			/* qemu-img's -O FORMAT; a number is the offset that
-			 * -O has always been. */
-			if (!isdigit((unsigned char)optarg[0])) {
-				args->output_format = optarg;
-				break;
-			}
-			/* fall through */
-		case OPT_OFFSET:
-			args->offset = cli_size_arg("--offset", optarg);
-			args->offset_given = true;
-			break;
-		case 'l':
-			args->length = cli_size_arg("--length", optarg);
-			args->length_given = true;
-			break;
-		case 'T': args->options.threads = threads_arg(optarg); break;
-		case OPT_SPARSE: args->options.sparse = sparse_arg(optarg); break;
-		case 'f': args->force = true; break;
-		case 'q': args->quiet = true; break;
-		case 'h': usage(); exit(EXIT_OK);
-		case 'V': cli_version(); exit(EXIT_OK);
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	args->archive = cli_one_archive(optind, argc, argv);
+	int first = cli_parse(&tool, argc, argv, args);
+	args->archive = cli_one_archive(first, argc, argv);
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");
 		exit(EXIT_USAGE);
