@@ -325,15 +325,15 @@ static struct option *getopt_table(const cli_tool *tool, char *shorts,
 	return longs;
 }
 
-int cli_parse(const cli_tool *tool, int argc, char **argv, void *args)
+int cli_parse(const cli_tool *tool, int *argc, char **argv, void *args)
 {
 	current_tool = tool;
 	if (tool->number)
-		argc = take_numbers(tool, argc, argv, args);
+		*argc = take_numbers(tool, *argc, argv, args);
 	char shorts[128];
 	struct option *longs = getopt_table(tool, shorts, sizeof shorts);
 	int c;
-	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+	while ((c = getopt_long(*argc, argv, shorts, longs, NULL)) != -1) {
 		if (tool->number && c >= '0' && c <= '9') {
 			tool->number(args, (const char[]){ (char)c, '\0' });
 			continue;
@@ -399,14 +399,24 @@ static void print_wrapped(const char *text, int at, int indent)
 		putchar('\n');
 }
 
+static const char *expanded(const char *text, char *out, size_t size)
+{
+	cli_expand(out, size, text);
+	return out;
+}
+
 static void print_option(const cli_option *o)
 {
 	char left[64], text[2048];
 	char letter[8] = "    ";
 	if (o->letter)
 		snprintf(letter, sizeof letter, "-%c, ", o->letter);
-	int len = snprintf(left, sizeof left, "  %s--%s%s%s", letter, o->name,
-			   o->arg ? "=" : "", o->arg ? o->arg : "");
+	/* A row without a name shows its arg as it is ("-0 ... -9"). */
+	int len = o->name ?
+		snprintf(left, sizeof left, "  %s--%s%s%s", letter, o->name,
+			 o->arg ? "=" : "", o->arg ? o->arg : "") :
+		snprintf(left, sizeof left, "  %s", expanded(o->arg, text,
+							     sizeof text));
 	fputs(left, stdout);
 	if (len >= HELP_COLUMN - 1) {
 		putchar('\n');
@@ -435,7 +445,7 @@ void cli_usage(const cli_tool *tool)
 	print_paragraphs(tool->about);
 	putchar('\n');
 	for (const cli_option *o = tool->options; is_entry(o); o++) {
-		if (o->name && o->help) {
+		if ((o->name || o->arg) && o->help) {
 			print_option(o);
 		} else if (o->help) {
 			putchar('\n');
@@ -530,6 +540,19 @@ static void append_levels(text_buffer *b)
 	}
 }
 
+/* "-0 ... -19": the lowest and highest level of any format. */
+static void append_level_span(text_buffer *b)
+{
+	int low = 0, high = 0;
+	for (size_t i = 0; pp_format_at(i); i++) {
+		int min, max, level;
+		pp_format_levels(pp_format_at(i), &min, &max, &level);
+		low = i == 0 || min < low ? min : low;
+		high = i == 0 || max > high ? max : high;
+	}
+	append(b, "-%d ... -%d", low, high);
+}
+
 /* The check kinds have IDs under 32 (the bits of a format's set). */
 static void append_checks(text_buffer *b)
 {
@@ -568,6 +591,10 @@ static bool append_answer(text_buffer *b, const char *word, size_t len)
 		append_checks(b);
 	else if (IS("default_checks"))
 		append_default_checks(b);
+	else if (IS("level_span"))
+		append_level_span(b);
+	else if (IS("default_format"))
+		append(b, "%s", pp_format_name(pp_format_at(0)));
 	else if (IS("max_threads"))
 		append(b, "%d", CLI_MAX_THREADS);
 	else

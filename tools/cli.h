@@ -72,7 +72,8 @@ typedef void (*cli_setter)(void *args, const cli_option *option,
 			   const char *arg);
 
 struct cli_option {
-	const char *name;       /* long name, without "--"; NULL: a heading */
+	const char *name;       /* long name, without "--"; NULL: a heading,
+				 * or with arg a row of --help alone */
 	char letter;            /* short name, or 0 */
 	const char *arg;        /* the argument as --help names it ("FILE"),
 				 * NULL when the option takes none */
@@ -112,17 +113,19 @@ typedef struct cli_tool {
 /*
  * Parses the options of argv by tool's table into args; exits with a
  * usage error (one line) on a bad one.  Returns the index of the first
- * operand; the operands are argv[that..argc).
+ * operand; the operands are argv[that..*argc) (the numbers taken out,
+ * *argc is the new count).
  */
-int cli_parse(const cli_tool *tool, int argc, char **argv, void *args);
+int cli_parse(const cli_tool *tool, int *argc, char **argv, void *args);
 /* Prints --help: the synopsis, the about text, the options, the footer. */
 void cli_usage(const cli_tool *tool);
 /*
  * Copies text into out (size bytes) with the words the registry answers
  * replaced: {formats} "xz, gzip or zstd", {suffixes} ".xz, .gz or .zst",
- * {levels} each format's levels and default, {checks} the check names,
- * {default_checks} each format's default check, {max_threads} the
- * --threads limit.
+ * {default_format} "xz", {levels} each format's levels and default,
+ * {level_span} "-0 ... -19" (the lowest and highest of any format),
+ * {checks} the check names, {default_checks} each format's default check,
+ * {max_threads} the --threads limit.
  */
 void cli_expand(char *out, size_t size, const char *text);
 

@@ -123,7 +123,7 @@ static const cli_tool tool = {
 static void parse_args(int argc, char **argv, cat_args *args)
 {
 	pp_extract_options_init(&args->options);
-	int first = cli_parse(&tool, argc, argv, args);
+	int first = cli_parse(&tool, &argc, argv, args);
 	args->archive = cli_one_archive(first, argc, argv);
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");

@@ -322,7 +322,7 @@ int main(int argc, char **argv)
 {
 	cli_init(argv[0]);
 	info_args args = { 0 };
-	int first = cli_parse(&tool, argc, argv, &args);
+	int first = cli_parse(&tool, &argc, argv, &args);
 	report r = { .path = cli_one_archive(first, argc, argv),
 		     .verified = args.verify };
 	pp_archive *archive;

@@ -4,74 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... [INPUT]\n"
-	       "Compress the disk image INPUT into a standard .xz, .gz or .zst file\n"
-	       "whose chosen ranges stay uncompressed, so partpatch can overwrite them\n"
-	       "in place.  Writes INPUT.xz (or INPUT.gz, INPUT.zst); INPUT is always\n"
-	       "kept.  Without INPUT, or when INPUT is -, reads standard input.\n"
-	       "INPUT may be any image qemu reads (qcow2, vmdk, vhdx, vdi ...): its\n"
-	       "guest disk is packed, and NAME.qcow2 writes NAME.img.xz.\n"
-	       "\n"
-	       "  -o, --output=FILE      write FILE instead of INPUT.xz; its suffix must\n"
-	       "                         agree with the format (.xz, .gz, .zst)\n"
-	       "  -c, --stdout           write to standard output\n"
-	       "  -F, --format=FORMAT    xz, gzip or zstd (default: from the output name,\n"
-	       "                         else xz)\n"
-	       "  -K, --keep-raw=SEL     store SEL uncompressed; repeatable.  SEL is\n"
-	       "                         START:END or START+LENGTH (bytes), partN,\n"
-	       "                         /dev/sdaN, name:GPT-NAME (from the partition\n"
-	       "                         table), label:LABEL, uuid:UUID (the partition\n"
-	       "                         libblkid finds them in), /MOUNTPOINT (from the\n"
-	       "                         guest's fstab: read in process from an ext\n"
-	       "                         root, else by libguestfs, started only then)\n"
-	       "  -k, --keep             keep INPUT (as xz -k; always the case)\n"
-	       "      --input-format=FMT read INPUT as FMT (raw, qcow2, vmdk, vhdx, vdi\n"
-	       "                         or another qemu format) instead of asking\n"
-	       "                         qemu-img info\n"
-	       "  -B, --block-size=SIZE  uncompressed block size, 4KiB to 1GiB (default\n"
-	       "                         16MiB): smaller blocks cost more headers and\n"
-	       "                         index records than they hold; larger ones more\n"
-	       "                         memory per thread and per patch\n"
-	       "  -0 ... -9              compression level (default 6); zstd: -1 ... -19\n"
-	       "                         (default 3)\n"
-	       "  -e, --extreme          slower xz compression for a little less size\n"
-	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256;\n"
-	       "                         zstd frame checksum: xxh64 (default), none\n"
-	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
-	       "      --reuse=BASE       copy each block that is unchanged from BASE, an\n"
-	       "                         archive packed earlier with the same options\n"
-	       "      --reuse-strict     fail (status 6) if BASE cannot be trusted,\n"
-	       "                         instead of encoding those blocks\n"
-	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
-	       "                         partition and what they cost; write nothing\n"
-	       "      --bmap=FILE        also write a bmap file of the image (bmap-tools'\n"
-	       "                         format 2.0: its mapped blocks, a SHA-256 per\n"
-	       "                         range) for bmaptool copy\n"
-	       "  -f, --force            overwrite an existing output file\n"
-	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
-	       "                         sizes, ratio, speed and time (with --reuse,\n"
-	       "                         also the blocks reused and encoded)\n"
-	       "  -q, --quiet            no progress line, no warnings\n"
-	       "  -h, --help             show this help and exit\n"
-	       "  -V, --version          show the version and exit\n"
-	       "\n"
-	       "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, MiB, GiB,\n"
-	       "TiB) are powers of 1024, kB, MB, GB, TB powers of 1000, as in dd.\n"
-	       "Exit status: 0 success, 1 error, 2 usage error, 6 --reuse-strict\n"
-	       "refused BASE.  The output is the same bytes for every thread count,\n"
-	       "with or without --reuse.\n",
-	       cli_program);
-}
 
 typedef struct pack_args {
 	const char *input;
@@ -80,6 +19,7 @@ typedef struct pack_args {
 	bool force;
 	bool verbose;
 	bool quiet;
+	bool keep;              /* -k: the input is kept anyway */
 	bool format_given;
 	bool dry_run;
 	bool level_given;
@@ -109,182 +49,167 @@ static void settle_format(pack_args *args)
 
 /* -C NAME: the library names the check kinds (IDs under 32, the bits of
  * a format's set of checks); which of them a format takes, pp_pack says. */
-static enum pp_check parse_check(const char *text)
+static void set_check(void *opaque, const cli_option *option, const char *arg)
 {
-	char known[200] = "";
-	size_t used = 0;
+	pack_args *args = opaque;
+	(void)option;
 	for (int id = 0; id < 32; id++) {
-		const char *name = pp_check_name((enum pp_check)id);
-		if (strcmp(name, "unknown") == 0)
-			continue;
-		if (strcmp(name, text) == 0)
-			return (enum pp_check)id;
-		if (used < sizeof known)
-			used += (size_t)snprintf(known + used, sizeof known - used,
-						 "%s%s", used ? ", " : "", name);
+		if (strcmp(pp_check_name((enum pp_check)id), arg) == 0 &&
+		    strcmp(arg, "unknown") != 0) {
+			args->options.check = (enum pp_check)id;
+			args->check_given = true;
+			return;
+		}
 	}
-	cli_error("--check: unknown check '%s' (%s)", text, known);
+	char known[200];
+	cli_expand(known, sizeof known, "{checks}");
+	cli_error("--check: unknown check '%s' (%s)", arg, known);
 	exit(EXIT_USAGE);
 }
 
-/* Whether an option word leaves its argument to the next word: -o FILE,
- * -vK SEL, --output FILE (not -oFILE, --output=FILE). */
-static bool takes_next_word(const char *w)
+static void set_format(void *opaque, const cli_option *option,
+		       const char *arg)
 {
-	static const char *const with_argument[] = {
-		"--output", "--format", "--keep-raw", "--block-size", "--check",
-		"--threads", "--input-format",
-	};
-	if (w[0] != '-' || w[1] == 0)
-		return false;
-	if (w[1] == '-') {
-		for (size_t i = 0; i < sizeof with_argument /
-		     sizeof *with_argument; i++)
-			if (strcmp(w, with_argument[i]) == 0)
-				return true;
-		return false;
-	}
-	for (const char *c = w + 1; *c; c++)
-		if (strchr("oFKBCT", *c))
-			return c[1] == 0;
-	return false;
+	pack_args *args = opaque;
+	(void)option;
+	args->options.format = cli_format_arg("--format", arg);
+	args->format_given = true;
 }
 
-/*
- * Takes compression levels given as words of digits (-3, -19) out of argv
- * before getopt, which would read -19 as -1 -9.  Stops at "--".  Digits
- * combined with letters (-9e) are left to getopt, one digit each.
- */
-static int take_levels(int argc, char **argv, pack_args *args)
+static void add_selector(void *opaque, const cli_option *option,
+			 const char *arg)
 {
-	int kept = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *w = argv[i];
-		if (w[0] == '-' && w[1] &&
-		    strspn(w + 1, "0123456789") == strlen(w + 1)) {
-			args->options.level = atoi(w + 1);
-			args->level_given = true;
-			continue;
-		}
-		argv[kept++] = argv[i];
-		if (strcmp(w, "--") == 0) {
-			while (++i < argc)
-				argv[kept++] = argv[i];
-			break;
-		}
-		if (takes_next_word(w) && i + 1 < argc)
-			argv[kept++] = argv[++i];
-	}
-	argv[kept] = NULL;
-	return kept;
-}
-
-static unsigned parse_threads(const char *text)
-{
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(text, &end, 10);
-	if (!*text || *end || errno || n > 4096 || text[0] == '-') {
-		cli_error("--threads: '%s' is not a number from 0 to 4096", text);
-		exit(EXIT_USAGE);
-	}
-	return (unsigned)n;
-}
-
-static uint64_t block_size_arg(const char *text)
-{
-	uint64_t size = cli_size_arg("--block-size", text);
-	if (size < PP_MIN_BLOCK_SIZE || size > PP_MAX_BLOCK_SIZE) {
-		cli_error("--block-size: %s is not between 4KiB and 1GiB "
-			  "(smaller blocks cost more than they hold, larger "
-			  "ones too much memory)", text);
-		exit(EXIT_USAGE);
-	}
-	return size;
-}
-
-/* Long options without a short one. */
-enum { OPT_REUSE = 256, OPT_REUSE_STRICT, OPT_INPUT_FORMAT };
-
-static void parse_args(int argc, char **argv, pack_args *args)
-{
-	static const struct option long_options[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "stdout", no_argument, NULL, 'c' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "keep-raw", required_argument, NULL, 'K' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "block-size", required_argument, NULL, 'B' },
-		{ "extreme", no_argument, NULL, 'e' },
-		{ "check", required_argument, NULL, 'C' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "bmap", required_argument, NULL, 'M' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "reuse", required_argument, NULL, OPT_REUSE },
-		{ "reuse-strict", no_argument, NULL, OPT_REUSE_STRICT },
-		{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
-		{ NULL, 0, NULL, 0 },
-	};
-	pp_pack_options_init(&args->options);
-	argc = take_levels(argc, argv, args);
-	args->selectors = calloc((size_t)argc, sizeof *args->selectors);
-	if (!args->selectors) {
+	pack_args *args = opaque;
+	(void)option;
+	const char **grown = realloc(args->selectors, (args->selector_count + 1) *
+				     sizeof *grown);
+	if (!grown) {
 		cli_error("out of memory");
 		exit(EXIT_ERROR);
 	}
-	int c;
-	while ((c = getopt_long(argc, argv, ":o:cF:K:kB:eC:T:nfvqhV0123456789",
-				long_options, NULL)) != -1) {
-		switch (c) {
-		case 'o': args->output = optarg; break;
-		case 'c': args->to_stdout = true; break;
-		case 'F':
-			args->format_given = true;
-			args->options.format = cli_format_arg("--format", optarg);
-			break;
-		case 'K': args->selectors[args->selector_count++] = optarg; break;
-		case 'k': break;  /* the input is never removed */
-		case 'B':
-			args->options.block_size = block_size_arg(optarg);
-			break;
-		case 'n': args->dry_run = true; break;
-		case 'e': args->options.extreme = true; break;
-		case 'C':
-			args->check_given = true;
-			args->options.check = parse_check(optarg);
-			break;
-		case 'T': args->options.threads = parse_threads(optarg); break;
-		case 'M': args->options.bmap_path = optarg; break;
-		case 'f': args->force = true; break;
-		case 'v': args->verbose = true; break;
-		case 'q': args->quiet = true; break;
-		case 'h': usage(); exit(EXIT_OK);
-		case 'V': cli_version(); exit(EXIT_OK);
-		case OPT_REUSE: args->options.reuse_path = optarg; break;
-		case OPT_REUSE_STRICT:
-			args->options.reuse_flags |= PP_REUSE_STRICT;
-			break;
-		case OPT_INPUT_FORMAT: args->input_format = optarg; break;
-		case '0': case '1': case '2': case '3': case '4':
-		case '5': case '6': case '7': case '8': case '9':
-			args->level_given = true;
-			args->options.level = c - '0';
-			break;
-		default:
-			cli_option_error(c, argv);
-		}
+	args->selectors = grown;
+	args->selectors[args->selector_count++] = arg;
+}
+
+static void set_block_size(void *opaque, const cli_option *option,
+			   const char *arg)
+{
+	pack_args *args = opaque;
+	uint64_t size = cli_size_arg("--block-size", arg);
+	(void)option;
+	if (size < PP_MIN_BLOCK_SIZE || size > PP_MAX_BLOCK_SIZE) {
+		cli_error("--block-size: %s is not between 4KiB and 1GiB "
+			  "(smaller blocks cost more than they hold, larger "
+			  "ones too much memory)", arg);
+		exit(EXIT_USAGE);
 	}
-	if (optind + 1 < argc) {
+	args->options.block_size = size;
+}
+
+static void set_reuse_strict(void *opaque, const cli_option *option,
+			     const char *arg)
+{
+	pack_args *args = opaque;
+	(void)option, (void)arg;
+	args->options.reuse_flags |= PP_REUSE_STRICT;
+}
+
+/* -6, -19: the level (its range is the format's, pp_pack checks it). */
+static void set_level(void *opaque, const char *digits)
+{
+	pack_args *args = opaque;
+	args->options.level = atoi(digits);
+	args->level_given = true;
+}
+
+#define FIELD(name) offsetof(pack_args, name)
+
+static const cli_option option_table[] = {
+	{ "output", 'o', "FILE", cli_set_text, FIELD(output),
+	  "write FILE instead of INPUT.xz; its suffix must agree with the "
+	  "format ({suffixes})" },
+	{ "stdout", 'c', NULL, cli_set_flag, FIELD(to_stdout),
+	  "write to standard output" },
+	{ "format", 'F', "FORMAT", set_format, 0,
+	  "{formats} (default: from the output name, else {default_format})" },
+	{ "keep-raw", 'K', "SEL", add_selector, 0,
+	  "store SEL uncompressed; repeatable.  SEL is START:END or "
+	  "START+LENGTH (bytes), partN, /dev/sdaN, name:GPT-NAME (from the "
+	  "partition table), label:LABEL, uuid:UUID (the partition libblkid "
+	  "finds them in), /MOUNTPOINT (from the guest's fstab: read in "
+	  "process from an ext root, else by libguestfs, started only then)" },
+	{ "keep", 'k', NULL, cli_set_flag, FIELD(keep),
+	  "keep INPUT (as xz\t-k; always the case)" },
+	{ "input-format", 0, "FMT", cli_set_text, FIELD(input_format),
+	  "read INPUT as FMT (raw, qcow2, vmdk, vhdx, vdi or another qemu "
+	  "format) instead of asking qemu-img info" },
+	{ "block-size", 'B', "SIZE", set_block_size, 0,
+	  "uncompressed block size, 4KiB to 1GiB (default 16MiB): smaller "
+	  "blocks cost more headers and index records than they hold; larger "
+	  "ones more memory per thread and per patch" },
+	{ NULL, 0, "{level_span}", NULL, 0, "compression level: {levels}" },
+	{ "extreme", 'e', NULL, cli_set_flag, FIELD(options.extreme),
+	  "slower xz compression for a little less size" },
+	{ "check", 'C', "CHECK", set_check, 0,
+	  "the check of each block: {checks}, as the format allows (default: "
+	  "{default_checks})" },
+	{ "threads", 'T', "N", cli_set_threads, FIELD(options.threads),
+	  "worker threads, at most {max_threads}; 0 means one per core "
+	  "(default)" },
+	{ "reuse", 0, "BASE", cli_set_text, FIELD(options.reuse_path),
+	  "copy each block that is unchanged from BASE, an archive packed "
+	  "earlier with the same options" },
+	{ "reuse-strict", 0, NULL, set_reuse_strict, 0,
+	  "fail (status 6) if BASE cannot be trusted, instead of encoding "
+	  "those blocks" },
+	{ "dry-run", 'n', NULL, cli_set_flag, FIELD(dry_run),
+	  "resolve the selectors, print the kept ranges by partition and what "
+	  "they cost; write nothing" },
+	{ "bmap", 0, "FILE", cli_set_text, FIELD(options.bmap_path),
+	  "also write a bmap file of the image (bmap-tools' format 2.0: its "
+	  "mapped blocks, a SHA-256 per range) for bmaptool copy" },
+	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
+	  "overwrite an existing output file" },
+	{ "verbose", 'v', NULL, cli_set_flag, FIELD(verbose),
+	  "print the resolved ranges and, at the end, the sizes, ratio, speed "
+	  "and time (with --reuse, also the blocks reused and encoded)" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet),
+	  "no progress line, no warnings" },
+	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
+	{ "version", 'V', NULL, cli_show_version, 0,
+	  "show the version and exit" },
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... [INPUT]",
+	.about = "Compress the disk image INPUT into a standard {suffixes} file "
+		"whose chosen ranges stay uncompressed, so partpatch can "
+		"overwrite them in place.  Writes INPUT with the format's suffix "
+		"added (INPUT.xz); INPUT is always kept.  Without INPUT, or when "
+		"INPUT is -, reads standard input.  INPUT may be any image qemu "
+		"reads (qcow2, vmdk, vhdx, vdi ...): its guest disk is packed, "
+		"and NAME.qcow2 writes NAME.img.xz.",
+	.options = option_table,
+	.footer = "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, "
+		"MiB, GiB, TiB) are powers of 1024, kB, MB, GB, TB powers of "
+		"1000, as in dd.\n"
+		"Exit status: 0 success, 1 error, 2 usage error, 6 "
+		"--reuse-strict refused BASE.  The output is the same bytes for "
+		"every thread count, with or without --reuse.",
+	.number = set_level,
+};
+
+static void parse_args(int argc, char **argv, pack_args *args)
+{
+	pp_pack_options_init(&args->options);
+	int first = cli_parse(&tool, &argc, argv, args);
+	if (first + 1 < argc) {
 		cli_error("too many arguments: only one INPUT");
 		exit(EXIT_USAGE);
 	}
-	if (optind < argc && strcmp(argv[optind], "-") != 0)
-		args->input = argv[optind];
+	if (first < argc && strcmp(argv[first], "-") != 0)
+		args->input = argv[first];
 	if (args->to_stdout && args->output) {
 		cli_error("--stdout and --output exclude each other");
 		exit(EXIT_USAGE);

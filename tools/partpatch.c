@@ -291,7 +291,7 @@ static void check_args(patch_args *args)
 
 static void parse_args(int argc, char **argv, patch_args *args)
 {
-	int first = cli_parse(&tool, argc, argv, args);
+	int first = cli_parse(&tool, &argc, argv, args);
 	args->archive = cli_one_archive(first, argc, argv);
 	check_args(args);
 }
