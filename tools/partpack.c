@@ -529,8 +529,8 @@ static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 /*
  * An image that is already compressed is someone's mistake (partpack of a
  * .xz): it packs, but nothing in it is patchable.  The library knows the
- * signatures of its own formats; these are the other compressors people
- * feed it by accident.
+ * signatures of its own formats (xz, gzip and zstd: pp_format_of_head);
+ * these are the other compressors people feed it by accident.
  */
 static void warn_if_compressed(int in_fd, const char *name)
 {
@@ -539,7 +539,6 @@ static void warn_if_compressed(int in_fd, const char *name)
 		size_t len;
 		unsigned char magic[6];
 	} compressed[] = {
-		{ "zstd", 4, { 0x28, 0xb5, 0x2f, 0xfd } },
 		{ "bzip2", 3, { 'B', 'Z', 'h' } },
 	};
 	unsigned char head[6];
