@@ -155,6 +155,34 @@ PP_API int pp_resolve_selectors(const char *image_path, int image_fd,
 				const char *const *selectors, size_t count,
 				pp_range **ranges, pp_error *err);
 
+/*
+ * What a selector names, and so what resolves it: the one rule
+ * pp_resolve_selectors, pp_locate_partition and the tools follow.
+ *   PP_SELECTOR_BYTES       START:END, START+LENGTH (a malformed end is
+ *                           still this kind, and refused when resolved)
+ *   PP_SELECTOR_TABLE       partN, /dev/sdaN (also vda, hda), name:NAME:
+ *                           an entry of the partition table
+ *   PP_SELECTOR_LABEL       label:L, uuid:U: the partition whose
+ *                           filesystem has it, found by probing the
+ *                           partitions (libblkid), else by libguestfs
+ *   PP_SELECTOR_MOUNTPOINT  /PATH outside /dev: the partition the guest's
+ *                           fstab mounts there, read from an ext root,
+ *                           else by libguestfs
+ *   PP_SELECTOR_DEVICE      any other /dev/ path (/dev/sdb1,
+ *                           /dev/mapper/...): libguestfs alone
+ *   PP_SELECTOR_INVALID     none of these
+ * Thread-safe.
+ */
+enum pp_selector_kind {
+	PP_SELECTOR_INVALID = 0,
+	PP_SELECTOR_BYTES = 1,
+	PP_SELECTOR_TABLE = 2,
+	PP_SELECTOR_LABEL = 3,
+	PP_SELECTOR_MOUNTPOINT = 4,
+	PP_SELECTOR_DEVICE = 5,
+};
+PP_API enum pp_selector_kind pp_classify_selector(const char *selector);
+
 /* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE.
  * Thread-safe. */
 PP_API int pp_parse_size(const char *text, uint64_t *bytes);
