@@ -91,7 +91,7 @@ static int read_stored_block(pp_archive *archive, size_t block, uint8_t *buf,
 	if (memcmp(want, have, kind->size) != 0)
 		return pp_fail(err, PP_ERR_CHECK, "%s: block %zu (uncompressed "
 			       "offset %llu): its %s check does not match its "
-			       "stored data", archive->path, block,
+			       "stored data", archive->path, block + 1,
 			       (unsigned long long)b->uoffset, kind->name);
 	return 0;
 }
@@ -188,7 +188,7 @@ int pp_decode_blocks(pp_archive *archive, size_t first, size_t end,
 		if (!told)
 			pp_notice("%s: block %zu holds %llu bytes and no index "
 				  "inside it: cannot seek in it, decoding it as "
-				  "a stream", archive->path, big,
+				  "a stream", archive->path, big + 1,
 				  (unsigned long long)b->usize);
 		told = true;
 		stream_sink s = { .sink = sink, .opaque = opaque,

@@ -282,7 +282,7 @@ static int zst_write_trailer(const pp_pack_options *options,
 		    records[i].fsize > UINT32_MAX)
 			return pp_fail(err, PP_ERR_USAGE, "%s: frame %zu is "
 				       "too large for the zstd seek table",
-				       name, i);
+				       name, i + 1);
 	uint8_t *table = malloc((size_t)body + ZST_SKIPPABLE_HEADER);
 	if (!table)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
@@ -662,7 +662,7 @@ static int agree_up_to(pp_archive *archive, size_t which, bool *sure,
 		else if (ret == 0 && frame.content_size != b->usize)
 			ret = pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu holds %"
 				      PRIu64 " bytes, but the seek table says %"
-				      PRIu64, archive->path, agreed,
+				      PRIu64, archive->path, agreed + 1,
 				      frame.content_size, b->usize);
 		if (ret || !*sure)
 			break;
@@ -701,7 +701,7 @@ static int zst_stored_extents(pp_archive *archive, size_t which,
 			 &tail, &tail_len, err);
 	if (ret == 0 && (frame_end != end || tail_len > block->usize))
 		ret = pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu does not "
-			      "match the block table", archive->path, which);
+			      "match the block table", archive->path, which + 1);
 	uint64_t base = block->uoffset + block->usize - tail_len;
 	for (size_t i = 0; ret == 0 && i < tail.count; i++)
 		ret = pp_extent_append(list, base + tail.items[i].uoffset,
@@ -728,7 +728,7 @@ static int decode_error(const zst_decoder *d, size_t ret, pp_error *err)
 {
 	bool check = ZSTD_getErrorCode(ret) == ZSTD_error_checksum_wrong;
 	return pp_fail(err, check ? PP_ERR_CHECK : PP_ERR_FORMAT,
-		       "%s: frame %zu: %s", d->archive->path, d->which,
+		       "%s: frame %zu: %s", d->archive->path, d->which + 1,
 		       check ? "content checksum mismatch" :
 		       ZSTD_getErrorName(ret));
 }
@@ -745,14 +745,14 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 			if (d->read == b->fsize)
 				return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu "
 					       "ends early", d->archive->path,
-					       d->which);
+					       d->which + 1);
 			size_t len = (size_t)PP_MIN((uint64_t)ZST_IO_SIZE,
 						    b->fsize - d->read);
 			if (pp_archive_read(d->archive, d->in, len,
 					    b->foffset + d->read))
 				return pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
 						     "read frame %zu",
-						     d->archive->path, d->which);
+						     d->archive->path, d->which + 1);
 			d->read += len;
 			in = (ZSTD_inBuffer){ d->in, len, 0 };
 		}
@@ -763,7 +763,7 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 		if (out.pos > b->usize - d->decoded)
 			return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu decodes "
 				       "to more than %" PRIu64 " bytes",
-				       d->archive->path, d->which, b->usize);
+				       d->archive->path, d->which + 1, b->usize);
 		if (d->hash.state)
 			d->hash.kind->update(d->hash.state, d->out, out.pos);
 		size_t feed = (size_t)PP_MIN((uint64_t)out.pos,
@@ -779,7 +779,7 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 		return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu decodes to %"
 			       PRIu64 " bytes in %" PRIu64 " of %" PRIu64
 			       ", not as the block table says",
-			       d->archive->path, d->which, d->decoded,
+			       d->archive->path, d->which + 1, d->decoded,
 			       d->read - (in.size - in.pos), b->fsize);
 	return 0;
 }
@@ -799,7 +799,7 @@ static int compare_table_checksum(const zst_decoder *d, pp_error *err)
 		return pp_fail(err, PP_ERR_CHECK, "%s: frame %zu: the seek "
 			       "table's checksum %08" PRIx32 " does not match "
 			       "the data (%08" PRIx32 ")", d->archive->path,
-			       d->which, pp_get_le32(stored),
+			       d->which + 1, pp_get_le32(stored),
 			       pp_get_le32(computed));
 	return 0;
 }

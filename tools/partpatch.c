@@ -539,7 +539,8 @@ static void report(const patch_args *args, const pp_patch_report *done)
 		args->dry_run ? "would write" : "wrote",
 		(unsigned long long)done->data_bytes, where,
 		(unsigned long long)done->blocks_touched,
-		(unsigned long long)done->first_block,
+		/* The report's index, numbered from 1 as xz -lvv does. */
+		(unsigned long long)done->first_block + 1,
 		(unsigned long long)done->undo_bytes);
 }
 

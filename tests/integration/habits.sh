@@ -1,0 +1,41 @@
+# habits.sh - what users of xz, gzip and zstd expect of the tools, and the
+# surprises a new user met (one case each): streams, operands, suffixes,
+# levels, holes, block numbers, refusals that say the way out.
+
+require_cmd partpack partpatch partinfo partcat sfdisk xz gzip zstd python3 script
+
+# A 16 MiB GPT disk with partition 1 (1 MiB..5 MiB, "boot") full of text
+# and partition 2 (5 MiB..11 MiB, "root") mostly empty.
+truncate -s 16M disk.img
+printf 'label: gpt\nstart=2048, size=8192, name=boot\nstart=10240, size=12288, name=root\n' |
+	sfdisk -q disk.img || bail "sfdisk"
+P1=1048576 S1=4194304 P2=5242880
+head -c 3M /dev/urandom | base64 -w 76 | head -c $S1 |
+	dd of=disk.img bs=1M seek=1 conv=notrunc status=none
+partpack -q -1 -B 1MiB -K part1 -o disk.xz disk.img || bail "partpack disk.img"
+
+# ---- one block numbering: xz -lvv's, from 1 ----------------------------------
+# Block 2 is the first of partition 1 (1 MiB blocks); every tool names it so.
+check_eq "partinfo --blocks: block 2 starts at image byte $P1" "2 $P1" \
+	"$(partinfo --blocks disk.xz | sed -n '/^Block table:/,$p' |
+		awk -v p=$P1 '$3 == p { print $1, $3 }')"
+head -c 100 /dev/urandom >patch.bin
+cp disk.xz num.xz
+check "partpatch -v names the block it touched" bash -c \
+	"partpatch -v num.xz --offset $P1 --input patch.bin 2>&1 | grep -q 'from block 2;'"
+cp disk.xz bad.xz
+stored=$(partinfo --json --blocks bad.xz | python3 -c '
+import json, sys
+b = [b for b in json.load(sys.stdin)["block_list"] if b["number"] == 2][0]
+print(b["compressed_offset"] + 4096)')
+flip_byte bad.xz "$stored"
+check_fails "partinfo --verify of a flipped byte in block 2: status 4" 4 partinfo --verify bad.xz
+case $CHECK_STDERR in
+*"block 2 "*) ok "... it names block 2" ;;
+*) not_ok "... it names block 2" "$CHECK_STDERR" ;;
+esac
+check_fails "partcat of it: status 4" 4 partcat -o bad.img bad.xz
+case $CHECK_STDERR in
+*"block 2 "*) ok "... it names block 2 too" ;;
+*) not_ok "... it names block 2 too" "$CHECK_STDERR" ;;
+esac
