@@ -39,3 +39,12 @@ case $CHECK_STDERR in
 *"block 2 "*) ok "... it names block 2 too" ;;
 *) not_ok "... it names block 2 too" "$CHECK_STDERR" ;;
 esac
+
+# ---- an empty image packs and shows like any other ----------------------------
+: >empty.img
+for format in xz gzip zstd; do
+	check "partpack -F $format of a 0-byte image" partpack -q -F $format -o empty.$format empty.img
+	check_eq "... partinfo shows it: no partitions, 0 bytes" "0 []" \
+		"$(partinfo --json empty.$format | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["uncompressed_size"], d["partitions"])')"
+	check "... partinfo in text too" bash -c "partinfo empty.$format | grep -q '^Partitions: *none$'"
+done
