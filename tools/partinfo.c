@@ -81,24 +81,46 @@ static size_t utf8_length(const unsigned char *p)
 	return len;
 }
 
-/* A JSON string.  File names are bytes, JSON is UTF-8: a byte that is not
- * part of a UTF-8 sequence becomes U+FFFD, so the output stays valid. */
-static void print_json_string(const char *text)
+/*
+ * Strings from the file name or the image (a GPT name) are bytes; output is
+ * UTF-8.  A control character becomes \u00XX and a backslash \\, so no
+ * byte of an image can move the terminal's cursor or fake a line; a byte
+ * that is not part of a UTF-8 sequence becomes U+FFFD, so the output stays
+ * valid.  In JSON a quote is escaped too, and U+FFFD written \ufffd.
+ * Returns a malloc'd string, NULL when out of memory.
+ */
+static char *escaped(const char *text, bool json)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)text; *p;) {
+	/* At most 6 bytes for each byte of text. */
+	size_t size = 6 * strlen(text) + 1, used = 0;
+	char *out = malloc(size);
+	for (const unsigned char *p = (const unsigned char *)text; out && *p;) {
 		size_t len = utf8_length(p);
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
+		if (*p == '\\' || (json && *p == '"'))
+			used += (size_t)snprintf(out + used, size - used, "\\%c",
+						 *p);
 		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
+			used += (size_t)snprintf(out + used, size - used,
+						 "\\u%04x", *p);
 		else if (len == 0)
-			fputs("\\ufffd", stdout);
+			used += (size_t)snprintf(out + used, size - used, "%s",
+						 json ? "\\ufffd" : "\xef\xbf\xbd");
 		else
-			fwrite(p, 1, len, stdout);
+			used += (size_t)snprintf(out + used, size - used, "%.*s",
+						 (int)len, (const char *)p);
 		p += len ? len : 1;
 	}
-	putchar('"');
+	if (out)
+		out[used] = '\0';
+	return out;
+}
+
+/* A JSON string. */
+static void print_json_string(const char *text)
+{
+	char *safe = escaped(text, true);
+	printf("\"%s\"", safe ? safe : "");
+	free(safe);
 }
 
 static const char *check_name(const pp_info *info)
@@ -165,7 +187,7 @@ static void print_json(const report *r, const pp_info *info)
 static void put_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void put_line(const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list args;
 	va_start(args, fmt);
 	vsnprintf(line, sizeof line, fmt, args);
@@ -248,10 +270,12 @@ static void print_text(const report *r, const pp_info *info)
 		const pp_partition_info *p = &r->parts[i];
 		char unit[32];
 		cli_format_size(unit, sizeof unit, p->length);
+		char *name = escaped(p->name, false);
 		put_line("  %6u %12llu %12llu %10s  %-9s %s", p->number,
 			 (unsigned long long)p->offset,
 			 (unsigned long long)p->length, unit,
-			 r->patchable[i] ? "yes" : "no", p->name);
+			 r->patchable[i] ? "yes" : "no", name ? name : "");
+		free(name);
 	}
 	if (r->blocks)
 		print_blocks(r);

@@ -48,3 +48,13 @@ for format in xz gzip zstd; do
 		"$(partinfo --json empty.$format | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["uncompressed_size"], d["partitions"])')"
 	check "... partinfo in text too" bash -c "partinfo empty.$format | grep -q '^Partitions: *none$'"
 done
+
+# ---- a GPT name from the image cannot drive the terminal ----------------------
+truncate -s 4M esc.img
+printf 'label: gpt\nstart=2048, size=2048, name="a\033[31mb\001c"\n' | sfdisk -q esc.img ||
+	bail "sfdisk esc.img"
+partpack -q -o esc.xz esc.img || bail "partpack esc.img"
+check_eq "partinfo escapes control characters of a GPT name, as --json does" \
+	'a\u001b[31mb\u0001c' "$(partinfo esc.xz | awk '$1 == 1 { print $NF }')"
+check_eq "... --json still gives the name itself" "$(printf 'a\033[31mb\001c')" \
+	"$(partinfo --json esc.xz | python3 -c 'import json, sys; print(json.load(sys.stdin)["partitions"][0]["name"])')"
