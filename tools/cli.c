@@ -128,7 +128,16 @@ int cli_check_output(const char *path, enum pp_format format, bool force)
 			  pp_format_name(format), pp_format_suffix(format));
 		return EXIT_USAGE;
 	}
+	return cli_check_output_path(path, force);
+}
+
+int cli_check_output_path(const char *path, bool force)
+{
 	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error("%s: is a directory (name the file to write)", path);
+		return EXIT_USAGE;
+	}
 	if (!force && lstat(path, &st) == 0) {
 		cli_error("%s: already exists (use --force to overwrite)", path);
 		return EXIT_ERROR;

@@ -53,6 +53,9 @@ enum pp_format cli_format_arg(const char *option, const char *name);
  * error and returns the exit status, or returns 0.
  */
 int cli_check_output(const char *path, enum pp_format format, bool force);
+/* The same without a format: a directory is refused (EXIT_USAGE), an
+ * existing file without force (EXIT_ERROR). */
+int cli_check_output_path(const char *path, bool force);
 void cli_version(void);
 
 /* ---- option tables ---------------------------------------------------- */

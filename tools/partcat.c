@@ -170,7 +170,6 @@ static int extract(pp_archive *archive, cat_args *args, int fd,
 /* Checks OUT before any work: no clobbering without --force. */
 static int check_output(const cat_args *args)
 {
-	struct stat st;
 	if (!args->output) {
 		if (isatty(STDOUT_FILENO)) {
 			cli_error("image data not written to a terminal "
@@ -179,18 +178,7 @@ static int check_output(const cat_args *args)
 		}
 		return 0;
 	}
-	if (lstat(args->output, &st) != 0)
-		return 0;
-	if (!args->force) {
-		cli_error("%s: already exists (use --force to overwrite)",
-			  args->output);
-		return EXIT_ERROR;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory", args->output);
-		return EXIT_ERROR;
-	}
-	return 0;
+	return cli_check_output_path(args->output, args->force);
 }
 
 /* OUT is a device or a pipe (with --force): written in place, since

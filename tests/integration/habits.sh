@@ -58,3 +58,17 @@ check_eq "partinfo escapes control characters of a GPT name, as --json does" \
 	'a\u001b[31mb\u0001c' "$(partinfo esc.xz | awk '$1 == 1 { print $NF }')"
 check_eq "... --json still gives the name itself" "$(printf 'a\033[31mb\001c')" \
 	"$(partinfo --json esc.xz | python3 -c 'import json, sys; print(json.load(sys.stdin)["partitions"][0]["name"])')"
+
+# ---- -o DIRECTORY is a usage error that says so --------------------------------
+mkdir -p outdir
+for force in "" -f; do
+	check_fails "partcat $force -o DIRECTORY: status 2" 2 partcat $force -o outdir disk.xz
+	case $CHECK_STDERR in
+	*"outdir: is a directory"*) ok "... it says it is a directory" ;;
+	*) not_ok "... it says it is a directory" "$CHECK_STDERR" ;;
+	esac
+	check_fails "partpack $force -o DIRECTORY: status 2" 2 partpack -q $force -o outdir disk.img
+	check_fails "partpatch --output DIRECTORY $force: status 2" 2 \
+		partpatch disk.xz $force --output outdir --offset $P1 --input patch.bin
+done
+check "... and the directory is left empty" test -z "$(ls -A outdir)"

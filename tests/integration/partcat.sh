@@ -111,7 +111,7 @@ check "-f -o FIFO writes into the pipe, no temporary file" partcat -f img.xz -o 
 wait $! && ok "... and the reader gets the image" || not_ok "... and the reader gets the image" "$(cat fifo.cmp)"
 check "-f -o /dev/null" partcat -f img.xz -o /dev/null
 check "... leaves /dev/null a character device" test -c /dev/null
-check_fails "-o a directory: status 1" 1 partcat -f img.xz -o .
+check_fails "-o a directory: status 2, a usage error" 2 partcat -f img.xz -o .
 rm -f fifo fifo.cmp
 check_fails "--partition with --offset: status 2" 2 partcat -p part1 -O 0 img.xz
 check_fails "--sparse=sometimes: status 2" 2 partcat --sparse=sometimes img.xz
