@@ -78,7 +78,7 @@ static void set_sparse(void *opaque, const cli_option *option,
 
 #define FIELD(name) offsetof(cat_args, name)
 
-static const cli_option options[] = {
+static const cli_option option_table[] = {
 	{ "output", 'o', "OUT", cli_set_text, FIELD(output),
 	  "write OUT (a temporary file beside it, renamed into place when "
 	  "complete)" },
@@ -114,7 +114,7 @@ static const cli_tool tool = {
 		"range of it, decoding only the blocks that hold those bytes.  "
 		"Blocks are decoded in parallel; the output is the same for any "
 		"-T.",
-	.options = options,
+	.options = option_table,
 	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
 		"archive, partition not found), 2 usage error, 4 a block's check "
 		"does not match.",

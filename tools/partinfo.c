@@ -1,12 +1,14 @@
 /* partinfo - describe an .xz, .gz or .zst archive and its patchable ranges. */
 #include "cli.h"
 
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct info_args {
 	bool blocks;
@@ -18,7 +20,7 @@ typedef struct info_args {
 
 #define FIELD(name) offsetof(info_args, name)
 
-static const cli_option options[] = {
+static const cli_option option_table[] = {
 	{ "blocks", 'b', NULL, cli_set_flag, FIELD(blocks),
 	  "also print one line per block, numbered from 1 as xz\t-lvv numbers "
 	  "them" },
@@ -42,16 +44,25 @@ static const cli_tool tool = {
 		"ratio, the stored (patchable) ranges of an {suffixes} archive, "
 		"and the partition table of its image with what of each "
 		"partition is patchable.",
-	.options = options,
+	.options = option_table,
 	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
 		"archive), 2 usage error, 4 --verify found a block whose check "
 		"does not match.",
 };
 
+/* A block whose decode or check failed, numbered from 1. */
+typedef struct bad_block {
+	size_t number;
+	uint64_t uoffset;
+	char message[PP_ERROR_MAX];
+} bad_block;
+
 /* What partinfo prints besides pp_info. */
 typedef struct report {
 	const char *path;
-	bool verified;
+	bool verified;              /* --verify ran: bad_count says how */
+	struct bad_block *bad;      /* the blocks --verify found bad */
+	size_t bad_count;
 	bool digested;              /* --digest: the two below are set */
 	char image_sha256[65];
 	char file_sha256[65];
@@ -174,7 +185,19 @@ static void print_json(const report *r, const pp_info *info)
 		printf("]");
 	}
 	if (r->verified)
-		printf(", \"verified\": true");
+		printf(", \"verified\": %s", r->bad_count ? "false" : "true");
+	if (r->bad_count) {
+		printf(", \"bad_blocks\": [");
+		for (size_t i = 0; i < r->bad_count; i++) {
+			printf("%s{\"number\": %zu, \"uncompressed_offset\": "
+			       "%llu, \"error\": ", i ? ", " : "",
+			       r->bad[i].number,
+			       (unsigned long long)r->bad[i].uoffset);
+			print_json_string(r->bad[i].message);
+			printf("}");
+		}
+		printf("]");
+	}
 	if (r->digested)
 		printf(", \"image_sha256\": \"%s\", \"file_sha256\": \"%s\"",
 		       r->image_sha256, r->file_sha256);
@@ -279,8 +302,16 @@ static void print_text(const report *r, const pp_info *info)
 	}
 	if (r->blocks)
 		print_blocks(r);
-	if (r->verified)
+	if (r->verified && !r->bad_count)
 		put_line("Verified:          every check matches");
+	else if (r->verified)
+		put_line("Verified:          no: %zu bad block%s", r->bad_count,
+			 r->bad_count == 1 ? "" : "s");
+	for (size_t i = 0; i < r->bad_count; i++) {
+		char *message = escaped(r->bad[i].message, false);
+		put_line("  %s", message ? message : "");
+		free(message);
+	}
 	if (r->digested) {
 		put_line("Image SHA-256:     %s", r->image_sha256);
 		put_line("File SHA-256:      %s", r->file_sha256);
@@ -288,6 +319,57 @@ static void print_text(const report *r, const pp_info *info)
 }
 
 /* ---- gathering -------------------------------------------------------- */
+
+/* Each block decoded alone (written to /dev/null), to list every bad one
+ * once pp_verify, which stops at the first, found one. */
+static int find_bad_blocks(pp_archive *archive, report *r)
+{
+	pp_block_info *blocks;
+	size_t count;
+	pp_error err;
+	if (pp_list_blocks(archive, &blocks, &count, &err))
+		return cli_fail(&err);
+	int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	r->bad = calloc(count ? count : 1, sizeof *r->bad);
+	int status = null_fd < 0 || !r->bad ? EXIT_ERROR : 0;
+	pp_extract_options options;
+	pp_extract_options_init(&options);
+	options.threads = 1;
+	for (size_t i = 0; status == 0 && i < count; i++) {
+		if (pp_extract(archive, blocks[i].uoffset, blocks[i].usize,
+			       null_fd, "/dev/null", &options, &err) == 0)
+			continue;
+		bad_block *b = &r->bad[r->bad_count++];
+		*b = (bad_block){ .number = i + 1, .uoffset = blocks[i].uoffset };
+		snprintf(b->message, sizeof b->message, "%s", err.message);
+	}
+	if (status)
+		cli_error("cannot list the bad blocks: %s", strerror(errno));
+	if (null_fd >= 0)
+		close(null_fd);
+	free(blocks);
+	return status;
+}
+
+/* --verify: every check.  A bad block is one line on stderr and the exit
+ * status, and the report still comes, listing the bad blocks. */
+static int verify(pp_archive *archive, report *r, bool quiet)
+{
+	pp_error err;
+	cli_progress progress;
+	cli_progress_init(&progress, "verifying", quiet);
+	int verified = pp_verify(archive, cli_progress_update, &progress, &err);
+	cli_progress_end(&progress);
+	if (verified == 0)
+		return 0;
+	int status = cli_fail(&err);
+	/* A check that does not match: the blocks are listed.  An index or
+	 * a table that does not add up is the one line alone. */
+	if (verified != PP_ERR_CHECK)
+		return status;
+	/* None bad alone (the index or the sizes were): no report. */
+	return find_bad_blocks(archive, r) ? EXIT_ERROR : status;
+}
 
 static void to_hex(const uint8_t digest[32], char hex[65])
 {
@@ -314,14 +396,15 @@ static int digest_archive(pp_archive *archive, report *r, bool quiet)
 }
 
 /* The image's partitions and, for each, whether one stored run covers
- * it.  An image without a partition table simply has none.  Returns an
- * exit status. */
+ * it.  An image without a partition table simply has none, and neither
+ * has one whose table lies in a block --verify found bad (said already).
+ * Returns an exit status. */
 static int read_partitions(pp_archive *archive, report *r)
 {
 	pp_error err;
 	int status = pp_list_partitions(archive, &r->parts, &r->part_count,
 					&err);
-	if (status == PP_ERR_FORMAT) {
+	if (status == PP_ERR_FORMAT || (status && r->bad_count)) {
 		r->part_count = 0;
 		return 0;
 	}
@@ -357,16 +440,9 @@ int main(int argc, char **argv)
 	cli_background_progress_end(&scanning);
 	if (opened)
 		return cli_open_failed(&err, r.path);
-	int status = 0;
-	if (args.verify) {
-		cli_progress progress;
-		cli_progress_init(&progress, "verifying", args.quiet);
-		int verified = pp_verify(archive, cli_progress_update, &progress,
-					 &err);
-		cli_progress_end(&progress);
-		if (verified)
-			status = cli_fail(&err);
-	}
+	/* A failed --verify still reports, with the bad blocks. */
+	int verified = args.verify ? verify(archive, &r, args.quiet) : 0;
+	int status = verified && !r.bad_count ? verified : 0;
 	if (status == 0 && args.digest)
 		status = digest_archive(archive, &r, args.quiet);
 	pp_info info = { 0 };
@@ -381,10 +457,13 @@ int main(int argc, char **argv)
 		print_json(&r, &info);
 	else if (status == 0)
 		print_text(&r, &info);
+	if (status == 0)
+		status = verified;
 	pp_info_free(&info);
 	free(r.parts);
 	free(r.patchable);
 	free(r.blocks);
+	free(r.bad);
 	pp_close(archive);
 	return status;
 }

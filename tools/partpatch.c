@@ -150,7 +150,7 @@ static void set_input(void *opaque, const cli_option *option, const char *arg)
 
 #define FIELD(name) offsetof(patch_args, name)
 
-static const cli_option options[] = {
+static const cli_option option_table[] = {
 	{ "offset", 'O', "N", set_offset, 0,
 	  "image offset to write at (K, M, G, KiB... are powers of 1024, kB, "
 	  "MB, GB powers of 1000)" },
@@ -234,7 +234,7 @@ static const cli_tool tool = {
 		"to that range.  All ranges are written as one transaction: all "
 		"of them or none; where they overlap, the later one wins.  At "
 		"most one reads standard input.",
-	.options = options,
+	.options = option_table,
 	.footer = "Exit status: 0 success, 1 error, 2 usage error, 3 range not "
 		"stored (the archive is unchanged), 4 a touched block is already "
 		"corrupt (the archive is unchanged), 5 ARCHIVE is locked "

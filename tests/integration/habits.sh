@@ -40,6 +40,21 @@ case $CHECK_STDERR in
 *) not_ok "... it names block 2 too" "$CHECK_STDERR" ;;
 esac
 
+# ---- partinfo --json --verify of a damaged archive still prints the JSON ------
+block4=$(partinfo --json --blocks bad.xz | python3 -c '
+import json, sys
+print([b for b in json.load(sys.stdin)["block_list"] if b["number"] == 4][0]["compressed_offset"] + 9000)')
+flip_byte bad.xz "$block4"
+check_fails "partinfo --json --verify of two damaged blocks: status 4, one line" 4 \
+	partinfo --json --verify bad.xz
+check_eq "... and the JSON says verified: false, bad blocks 2 and 4" "False [2, 4] $P1" \
+	"$(partinfo --json --verify bad.xz 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["verified"], [b["number"] for b in d["bad_blocks"]], d["bad_blocks"][0]["uncompressed_offset"])')"
+check "... the text report lists them too" bash -c \
+	'partinfo --verify bad.xz 2>/dev/null | grep -q "^Verified: *no: 2 bad blocks$"'
+
 # ---- an empty image packs and shows like any other ----------------------------
 : >empty.img
 for format in xz gzip zstd; do
