@@ -16,8 +16,6 @@
 
 const char *cli_program = "partpack";
 
-#define PP_CLI_MIN(a, b) ((a) < (b) ? (a) : (b))
-
 static void print_notice(void *opaque, const char *message)
 {
 	(void)opaque;

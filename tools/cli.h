@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#define PP_CLI_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PP_CLI_MAX(a, b) ((a) > (b) ? (a) : (b))
+
 /* Exit statuses, documented in every man page. */
 enum {
 	EXIT_OK = 0,

@@ -300,6 +300,8 @@ static void parse_args(int argc, char **argv, patch_args *args)
 typedef struct patch_data {
 	uint8_t *bytes;
 	size_t len;
+	uint64_t input_len;         /* all the input holds, if more than len:
+				     * the write a refusal's remedy covers */
 	void *mapping;
 	size_t mapping_len;
 } patch_data;
@@ -350,6 +352,18 @@ static int map_regular_input(int fd, const char *name, const range_arg *args,
 	return 0;
 }
 
+/* The input goes past what can be written: the rest is only counted, so
+ * that the refusal can say what would make all of it patchable. */
+static void count_rest(int fd, patch_data *data)
+{
+	uint8_t scrap[65536];
+	ssize_t n;
+	data->input_len = data->len;
+	while ((n = read(fd, scrap, sizeof scrap)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		data->input_len += n > 0 ? (uint64_t)n : 0;
+}
+
 /* Reads a pipe to its end (or to --length), but never more than `cap`
  * bytes: past the stored run the patch is refused anyway. */
 static int read_stream_input(int fd, const char *name, const range_arg *args,
@@ -383,6 +397,8 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 			break;
 		data->len += (size_t)n;
 	}
+	if (data->len == cap && !args->length_given)
+		count_rest(fd, data);
 	if (data->len > args->limit) {
 		cli_error("%s: more than %llu bytes: does not fit in partition %s",
 			  name, (unsigned long long)args->limit, args->partition);
@@ -577,20 +593,37 @@ static int check_names(pp_archive *archive, const patch_args *args)
 					       args->force) : 0;
 }
 
+/* Keeping whole 4 KiB blocks (what filesystems write) costs nothing
+ * worth saving and covers the writes near this one. */
+#define REMEDY_GRAIN 4096
+
 /* The way out of a failed patch, after the library's problem; range is
- * the one refused when adding it, NULL for a failed commit. */
-static int patch_failed(const patch_args *args, const range_arg *range,
-			const pp_error *err, size_t len)
+ * the one refused when adding it, NULL for a failed commit; len is all
+ * of the write, however much of it was read. */
+static int patch_failed(pp_archive *archive, const patch_args *args,
+			const range_arg *range, const pp_error *err,
+			uint64_t len)
 {
 	if (err->status == PP_ERR_NOT_STORED && range) {
 		if (range->partition)
 			return cli_fail_advice(err, "to make it patchable, pack "
 					       "the image with 'partpack "
 					       "--keep-raw %s'", range->partition);
-		return cli_fail_advice(err, "to make it patchable, pack the "
-				       "image with 'partpack --keep-raw "
-				       "%llu+%zu'",
-				       (unsigned long long)range->offset, len);
+		pp_info info;
+		pp_error ignored;
+		uint64_t start = range->offset / REMEDY_GRAIN * REMEDY_GRAIN;
+		uint64_t end = range->offset + len;
+		end = end > UINT64_MAX - REMEDY_GRAIN ? end :
+			(end + REMEDY_GRAIN - 1) / REMEDY_GRAIN * REMEDY_GRAIN;
+		if (pp_get_info(archive, &info, &ignored) == 0) {
+			end = PP_CLI_MIN(end, info.uncompressed_size);
+			pp_info_free(&info);
+		}
+		return cli_fail_advice(err, "to make all of the write patchable, "
+				       "pack the image with 'partpack "
+				       "--keep-raw %llu+%llu'",
+				       (unsigned long long)start,
+				       (unsigned long long)(end - start));
 	}
 	if (err->status == PP_ERR_IO && !args->output && !args->dry_run &&
 	    !directory_writable(args->archive))
@@ -646,7 +679,9 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 			status = load_data(archive, range, &data);
 		if (status == 0 &&
 		    pp_patch_add(txn, range->offset, data.bytes, data.len, &err))
-			status = patch_failed(args, range, &err, data.len);
+			status = patch_failed(archive, args, range, &err,
+					      PP_CLI_MAX(data.len,
+							 data.input_len));
 		range->written = data.len;
 		release_data(&data);
 	}
@@ -668,7 +703,8 @@ static int add_appliance_edits(pp_archive *archive, patch_args *args,
 		const edit_write *w = &edited.writes[i];
 		pp_error err;
 		if (pp_patch_add(txn, w->offset, w->data, w->length, &err))
-			status = patch_failed(args, range, &err, w->length);
+			status = patch_failed(archive, args, range, &err,
+					      w->length);
 	}
 	if (status == 0 && args->verbose)
 		fprintf(stderr, "%s: %s: the edit made %zu writes to partition "
@@ -722,7 +758,7 @@ static int run_patch(pp_archive *archive, patch_args *args,
 		return status;
 	}
 	if (pp_patch_commit(txn, done, &err))
-		return patch_failed(args, NULL, &err, 0);
+		return patch_failed(archive, args, NULL, &err, 0);
 	return 0;
 }
 

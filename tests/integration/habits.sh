@@ -87,3 +87,24 @@ for force in "" -f; do
 		partpatch disk.xz $force --output outdir --offset $P1 --input patch.bin
 done
 check "... and the directory is left empty" test -z "$(ls -A outdir)"
+
+# ---- a refusal's remedy covers the whole write --------------------------------
+# 5 bytes at 1000 from a pipe: the tool reads only as far as the stored run
+# goes (1 byte), but the remedy must cover all 5, in whole 4 KiB blocks.
+cp disk.xz remedy.xz
+check_fails "5 bytes from a pipe at compressed byte 1000: status 3" 3 \
+	bash -c 'printf hello | partpatch remedy.xz --offset 1000'
+remedy=$(sed -n "s/.*'partpack --keep-raw \([0-9+]*\)'.*/\1/p" <<<"$CHECK_STDERR")
+check_eq "... the remedy keeps the 4 KiB block holding all of it" "0+4096" "$remedy"
+check "... packing with it" partpack -q -1 -B 1MiB -K part1 -K "$remedy" -o remedied.xz disk.img
+check "... makes the same write patchable" bash -c 'printf hello | partpatch remedied.xz --offset 1000'
+check_eq "... and written" hello "$(partcat --offset 1000 --length 5 remedied.xz)"
+# 8 KiB across the end of partition 1: half stored, half not.
+head -c 8192 /dev/urandom >across.bin
+check_fails "8 KiB across the end of partition 1: status 3" 3 \
+	partpatch remedy.xz --offset $((P1 + S1 - 4096)) --input across.bin
+remedy=$(sed -n "s/.*'partpack --keep-raw \([0-9+]*\)'.*/\1/p" <<<"$CHECK_STDERR")
+check_eq "... the remedy covers all 8 KiB" "$((P1 + S1 - 4096))+8192" "$remedy"
+check "... and packing with it makes the write patchable" bash -c \
+	"partpack -q -1 -B 1MiB -K part1 -K $remedy -o across.xz disk.img &&
+	 partpatch across.xz --offset $((P1 + S1 - 4096)) --input across.bin"
