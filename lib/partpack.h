@@ -492,10 +492,14 @@ typedef struct pp_map_extent {
 PP_API int pp_map(pp_archive *archive, uint64_t offset, uint64_t length,
 		  pp_map_extent **extents, size_t *count, pp_error *err);
 
-/* How pp_extract treats runs of zeros in its output (as cp --sparse). */
+/* How pp_extract treats runs of zeros in its output (as cp --sparse).
+ * AUTO and ALWAYS both leave holes where the index says zeros (those
+ * blocks are not even decoded) and for every aligned 4 KiB of zeros in
+ * decoded data, as cp --sparse=auto does for a sparse source (a disk
+ * image is one); ALWAYS is cp's other spelling of it. */
 enum pp_sparse {
-	PP_SPARSE_AUTO = 0,       /* holes where the index says zeros */
-	PP_SPARSE_ALWAYS = 1,     /* ... and for every 4 KiB of zeros decoded */
+	PP_SPARSE_AUTO = 0,       /* holes for zeros, found or known */
+	PP_SPARSE_ALWAYS = 1,     /* the same */
 	PP_SPARSE_NEVER = 2,      /* write every byte */
 };
 

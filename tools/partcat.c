@@ -97,7 +97,8 @@ static const cli_option option_table[] = {
 	  "decoding threads (default: one per online core)" },
 	{ "sparse", 0, "WHEN", set_sparse, 0,
 	  "holes in a regular output file: auto (where the archive says "
-	  "zeros), always (also every 4 KiB of decoded zeros), never" },
+	  "zeros, and for every 4 KiB of decoded zeros, as cp and xz do), "
+	  "always (the same), never" },
 	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
 	  "overwrite OUT if it exists" },
 	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },

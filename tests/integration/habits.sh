@@ -108,3 +108,13 @@ check_eq "... the remedy covers all 8 KiB" "$((P1 + S1 - 4096))+8192" "$remedy"
 check "... and packing with it makes the write patchable" bash -c \
 	"partpack -q -1 -B 1MiB -K part1 -K $remedy -o across.xz disk.img &&
 	 partpatch across.xz --offset $((P1 + S1 - 4096)) --input across.bin"
+
+# ---- --sparse=auto: holes for zeros inside decoded blocks, as xz -dc > f -----
+# One 16 MiB block: 4 MiB of text in partition 1, zeros around it.
+partpack -q -1 -o oneblock.xz disk.img || bail "partpack oneblock.xz"
+check "partcat -o (--sparse=auto)" partcat -o auto.raw oneblock.xz
+check_cmp "... the image" disk.img auto.raw
+xz -dc oneblock.xz >xzdc.raw
+auto_kib=$(du -k auto.raw | cut -f1) xz_kib=$(du -k xzdc.raw | cut -f1)
+check "... allocates no more than xz -dc > f ($auto_kib KiB, xz $xz_kib KiB)" \
+	test "$auto_kib" -le "$xz_kib"

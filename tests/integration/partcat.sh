@@ -53,8 +53,8 @@ for a in img.xz img.gz img.zst; do
 	check "$a: ... and no holes" test "$(allocated never.raw)" -ge "$SIZE"
 	check "$a: --sparse=always" partcat --sparse=always "$a" -o always.raw
 	check_cmp "$a: ... the same bytes" img always.raw
-	check "$a: ... fewer allocated bytes than auto ($(allocated always.raw) < $(allocated out.raw))" \
-		test "$(allocated always.raw)" -lt "$(allocated out.raw)"
+	check "$a: ... and auto left as many holes: zeros inside decoded blocks too ($(allocated out.raw) <= $(allocated always.raw))" \
+		test "$(allocated out.raw)" -le "$(allocated always.raw)"
 	check "$a: stdout redirected to a file gets holes too" \
 		bash -c 'partcat "$1" >redirect.raw && cmp "$2" redirect.raw &&
 			test "$(stat -c %b redirect.raw)" -lt "$(stat -c %b never.raw)"' _ "$a" img
