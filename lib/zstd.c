@@ -51,8 +51,9 @@
  * after it; an RLE block copies nothing).  Since only Compressed blocks hide
  * their content size, the offered tail of raw and RLE blocks is placed by
  * counting back from the frame's content size.  Files without a seek table
- * are scanned once, frame by frame, the same way; frames must carry their
- * content size for random access.
+ * are scanned once, frame by frame, the same way; a frame that does not
+ * carry its content size (zstd reading a pipe) is decoded then to learn
+ * it, and offers nothing to patch.
  */
 #include "internal.h"
 
@@ -517,6 +518,72 @@ static int read_seek_table(pp_archive *archive, bool *found, pp_error *err)
 
 /* ---- opening by scanning -------------------------------------------------- */
 
+/* Decodes [at, frame_end) of the frame at foffset, output discarded,
+ * counting the bytes it makes into *produced. */
+static int count_content(pp_archive *archive, ZSTD_DCtx *dctx, uint8_t *in,
+			 uint8_t *out, uint64_t foffset, uint64_t frame_end,
+			 uint64_t *produced, pp_error *err)
+{
+	uint64_t at = foffset;
+	size_t left = 1;   /* libzstd's hint: 0 once the frame is complete */
+	ZSTD_inBuffer ib = { in, 0, 0 };
+	while (left != 0) {
+		if (ib.pos == ib.size) {
+			if (at == frame_end)
+				return pp_fail(err, PP_ERR_FORMAT, "%s: the zstd "
+					       "frame at byte %" PRIu64 " ends "
+					       "early", archive->path, foffset);
+			size_t len = (size_t)PP_MIN((uint64_t)ZST_IO_SIZE,
+						    frame_end - at);
+			if (pp_archive_read(archive, in, len, at))
+				return pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
+						     "read byte %" PRIu64,
+						     archive->path, at);
+			at += len;
+			ib = (ZSTD_inBuffer){ in, len, 0 };
+			pp_progress(at, archive->file_size);
+		}
+		ZSTD_outBuffer ob = { out, ZSTD_DStreamOutSize(), 0 };
+		left = ZSTD_decompressStream(dctx, &ob, &ib);
+		if (ZSTD_isError(left))
+			return pp_fail(err, ZSTD_getErrorCode(left) ==
+				       ZSTD_error_checksum_wrong ? PP_ERR_CHECK :
+				       PP_ERR_FORMAT, "%s: the zstd frame at byte "
+				       "%" PRIu64 ": %s", archive->path, foffset,
+				       ZSTD_getErrorName(left));
+		*produced += ob.pos;
+	}
+	if (at != frame_end || ib.pos != ib.size)
+		return pp_fail(err, PP_ERR_FORMAT, "%s: the zstd frame at byte %"
+			       PRIu64 " does not end where its blocks do",
+			       archive->path, foffset);
+	return 0;
+}
+
+/*
+ * zstd writing from a pipe cannot know the content size, and leaves it out
+ * of the frame header; the block table needs it.  Such a frame is decoded
+ * once, when the file is opened (as a foreign .gz is scanned), its output
+ * counted and dropped.  Reads of it then decode it as any frame; patches
+ * never touch it (agree_up_to cannot check it).
+ */
+static int measure_frame(pp_archive *archive, uint64_t foffset,
+			 uint64_t frame_end, uint64_t *content_size,
+			 pp_error *err)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	uint8_t *in = malloc(ZST_IO_SIZE), *out = malloc(ZSTD_DStreamOutSize());
+	*content_size = 0;
+	int ret = dctx && in && out ?
+		count_content(archive, dctx, in, out, foffset, frame_end,
+			      content_size, err) :
+		pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	ZSTD_freeDCtx(dctx);
+	free(in);
+	free(out);
+	return ret;
+}
+
 /* A .zst with no seek table: every frame's header and block headers, once. */
 static int scan_frames(pp_archive *archive, pp_error *err)
 {
@@ -541,15 +608,12 @@ static int scan_frames(pp_archive *archive, pp_error *err)
 		zst_frame frame;
 		uint64_t frame_end = 0;
 		int ret = read_frame_header(archive, at, end, &frame, err);
-		if (ret == 0 && !frame.has_size)
-			ret = pp_fail(err, PP_ERR_FORMAT, "%s: the zstd frame at "
-				      "byte %" PRIu64 " does not record its "
-				      "content size: no random access (zstd "
-				      "writes it unless streaming from a "
-				      "pipe)", archive->path, at);
 		if (ret == 0)
 			ret = hop_blocks(archive, at, end, &frame, &frame_end,
 					 NULL, NULL, err);
+		if (ret == 0 && !frame.has_size)
+			ret = measure_frame(archive, at, frame_end,
+					    &frame.content_size, err);
 		if (ret == 0 && frame.content_size > UINT64_MAX - uoffset)
 			ret = pp_fail(err, PP_ERR_FORMAT, "%s: zstd frames hold "
 				      "more than 2^64 bytes", archive->path);

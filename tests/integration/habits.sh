@@ -118,3 +118,16 @@ xz -dc oneblock.xz >xzdc.raw
 auto_kib=$(du -k auto.raw | cut -f1) xz_kib=$(du -k xzdc.raw | cut -f1)
 check "... allocates no more than xz -dc > f ($auto_kib KiB, xz $xz_kib KiB)" \
 	test "$auto_kib" -le "$xz_kib"
+
+# ---- a .zst written by zstd from a pipe (no content size) ---------------------
+cat disk.img | zstd -q -3 >piped.zst
+check "partcat of a .zst without content sizes" partcat -o piped.raw piped.zst
+check_cmp "... is the image" disk.img piped.raw
+check_eq "partinfo of it: its size" 16777216 \
+	"$(partinfo --json piped.zst | python3 -c 'import json, sys; print(json.load(sys.stdin)["uncompressed_size"])')"
+cmp_part1=$(partcat -p part1 disk.xz | sha256sum)
+check_eq "... and partcat --partition reads its table" "$cmp_part1" \
+	"$(partcat -p part1 piped.zst | sha256sum)"
+cat piped.zst piped.zst >twice.zst
+check "two such frames back to back" bash -c 'partcat twice.zst | cmp - <(cat disk.img disk.img)'
+check "partinfo --verify of them" partinfo --verify twice.zst
