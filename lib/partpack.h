@@ -1,14 +1,15 @@
 /*
- * partpack.h - standard .xz and .gz archives of disk images that stay
- * editable in place.
+ * partpack.h - standard .xz, .gz and .zst archives of disk images that
+ * stay editable in place.
  *
- * An archive written by pp_pack() is an ordinary .xz or .gz file made of
- * fixed-size, independently decodable blocks.  Byte ranges the caller asks
- * to keep raw (a /boot partition, say) are written as stored data: LZMA2
- * uncompressed chunks in .xz, deflate stored blocks in .gz, with block
- * boundaries on the range edges.  pp_patch() later overwrites bytes of the
- * uncompressed image inside such a range, in place, and fixes the checks the
- * format carries (CRC-32, CRC-64 or SHA-256) from the changed bytes alone.
+ * An archive written by pp_pack() is an ordinary .xz, .gz or .zst file made
+ * of fixed-size, independently decodable blocks.  Byte ranges the caller
+ * asks to keep raw (a /boot partition, say) are written as stored data:
+ * LZMA2 uncompressed chunks in .xz, deflate stored blocks in .gz, raw
+ * blocks in .zst, with block boundaries on the range edges.  pp_patch()
+ * later overwrites bytes of the uncompressed image inside such a range, in
+ * place, and fixes the checks the format carries (CRC-32, CRC-64, SHA-256
+ * or XXH64) from the changed bytes alone.
  *
  * All functions that can fail return 0 on success and a negative
  * enum pp_status on failure, with a one-line message in *err (which may be

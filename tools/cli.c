@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -270,33 +271,31 @@ static bool takes_next_word(const cli_tool *tool, const char *word)
 }
 
 /*
- * Takes the words of digits (-3, -19) out of argv before getopt, which
- * would read -19 as -1 -9, and gives them to tool->number.  Stops at "--";
- * skips the argument of an option that takes the next word.  Returns the
- * new argc.
+ * Words of digits (-3, -19) would be read by getopt as -1 -9: each is
+ * rewritten as "-#19", the short option '#' with its argument, which
+ * getopt then hands back in its place among the others (so the last of
+ * -19 and --best wins).  Stops at "--"; skips the argument of an option
+ * that takes the next word.  The rewritten words live as long as argv.
  */
-static int take_numbers(const cli_tool *tool, int argc, char **argv,
-			void *args)
+static void mark_numbers(const cli_tool *tool, int argc, char **argv)
 {
-	int kept = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *w = argv[i];
+		if (strcmp(w, "--") == 0)
+			break;
 		if (w[0] == '-' && w[1] &&
 		    strspn(w + 1, "0123456789") == strlen(w + 1)) {
-			tool->number(args, w + 1);
-			continue;
+			char *marked = malloc(strlen(w) + 2);
+			if (!marked) {
+				cli_error("out of memory");
+				exit(EXIT_ERROR);
+			}
+			sprintf(marked, "-#%s", w + 1);
+			argv[i] = marked;
+		} else if (takes_next_word(tool, w)) {
+			i++;
 		}
-		argv[kept++] = argv[i];
-		if (strcmp(w, "--") == 0) {
-			while (++i < argc)
-				argv[kept++] = argv[i];
-			break;
-		}
-		if (takes_next_word(tool, w) && i + 1 < argc)
-			argv[kept++] = argv[++i];
 	}
-	argv[kept] = NULL;
-	return kept;
 }
 
 /* getopt_long's short string and long options, from the table. */
@@ -326,8 +325,8 @@ static struct option *getopt_table(const cli_tool *tool, char *shorts,
 				shorts[used++] = ':';
 		}
 	}
-	if (tool->number && used + 11 < size)
-		used += (size_t)sprintf(shorts + used, "0123456789");
+	if (tool->number && used + 13 < size)
+		used += (size_t)sprintf(shorts + used, "0123456789#:");
 	shorts[used] = '\0';
 	return longs;
 }
@@ -336,13 +335,18 @@ int cli_parse(const cli_tool *tool, int *argc, char **argv, void *args)
 {
 	current_tool = tool;
 	if (tool->number)
-		*argc = take_numbers(tool, *argc, argv, args);
+		mark_numbers(tool, *argc, argv);
 	char shorts[128];
 	struct option *longs = getopt_table(tool, shorts, sizeof shorts);
 	int c;
 	while ((c = getopt_long(*argc, argv, shorts, longs, NULL)) != -1) {
 		if (tool->number && c >= '0' && c <= '9') {
 			tool->number(args, (const char[]){ (char)c, '\0' });
+			continue;
+		}
+		if (tool->number && c == '#' &&
+		    optarg[strspn(optarg, "0123456789")] == '\0') {
+			tool->number(args, optarg);
 			continue;
 		}
 		const cli_option *o = c >= LONG_ONLY ?
@@ -652,6 +656,156 @@ const char *cli_one_archive(int first, int argc, char **argv)
 void cli_version(void)
 {
 	printf("%s (partpack) %s\n", cli_program, PP_VERSION);
+}
+
+/* ---- archives named on the command line ------------------------------- */
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* pp_io over a descriptor: standard input, or the file it was read to. */
+static int read_fd(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+	int fd = *(const int *)opaque;
+	for (uint8_t *p = buf; len > 0;) {
+		ssize_t n = pread(fd, p, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n == 0 ? EIO : errno;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		offset += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int size_fd(void *opaque, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(*(const int *)opaque, &st))
+		return -1;
+	*size = S_ISBLK(st.st_mode) ? (uint64_t)lseek(*(const int *)opaque, 0,
+						    SEEK_END) :
+		(uint64_t)st.st_size;
+	return 0;
+}
+
+/* A temporary file no one else can see: removed when closed. */
+static int anonymous_file(void)
+{
+	const char *dir = getenv("TMPDIR");
+	dir = dir && *dir ? dir : "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/partpack.XXXXXX", dir);
+		if ((fd = mkostemp(path, O_CLOEXEC)) >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		cli_error("(stdin): cannot make a temporary file in %s: %s", dir,
+			  strerror(errno));
+	return fd;
+}
+
+/* Copies the pipe on standard input into an anonymous file. */
+static int spool_stdin(void)
+{
+	int fd = anonymous_file();
+	uint8_t buf[1 << 16];
+	while (fd >= 0) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			break;
+		if (n < 0 || write_all(fd, buf, (size_t)n)) {
+			cli_error("(stdin): %s %s", n < 0 ? "read:" :
+				  "spooling to a temporary file:",
+				  strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+	}
+	return fd;
+}
+
+/* The path of the file on standard input, if one names it still. */
+static bool stdin_path(char *path, size_t size, const struct stat *st)
+{
+	struct stat named;
+	ssize_t len = readlink("/proc/self/fd/0", path, size - 1);
+	if (len <= 0 || path[0] != '/')
+		return false;
+	path[len] = '\0';
+	return stat(path, &named) == 0 && named.st_dev == st->st_dev &&
+	       named.st_ino == st->st_ino;
+}
+
+/* The descriptor standard input's archive is read through (for pp_io):
+ * standard input itself, or the file a pipe was spooled to.  Lives until
+ * the tool exits, as the archive does. */
+static int stdin_archive_fd = -1;
+
+/* "-": sets *path to open, or stdin_archive_fd for pp_open_io. */
+static int open_stdin(bool spool_pipe, char *path, size_t size)
+{
+	struct stat st;
+	if (fstat(STDIN_FILENO, &st)) {
+		cli_error("(stdin): %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+		if (!stdin_path(path, size, &st))
+			stdin_archive_fd = STDIN_FILENO;
+		return 0;
+	}
+	if (!spool_pipe || isatty(STDIN_FILENO)) {
+		cli_error("(stdin): %s: %s needs to seek in the archive (its "
+			  "index is at the end); give it a file", isatty(
+			  STDIN_FILENO) ? "a terminal" : "a pipe", cli_program);
+		return EXIT_USAGE;
+	}
+	stdin_archive_fd = spool_stdin();
+	return stdin_archive_fd < 0 ? EXIT_ERROR : 0;
+}
+
+int cli_open_archive(const char *operand, bool spool_pipe, bool quiet,
+		     pp_archive **archive, const char **name)
+{
+	/* Messages name the archive until the tool exits. */
+	static char path[PATH_MAX];
+	*name = operand;
+	if (strcmp(operand, "-") == 0) {
+		int status = open_stdin(spool_pipe, path, sizeof path);
+		if (status)
+			return status;
+		*name = stdin_archive_fd >= 0 ? "(stdin)" : path;
+	}
+	pp_io io = { .version = PP_IO_VERSION, .opaque = &stdin_archive_fd,
+		     .pread = read_fd, .size = size_fd };
+	pp_error err;
+	cli_progress scanning;
+	cli_background_progress_begin(&scanning, "scanning", quiet);
+	int opened = stdin_archive_fd >= 0 && strcmp(operand, "-") == 0 ?
+		pp_open_io(&io, *name, PP_OPEN_READ, archive, &err) :
+		pp_open(*name, PP_OPEN_READ, archive, &err);
+	cli_background_progress_end(&scanning);
+	return opened ? cli_open_failed(&err, *name) : 0;
 }
 
 /* ---- output files renamed into place --------------------------------- */

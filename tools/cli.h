@@ -111,16 +111,16 @@ typedef struct cli_tool {
 	const char *about;      /* the paragraphs before the options */
 	const cli_option *options;  /* ended by CLI_END */
 	const char *footer;     /* the paragraphs after them */
-	/* Words of digits ("-6", "-19") are given here whole, and digits in
-	 * a cluster ("-9e") one by one; NULL: they are unknown options. */
+	/* Words of digits ("-6", "-19", also zstd's "-#19") are given here
+	 * whole, and digits in a cluster ("-9e") one by one, in their place
+	 * among the options; NULL: they are unknown options. */
 	void (*number)(void *args, const char *digits);
 } cli_tool;
 
 /*
  * Parses the options of argv by tool's table into args; exits with a
  * usage error (one line) on a bad one.  Returns the index of the first
- * operand; the operands are argv[that..*argc) (the numbers taken out,
- * *argc is the new count).
+ * operand; the operands are argv[that..*argc) (getopt moves them there).
  */
 int cli_parse(const cli_tool *tool, int *argc, char **argv, void *args);
 /* Prints --help: the synopsis, the about text, the options, the footer. */
@@ -147,6 +147,18 @@ void cli_option_error(int c, char **argv) __attribute__((noreturn));
  * argv[first..argc), or a usage error (missing, or more than one) and
  * exit. */
 const char *cli_one_archive(int first, int argc, char **argv);
+
+/*
+ * Opens the ARCHIVE operand for reading, with the "scanning" progress line
+ * a foreign file's first read may need.  "-" is standard input: a file
+ * (or device) there is opened as itself, by the path the kernel knows it
+ * by, so its lock and pending undo record count; a pipe is read to an
+ * unlinked temporary file first if spool_pipe (the index of every format
+ * is at the end), else refused (EXIT_USAGE) saying so.  *name is what
+ * messages call it.  Returns an exit status, having said why on failure.
+ */
+int cli_open_archive(const char *operand, bool spool_pipe, bool quiet,
+		     pp_archive **archive, const char **name);
 
 /*
  * An output file that appears under its name only when complete: written

@@ -81,7 +81,7 @@ static void set_sparse(void *opaque, const cli_option *option,
 static const cli_option option_table[] = {
 	{ "output", 'o', "OUT", cli_set_text, FIELD(output),
 	  "write OUT (a temporary file beside it, renamed into place when "
-	  "complete)" },
+	  "complete); - is standard output" },
 	{ "partition", 'p', "SEL", cli_set_text, FIELD(partition),
 	  "only partition SEL (partN, /dev/sdaN, name:NAME) of the image's own "
 	  "partition table" },
@@ -114,7 +114,8 @@ static const cli_tool tool = {
 		"to standard output or to --output, or only a partition or byte "
 		"range of it, decoding only the blocks that hold those bytes.  "
 		"Blocks are decoded in parallel; the output is the same for any "
-		"-T.",
+		"-T.  ARCHIVE - is standard input (a pipe is read to a temporary "
+		"file first: the index is at the end).",
 	.options = option_table,
 	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
 		"archive, partition not found), 2 usage error, 4 a block's check "
@@ -126,6 +127,8 @@ static void parse_args(int argc, char **argv, cat_args *args)
 	pp_extract_options_init(&args->options);
 	int first = cli_parse(&tool, &argc, argv, args);
 	args->archive = cli_one_archive(first, argc, argv);
+	if (args->output && strcmp(args->output, "-") == 0)
+		args->output = NULL;       /* -o - is standard output */
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");
 		exit(EXIT_USAGE);
@@ -215,13 +218,10 @@ int main(int argc, char **argv)
 		return status;
 
 	pp_archive *archive;
-	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", args.quiet);
-	int opened = pp_open(args.archive, PP_OPEN_READ, &archive, &err);
-	cli_background_progress_end(&scanning);
-	if (opened)
-		return cli_open_failed(&err, args.archive);
+	status = cli_open_archive(args.archive, true, args.quiet, &archive,
+				  &args.archive);
+	if (status)
+		return status;
 	if (args.partition)
 		status = locate(archive, &args);
 	if (status == 0 && !args.output) {

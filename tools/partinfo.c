@@ -43,7 +43,8 @@ static const cli_tool tool = {
 	.about = "Print the format, check type, block count and size, sizes and "
 		"ratio, the stored (patchable) ranges of an {suffixes} archive, "
 		"and the partition table of its image with what of each "
-		"partition is patchable.",
+		"partition is patchable.  ARCHIVE - is standard input, when it "
+		"is a file (not a pipe).",
 	.options = option_table,
 	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
 		"archive), 2 usage error, 4 --verify found a block whose check "
@@ -430,16 +431,13 @@ int main(int argc, char **argv)
 	cli_init(argv[0]);
 	info_args args = { 0 };
 	int first = cli_parse(&tool, &argc, argv, &args);
-	report r = { .path = cli_one_archive(first, argc, argv),
-		     .verified = args.verify };
+	report r = { .verified = args.verify };
 	pp_archive *archive;
 	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", args.quiet);
-	int opened = pp_open(r.path, PP_OPEN_READ, &archive, &err);
-	cli_background_progress_end(&scanning);
+	int opened = cli_open_archive(cli_one_archive(first, argc, argv), false,
+				      args.quiet, &archive, &r.path);
 	if (opened)
-		return cli_open_failed(&err, r.path);
+		return opened;
 	/* A failed --verify still reports, with the bad blocks. */
 	int verified = args.verify ? verify(archive, &r, args.quiet) : 0;
 	int status = verified && !r.bad_count ? verified : 0;

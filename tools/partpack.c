@@ -12,8 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Which level: -N, or --fast or --best (the format's lowest or highest,
+ * as xz has them), or the format's default. */
+enum level_pick { LEVEL_DEFAULT, LEVEL_GIVEN, LEVEL_FAST, LEVEL_BEST };
+
 typedef struct pack_args {
-	const char *input;
+	const char *input;      /* the one being packed; NULL: stdin */
+	char **inputs;          /* the INPUT operands */
+	size_t input_count;
 	const char *output;
 	bool to_stdout;
 	bool force;
@@ -22,7 +28,7 @@ typedef struct pack_args {
 	bool keep;              /* -k: the input is kept anyway */
 	bool format_given;
 	bool dry_run;
-	bool level_given;
+	enum level_pick level_pick;
 	bool check_given;
 	const char *input_format;
 	const char **selectors;
@@ -40,9 +46,10 @@ static void settle_format(pack_args *args)
 	if (!args->format_given && named)
 		options->format = named;
 	int min, max, level;
-	if (!args->level_given &&
+	if (args->level_pick != LEVEL_GIVEN &&
 	    pp_format_levels(options->format, &min, &max, &level) == 0)
-		options->level = level;
+		options->level = args->level_pick == LEVEL_FAST ? min :
+			args->level_pick == LEVEL_BEST ? max : level;
 	if (!args->check_given)
 		options->check = pp_format_default_check(options->format);
 }
@@ -119,7 +126,31 @@ static void set_level(void *opaque, const char *digits)
 {
 	pack_args *args = opaque;
 	args->options.level = atoi(digits);
-	args->level_given = true;
+	args->level_pick = LEVEL_GIVEN;
+}
+
+/* --fast, --best; the last of these and -N wins, as in xz. */
+static void set_level_pick(void *opaque, const cli_option *option,
+			   const char *arg)
+{
+	pack_args *args = opaque;
+	(void)arg;
+	args->level_pick = (enum level_pick)option->field;
+}
+
+/* xz's -d, -t and -l: other tools' work here.  Names the one to use. */
+static void refuse_mode(void *opaque, const cli_option *option,
+			const char *arg)
+{
+	(void)opaque, (void)arg;
+	cli_error("-%c, --%s: partpack only compresses; %s",
+		  (char)option->field, option->name,
+		  option->field == 'd' ? "to decompress, use 'partcat ARCHIVE "
+		  "-o IMAGE' (or xz -d, gzip -d, zstd -d)" :
+		  option->field == 't' ? "to test an archive, use 'partinfo "
+		  "--verify ARCHIVE'" : "to list an archive, use 'partinfo "
+		  "ARCHIVE'");
+	exit(EXIT_USAGE);
 }
 
 #define FIELD(name) offsetof(pack_args, name)
@@ -148,6 +179,10 @@ static const cli_option option_table[] = {
 	  "blocks cost more headers and index records than they hold; larger "
 	  "ones more memory per thread and per patch" },
 	{ NULL, 0, "{level_span}", NULL, 0, "compression level: {levels}" },
+	{ "fast", 0, NULL, set_level_pick, LEVEL_FAST,
+	  "the format's fastest level (xz -0, gzip -0, zstd -1)" },
+	{ "best", 0, NULL, set_level_pick, LEVEL_BEST,
+	  "the format's best level (-9, zstd -19)" },
 	{ "extreme", 'e', NULL, cli_set_flag, FIELD(options.extreme),
 	  "slower xz compression for a little less size" },
 	{ "check", 'C', "CHECK", set_check, 0,
@@ -175,6 +210,13 @@ static const cli_option option_table[] = {
 	  "and time (with --reuse, also the blocks reused and encoded)" },
 	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet),
 	  "no progress line, no warnings" },
+	{ "decompress", 'd', NULL, refuse_mode, 'd',
+	  "not partpack's work: exits with status 2 naming partcat, which "
+	  "decompresses" },
+	{ "uncompress", 0, NULL, refuse_mode, 'd', NULL },
+	{ "test", 't', NULL, refuse_mode, 't',
+	  "likewise, naming partinfo --verify" },
+	{ "list", 'l', NULL, refuse_mode, 'l', "likewise, naming partinfo" },
 	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
 	{ "version", 'V', NULL, cli_show_version, 0,
 	  "show the version and exit" },
@@ -182,14 +224,16 @@ static const cli_option option_table[] = {
 };
 
 static const cli_tool tool = {
-	.synopsis = "[OPTION]... [INPUT]",
-	.about = "Compress the disk image INPUT into a standard {suffixes} file "
-		"whose chosen ranges stay uncompressed, so partpatch can "
+	.synopsis = "[OPTION]... [INPUT]...",
+	.about = "Compress each disk image INPUT into a standard {suffixes} "
+		"file whose chosen ranges stay uncompressed, so partpatch can "
 		"overwrite them in place.  Writes INPUT with the format's suffix "
-		"added (INPUT.xz); INPUT is always kept.  Without INPUT, or when "
-		"INPUT is -, reads standard input.  INPUT may be any image qemu "
-		"reads (qcow2, vmdk, vhdx, vdi ...): its guest disk is packed, "
-		"and NAME.qcow2 writes NAME.img.xz.",
+		"added (INPUT.xz); INPUT is always kept, and one that already "
+		"has such a suffix is skipped.  Without INPUT, or when INPUT is "
+		"-, reads standard input and writes standard output, which may "
+		"not be a terminal.  INPUT may be any image qemu reads (qcow2, "
+		"vmdk, vhdx, vdi ...): its guest disk is packed, and NAME.qcow2 "
+		"writes NAME.img.xz.",
 	.options = option_table,
 	.footer = "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, "
 		"MiB, GiB, TiB) are powers of 1024, kB, MB, GB, TB powers of "
@@ -200,37 +244,47 @@ static const cli_tool tool = {
 	.number = set_level,
 };
 
-static void parse_args(int argc, char **argv, pack_args *args)
+/* The rules between options and operands that the table cannot say. */
+static void check_args(pack_args *args)
 {
-	pp_pack_options_init(&args->options);
-	int first = cli_parse(&tool, &argc, argv, args);
-	if (first + 1 < argc) {
-		cli_error("too many arguments: only one INPUT");
+	if (args->output && strcmp(args->output, "-") == 0) {
+		args->output = NULL;       /* -o - is standard output */
+		args->to_stdout = true;
+	}
+	const char *one = args->output ? "--output" : args->to_stdout ?
+		"--stdout" : args->options.bmap_path ? "--bmap" : NULL;
+	if (one && args->input_count > 1) {
+		cli_error("%s takes one INPUT, not %zu", one, args->input_count);
 		exit(EXIT_USAGE);
 	}
-	if (first < argc && strcmp(argv[first], "-") != 0)
-		args->input = argv[first];
 	if (args->to_stdout && args->output) {
 		cli_error("--stdout and --output exclude each other");
 		exit(EXIT_USAGE);
 	}
-	if (!args->input && args->input_format &&
+	bool from_stdin = args->input_count == 0;
+	for (size_t i = 0; i < args->input_count; i++)
+		from_stdin |= strcmp(args->inputs[i], "-") == 0;
+	if (from_stdin && args->input_format &&
 	    strcmp(args->input_format, "raw") != 0) {
 		cli_error("--input-format=%s: standard input is read as raw; "
 			  "name the file", args->input_format);
 		exit(EXIT_USAGE);
 	}
-	if (!args->input && !args->to_stdout && !args->output &&
-	    !args->dry_run) {
-		cli_error("reading standard input: use --stdout or --output");
-		exit(EXIT_USAGE);
-	}
-	settle_format(args);
 	if ((args->options.reuse_flags & PP_REUSE_STRICT) &&
 	    !args->options.reuse_path) {
 		cli_error("--reuse-strict needs --reuse");
 		exit(EXIT_USAGE);
 	}
+}
+
+static void parse_args(int argc, char **argv, pack_args *args)
+{
+	pp_pack_options_init(&args->options);
+	int first = cli_parse(&tool, &argc, argv, args);
+	args->inputs = argv + first;
+	args->input_count = (size_t)(argc - first);
+	check_args(args);
+	settle_format(args);
 }
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
@@ -446,6 +500,90 @@ static void stdin_input(pack_input *in, const struct stat *in_stat)
 	}
 }
 
+/*
+ * Where the archive goes: -o FILE, else stdout with -c or for an image
+ * read from stdin (as xz does), else INPUT with the format's suffix (see
+ * default_output).
+ * Sets *output (malloc'd; NULL for stdout) and *out_fd.  Returns an exit
+ * status, having said why on failure.
+ */
+static int open_output(const pack_args *args, const struct stat *in_stat,
+		       bool through_qemu, char **output, int *out_fd)
+{
+	*out_fd = STDOUT_FILENO;
+	*output = args->output ? strdup(args->output) :
+		args->to_stdout || !args->input ? NULL :
+		default_output(args, through_qemu);
+	if ((args->output || (!args->to_stdout && args->input)) && !*output) {
+		cli_error("out of memory");
+		return EXIT_ERROR;
+	}
+	if (!*output && isatty(STDOUT_FILENO)) {
+		cli_error("compressed data not written to a terminal (give "
+			  "INPUT, --output or a pipe)");
+		return EXIT_USAGE;
+	}
+	if (!*output)
+		return 0;
+	int status = cli_check_output(*output, args->options.format,
+				      args->force);
+	if (status)
+		return status;
+	*out_fd = cli_output_open(*output, S_ISREG(in_stat->st_mode) ?
+				  in_stat->st_mode : 0666);
+	return *out_fd < 0 ? EXIT_ERROR : 0;
+}
+
+/* pp_pack (or pp_pack_source) with the progress line and, with -v, the
+ * totals. */
+static int run_pack(pack_args *args, const pack_input *in, int out_fd,
+		    const char *out_name)
+{
+	const char *in_name = args->input ? args->input : "(stdin)";
+	cli_progress progress;
+	cli_progress_init(&progress, "packing", args->quiet);
+	args->options.progress = cli_progress_update;
+	args->options.progress_opaque = &progress;
+	pp_error err;
+	pp_pack_report report;
+	args->options.report = &report;
+	int packed = in->source ?
+		pp_pack_source(in->source, out_fd, out_name, &args->options,
+			       &err) :
+		pp_pack(in->fd, in_name, out_fd, out_name, &args->options, &err);
+	cli_progress_end(&progress);
+	if (packed)
+		return cli_fail(&err);
+	if (args->verbose)
+		cli_progress_summary(&progress, in_name, output_size(out_fd));
+	if (args->verbose && args->options.reuse_path)
+		print_reuse(&args->options, &report);
+	return 0;
+}
+
+static int write_archive(pack_args *args, const pack_input *in,
+			 const struct stat *in_stat, bool through_qemu)
+{
+	char *output;
+	int out_fd;
+	int status = open_output(args, in_stat, through_qemu, &output,
+				 &out_fd);
+	if (status == 0)
+		status = run_pack(args, in, out_fd,
+				  output ? output : "(stdout)");
+	if (output && out_fd >= 0) {
+		if (status == 0 && commit_output(out_fd, output, args->force,
+						 in_stat))
+			status = EXIT_ERROR;
+		else if (status != 0)
+			cli_output_discard(out_fd);
+		else
+			status = remove_stale_undo(output);
+	}
+	free(output);
+	return status;
+}
+
 static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 {
 	pp_source_info info = { .direct = true };
@@ -462,101 +600,149 @@ static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 		return status;
 	if (args->dry_run) {
 		status = dry_run(args, in, ranges);
-		free(ranges);
-		return status;
+	} else {
+		args->options.keep = ranges;
+		args->options.keep_count = args->selector_count;
+		status = write_archive(args, in, in_stat, !info.direct);
 	}
-	args->options.keep = ranges;
-	args->options.keep_count = args->selector_count;
-
-	char *output = args->output ? strdup(args->output) :
-		args->to_stdout ? NULL : default_output(args, !info.direct);
-	if (!args->to_stdout && !output) {
-		free(ranges);
-		cli_error("out of memory");
-		return EXIT_ERROR;
-	}
-	const char *out_name = output ? output : "(stdout)";
-	int out_fd = STDOUT_FILENO;
-	if (!output && isatty(STDOUT_FILENO)) {
-		cli_error("compressed data not written to a terminal");
-		status = EXIT_USAGE;
-	} else if (output && (status = cli_check_output(output,
-						       args->options.format,
-						       args->force))) {
-		/* cli_check_output said why */
-	} else if (output) {
-		out_fd = cli_output_open(output, S_ISREG(in_stat->st_mode) ?
-					 in_stat->st_mode : 0666);
-		if (out_fd < 0)
-			status = EXIT_ERROR;
-	}
-	if (status == 0) {
-		cli_progress progress;
-		cli_progress_init(&progress, "packing", args->quiet);
-		args->options.progress = cli_progress_update;
-		args->options.progress_opaque = &progress;
-		pp_pack_report report;
-		args->options.report = &report;
-		int packed = in->source ?
-			pp_pack_source(in->source, out_fd, out_name,
-				       &args->options, &err) :
-			pp_pack(in->fd, "(stdin)", out_fd, out_name,
-				&args->options, &err);
-		cli_progress_end(&progress);
-		if (packed)
-			status = cli_fail(&err);
-		else if (args->verbose)
-			cli_progress_summary(&progress, args->input ?
-					     args->input : "(stdin)",
-					     output_size(out_fd));
-		if (status == 0 && args->verbose && args->options.reuse_path)
-			print_reuse(&args->options, &report);
-	}
-	if (output && out_fd >= 0 && out_fd != STDOUT_FILENO) {
-		if (status == 0 && commit_output(out_fd, output, args->force,
-						 in_stat))
-			status = EXIT_ERROR;
-		else if (status != 0)
-			cli_output_discard(out_fd);
-		else
-			status = remove_stale_undo(output);
-	}
-	free(output);
 	free(ranges);
 	return status;
 }
 
+/* ---- what the input is ------------------------------------------------- */
+
+/* The first bytes of a seekable input, without moving its position. */
+static size_t read_head(int in_fd, uint8_t *head, size_t size)
+{
+	off_t at = lseek(in_fd, 0, SEEK_CUR);
+	ssize_t got = at < 0 ? -1 : pread(in_fd, head, size, at);
+	return got > 0 ? (size_t)got : 0;
+}
+
+/*
+ * The other compressors people feed partpack by accident: the library
+ * knows the signatures and suffixes of its own formats (xz, gzip and
+ * zstd: pp_format_of_head, pp_format_from_path); these are the rest.
+ */
+static const struct foreign_compressor {
+	const char *name;
+	const char *suffix;
+	size_t len;
+	unsigned char magic[6];
+} foreign[] = {
+	{ "bzip2", ".bz2", 3, { 'B', 'Z', 'h' } },
+	{ "lz4", ".lz4", 4, { 0x04, 0x22, 0x4d, 0x18 } },
+	{ "lzip", ".lz", 4, { 'L', 'Z', 'I', 'P' } },
+};
+
+#define FOREIGN_COUNT (sizeof foreign / sizeof *foreign)
+
+/* The suffix of name that says it is compressed (".xz", ".bz2"), or
+ * NULL. */
+static const char *compressed_suffix(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	if (!dot || strchr(dot, '/'))
+		return NULL;
+	if (pp_format_from_path(name))
+		return dot;
+	for (size_t i = 0; i < FOREIGN_COUNT; i++)
+		if (strcmp(dot, foreign[i].suffix) == 0)
+			return dot;
+	return NULL;
+}
+
 /*
  * An image that is already compressed is someone's mistake (partpack of a
- * .xz): it packs, but nothing in it is patchable.  The library knows the
- * signatures of its own formats (xz, gzip and zstd: pp_format_of_head);
- * these are the other compressors people feed it by accident.
+ * .xz): it packs, but nothing in it is patchable.  A warning, unless -q.
  */
-static void warn_if_compressed(int in_fd, const char *name)
+static void warn_if_compressed(const uint8_t *head, size_t got,
+			       const char *name)
 {
-	static const struct {
-		const char *name;
-		size_t len;
-		unsigned char magic[6];
-	} compressed[] = {
-		{ "bzip2", 3, { 'B', 'Z', 'h' } },
-	};
-	unsigned char head[6];
-	off_t at = lseek(in_fd, 0, SEEK_CUR);
-	ssize_t got = at < 0 ? -1 : pread(in_fd, head, sizeof head, at);
-	if (got <= 0)
-		return;
-	enum pp_format format = pp_format_of_head(head, (size_t)got);
+	enum pp_format format = pp_format_of_head(head, got);
 	const char *kind = format ? pp_format_name(format) : NULL;
-	for (size_t i = 0; !kind && i < sizeof compressed / sizeof *compressed;
-	     i++)
-		if ((size_t)got >= compressed[i].len &&
-		    memcmp(head, compressed[i].magic, compressed[i].len) == 0)
-			kind = compressed[i].name;
+	for (size_t i = 0; !kind && i < FOREIGN_COUNT; i++)
+		if (got >= foreign[i].len &&
+		    memcmp(head, foreign[i].magic, foreign[i].len) == 0)
+			kind = foreign[i].name;
 	if (kind)
 		cli_error("%s: warning: already %s-compressed; partpack "
 			  "expects a raw disk image (decompress it first)",
 			  name, kind);
+}
+
+/* ---- each INPUT ------------------------------------------------------ */
+
+/* Opens INPUT (or takes stdin) and says what stops it being packed. */
+static int open_input(const pack_args *args, int *in_fd, struct stat *st)
+{
+	const char *name = args->input ? args->input : "(stdin)";
+	*in_fd = STDIN_FILENO;
+	if (args->input && (*in_fd = open(args->input, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error("%s: %s", args->input, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (fstat(*in_fd, st)) {
+		cli_error("%s: %s", name, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		cli_error("%s: is a directory", name);
+		return EXIT_ERROR;
+	}
+	if (isatty(*in_fd)) {
+		cli_error("%s: is a terminal: give INPUT, or the image through "
+			  "a pipe", name);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* A named image is probed, and read through qemu unless raw. */
+static int open_source(const pack_args *args, pack_input *in,
+		       bool *direct)
+{
+	pp_error err;
+	pp_source_info info = { .direct = true };
+	if (args->input && pp_source_open(args->input, args->input_format, 0,
+					  &in->source, &err))
+		return cli_fail(&err);
+	if (in->source)
+		pp_source_get_info(in->source, &info, &err);
+	*direct = info.direct;
+	return 0;
+}
+
+static int pack_one(pack_args *args, const char *input)
+{
+	args->input = input && strcmp(input, "-") != 0 ? input : NULL;
+	const char *suffix = args->input && !args->output && !args->to_stdout ?
+		compressed_suffix(args->input) : NULL;
+	if (suffix) {
+		/* xz's words, and its status for a warning. */
+		if (!args->quiet)
+			cli_error("%s: File already has `%s' suffix, skipping",
+				  args->input, suffix);
+		return EXIT_USAGE;
+	}
+	pack_input in = { .fd = -1 };
+	struct stat in_stat;
+	bool direct = true;
+	int status = open_input(args, &in.fd, &in_stat);
+	if (status == 0)
+		status = open_source(args, &in, &direct);
+	uint8_t head[6];
+	size_t got = status == 0 && direct && S_ISREG(in_stat.st_mode) ?
+		read_head(in.fd, head, sizeof head) : 0;
+	if (status == 0 && !args->quiet)
+		warn_if_compressed(head, got, args->input ? args->input :
+				   "(stdin)");
+	if (status == 0)
+		status = pack(args, &in, &in_stat);
+	pp_source_close(in.source);
+	if (args->input && in.fd >= 0)
+		close(in.fd);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -564,42 +750,13 @@ int main(int argc, char **argv)
 	cli_init(argv[0]);
 	pack_args args = { 0 };
 	parse_args(argc, argv, &args);
-	int in_fd = STDIN_FILENO;
-	if (args.input) {
-		in_fd = open(args.input, O_RDONLY | O_CLOEXEC);
-		if (in_fd < 0) {
-			cli_error("%s: %s", args.input, strerror(errno));
-			return EXIT_ERROR;
-		}
+	/* As xz: every INPUT is tried; the status is the first failure's. */
+	int status = args.input_count ? 0 : pack_one(&args, NULL);
+	for (size_t i = 0; i < args.input_count; i++) {
+		int one = pack_one(&args, args.inputs[i]);
+		if (status == 0)
+			status = one;
 	}
-	struct stat in_stat;
-	if (fstat(in_fd, &in_stat)) {
-		cli_error("%s: %s", args.input ? args.input : "(stdin)",
-			  strerror(errno));
-		return EXIT_ERROR;
-	}
-	if (S_ISDIR(in_stat.st_mode)) {
-		cli_error("%s: is a directory", args.input);
-		return EXIT_ERROR;
-	}
-	pack_input in = { .fd = in_fd };
-	pp_error err;
-	/* A named image is probed, and read through qemu unless raw. */
-	if (args.input && pp_source_open(args.input, args.input_format, 0,
-					 &in.source, &err)) {
-		close(in_fd);
-		free(args.selectors);
-		return cli_fail(&err);
-	}
-	pp_source_info info = { .direct = true };
-	if (in.source)
-		pp_source_get_info(in.source, &info, &err);
-	if (!args.quiet && S_ISREG(in_stat.st_mode) && info.direct)
-		warn_if_compressed(in_fd, args.input ? args.input : "(stdin)");
-	int status = pack(&args, &in, &in_stat);
-	pp_source_close(in.source);
-	if (args.input)
-		close(in_fd);
 	free(args.selectors);
 	return status;
 }

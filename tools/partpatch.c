@@ -252,6 +252,11 @@ static void check_args(patch_args *args)
 	}
 	if (args->recover)
 		return;
+	if (args->output && strcmp(args->output, "-") == 0) {
+		cli_error("--output -: the patched archive is a file renamed "
+			  "into place, not a stream: name the file");
+		exit(EXIT_USAGE);
+	}
 	if (args->output && args->bmap && !args->bmap_output) {
 		cli_error("with --output, give --bmap-output for the new archive's "
 			  "bmap (--bmap is the base's, left as it is)");

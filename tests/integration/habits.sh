@@ -2,7 +2,7 @@
 # surprises a new user met (one case each): streams, operands, suffixes,
 # levels, holes, block numbers, refusals that say the way out.
 
-require_cmd partpack partpatch partinfo partcat sfdisk xz gzip zstd python3 script
+require_cmd partpack partpatch partinfo partcat sfdisk xz gzip zstd python3 script qemu-img
 
 # A 16 MiB GPT disk with partition 1 (1 MiB..5 MiB, "boot") full of text
 # and partition 2 (5 MiB..11 MiB, "root") mostly empty.
@@ -131,3 +131,86 @@ check_eq "... and partcat --partition reads its table" "$cmp_part1" \
 cat piped.zst piped.zst >twice.zst
 check "two such frames back to back" bash -c 'partcat twice.zst | cmp - <(cat disk.img disk.img)'
 check "partinfo --verify of them" partinfo --verify twice.zst
+
+# ---- partpack: standard input and output, as xz ------------------------------
+partpack -q -1 -K 1M+4M -c disk.img >ref.xz || bail "partpack -c"
+check "partpack < IMAGE > ARCHIVE (a file on stdin)" bash -c 'partpack -q -1 -K 1M+4M <disk.img >stdin.xz'
+check_cmp "... the archive -c writes" ref.xz stdin.xz
+check "cat IMAGE | partpack > ARCHIVE (a pipe)" bash -c 'cat disk.img | partpack -q -1 -K 1M+4M >pipe.xz'
+check_cmp "... the same bytes" ref.xz pipe.xz
+check "partpack - (stdin named)" bash -c 'partpack -q -1 -K 1M+4M - <disk.img >dash-in.xz'
+check_cmp "... the same bytes" ref.xz dash-in.xz
+check "partpack -o - writes standard output" bash -c 'partpack -q -1 -K 1M+4M -o - disk.img >dash.xz'
+check_cmp "... the same bytes" ref.xz dash.xz
+check "... and no file named -" test ! -e ./-
+script -qec "partpack -q -1 -o tty.xz; echo status=\$?" /dev/null </dev/null >tty-in.out
+case $(tr -d '\r' <tty-in.out) in
+*"is a terminal"*status=2*) ok "the image from a terminal is refused: status 2" ;;
+*) not_ok "the image from a terminal is refused: status 2" "$(cat tty-in.out)" ;;
+esac
+script -qec "partpack -q -1 <disk.img; echo status=\$?" /dev/null >tty-out.out </dev/null
+case $(tr -d '\r' <tty-out.out) in
+*"not written to a terminal"*status=2*) ok "... and the archive to one: status 2" ;;
+*) not_ok "... and the archive to one: status 2" "$(cat tty-out.out)" ;;
+esac
+
+# ---- several INPUTs, and those already compressed -----------------------------
+cp disk.img one.img && cp disk.img two.img && cp ref.xz three.img.xz
+check_fails "partpack one.img three.img.xz two.img: status 2 (a warning), one line" 2 \
+	partpack -1 one.img three.img.xz two.img
+check_eq "... xz's warning" "partpack: three.img.xz: File already has \`.xz' suffix, skipping" "$CHECK_STDERR"
+check "... one.img and two.img packed each to its own file" bash -c \
+	'xz -t one.img.xz && cmp one.img.xz two.img.xz && partcat one.img.xz | cmp - disk.img'
+check "... and no .xz.xz" test ! -e three.img.xz.xz
+check_fails "partpack -o with two INPUTs: status 2" 2 partpack -o both.xz one.img two.img
+check_fails "partpack -c with two INPUTs: status 2" 2 partpack -c one.img two.img
+check "partpack -o FILE of a .xz still packs it (the warning says it is compressed)" \
+	bash -c 'partpack -1 -o again.xz three.img.xz 2>&1 | grep -q "already xz-compressed"'
+
+# ---- -d, -t, -l name the tool; --fast and --best are the format's ends --------
+for mode in "-d partcat" "--decompress partcat" "-t partinfo --verify" "-l partinfo"; do
+	check_fails "partpack ${mode%% *}: status 2" 2 partpack ${mode%% *} ref.xz
+	case $CHECK_STDERR in
+	*"'${mode#* }"*) ok "... naming ${mode#* }" ;;
+	*) not_ok "... naming ${mode#* }" "$CHECK_STDERR" ;;
+	esac
+done
+dd if=disk.img of=levels.img bs=64K skip=16 count=8 status=none   # 512 KiB of text
+for f in "xz 0 9" "zstd 1 19"; do
+	set -- $f
+	partpack -q -F $1 -$2 -o lo.$1 levels.img && partpack -q -F $1 -$3 -o hi.$1 levels.img ||
+		bail "partpack -F $1 -$2, -$3"
+	check "partpack -F $1 --fast is -$2" bash -c "partpack -q -F $1 --fast -o fast.$1 levels.img && cmp lo.$1 fast.$1"
+	check "partpack -F $1 --best is -$3" bash -c "partpack -q -F $1 --best -o best.$1 levels.img && cmp hi.$1 best.$1"
+done
+check "... the last of --best and -N wins" bash -c 'partpack -q --best -0 -o last.xz levels.img && cmp lo.xz last.xz'
+
+# ---- partcat and partinfo read - ----------------------------------------------
+check_stdout_cmp "partcat - < ARCHIVE" disk.img partcat - <disk.xz
+check "cat ARCHIVE | partcat - (a pipe: read to a temporary file first)" \
+	bash -c 'cat disk.xz | partcat - | cmp - disk.img'
+check "... a .gz and a .zst too" bash -c 'for f in gzip zstd; do partpack -q -F $f -o d.$f disk.img &&
+	cat d.$f | partcat -q - | cmp - disk.img || exit 1; done'
+check "partcat -o - is standard output" bash -c 'partcat -o - disk.xz | cmp - disk.img && test ! -e ./-'
+check_eq "partinfo - < ARCHIVE" "$(partinfo disk.xz | sed 1d)" "$(partinfo - <disk.xz | sed 1d)"
+check_fails "cat ARCHIVE | partinfo -: status 2" 2 bash -c 'cat disk.xz | partinfo -'
+case $CHECK_STDERR in
+*"a pipe"*"index is at the end"*) ok "... saying why" ;;
+*) not_ok "... saying why" "$CHECK_STDERR" ;;
+esac
+
+# ---- several INPUTs, raw and read through qemu --------------------------------
+qemu-img convert -f raw -O qcow2 disk.img "my disk.qcow2" || bail "qemu-img convert"
+rm -f one.img.xz
+check "partpack one.img 'my disk.qcow2': each to its own file" \
+	partpack -q -1 one.img "my disk.qcow2"
+check "... one.img.xz and 'my disk.img.xz' hold the image" bash -c \
+	'partcat one.img.xz | cmp - disk.img && partcat "my disk.img.xz" | cmp - disk.img'
+
+# ---- the progress line has an ETA --------------------------------------------
+script -qec "partcat -f -T1 -o tty.raw disk.xz" /dev/null </dev/null >cat-tty.out
+if tr '\r' '\n' <cat-tty.out | grep -aEq 'partcat: writing: .*B \([0-9]+%\), .*B/s, ETA [0-9]+:[0-9][0-9]'; then
+	ok "partcat's progress line on a terminal has an ETA"
+else
+	not_ok "partcat's progress line on a terminal has an ETA" "$(tr '\r' '\n' <cat-tty.out | tail -3)"
+fi
