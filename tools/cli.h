@@ -91,7 +91,11 @@ struct cli_option {
 				 * answers for the words in braces (see
 				 * cli_expand); NULL: an alias left out */
 };
-/* The entry that ends a table. */
+/* The entries every tool has, last, and the one that ends a table. */
+#define CLI_HELP_AND_VERSION                                                 \
+	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },  \
+	{ "version", 'V', NULL, cli_show_version, 0,                         \
+	  "show the version and exit" }
 #define CLI_END { NULL, 0, NULL, NULL, 0, NULL }
 
 /* The shared setters: the field at offset option->field of args is a

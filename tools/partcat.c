@@ -102,9 +102,7 @@ static const cli_option option_table[] = {
 	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
 	  "overwrite OUT if it exists" },
 	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
-	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
-	{ "version", 'V', NULL, cli_show_version, 0,
-	  "show the version and exit" },
+	CLI_HELP_AND_VERSION,
 	CLI_END,
 };
 

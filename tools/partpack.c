@@ -217,9 +217,7 @@ static const cli_option option_table[] = {
 	{ "test", 't', NULL, refuse_mode, 't',
 	  "likewise, naming partinfo --verify" },
 	{ "list", 'l', NULL, refuse_mode, 'l', "likewise, naming partinfo" },
-	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
-	{ "version", 'V', NULL, cli_show_version, 0,
-	  "show the version and exit" },
+	CLI_HELP_AND_VERSION,
 	CLI_END,
 };
 

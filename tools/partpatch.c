@@ -187,9 +187,7 @@ static const cli_option option_table[] = {
 	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
 	{ "verbose", 'v', NULL, cli_set_flag, FIELD(verbose),
 	  "say what was written" },
-	{ "help", 'h', NULL, cli_show_help, 0, "show this help and exit" },
-	{ "version", 'V', NULL, cli_show_version, 0,
-	  "show the version and exit" },
+	CLI_HELP_AND_VERSION,
 	{ NULL, 0, NULL, NULL, 0,
 	  "File operations on the filesystem of the --partition (paths inside "
 	  "that filesystem: /grub/grub.cfg on /boot), in the order given, in "
