@@ -317,19 +317,6 @@ int pp_read_partitions(pp_read_fn read_at, void *opaque, uint64_t image_size,
 		       const char *image_name, pp_partition **parts,
 		       size_t *count, pp_error *err);
 
-/* ---- libguestfs lookups (guestfs.c) ---------------------------------- */
-
-typedef struct pp_guestfs pp_guestfs;
-
-/* Launches the appliance on the image (format: qemu's name for it, "raw"
- * for a plain file), read-only, falling back to TCG. */
-int pp_guestfs_open(const char *image_path, const char *format,
-		    pp_guestfs **handle, pp_error *err);
-/* /MOUNTPOINT, /dev/..., label:L or uuid:U to the partition holding it. */
-int pp_guestfs_resolve(pp_guestfs *handle, const char *selector,
-		       pp_range *range, pp_error *err);
-void pp_guestfs_close(pp_guestfs *handle);
-
 /* ---- containers: one object per format ------------------------------- */
 
 /* What one encoded block tells the container's index. */

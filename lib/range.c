@@ -10,6 +10,7 @@
  * holds the filesystem (it may be on the whole disk, or in LVM) does
  * libguestfs look, and say what it is.
  */
+#include "appliance.h"
 #include "fs.h"
 #include "source.h"
 

@@ -1,7 +1,7 @@
 /*
  * edit.h - partpatch's guest-side work: mountpoint selectors and file edits,
- * done by guestfish on the archive itself, served by nbdkit through the
- * partpack filter.  One appliance launch per run.
+ * done by the libguestfs appliance on the archive itself, served by nbdkit
+ * through the partpack filter.  One appliance launch per run.
  */
 #ifndef PARTPACK_EDIT_H
 #define PARTPACK_EDIT_H
@@ -55,12 +55,23 @@ bool edit_selector_needs_guest(const char *selector);
 void edit_check_op(const edit_op *op);
 
 /*
- * Runs one guestfish session on the archive at path (open as archive, whose
- * lock the caller holds throughout): resolves selector to a partition and,
- * if count > 0, mounts that partition's filesystem at / and runs the
- * operations on it.  The archive is never written: the writes the guest
- * made come back in *result, to be applied as one patch.  Returns an exit
+ * Checks the local files the operations name, before anything is opened
+ * or launched: each exists, can be read and is of the right kind (a file
+ * for --upload and --script, a file or directory for --copy-in), and a
+ * script's lines are whole lines guestfish reads as such.  Returns an exit
  * status (cli.h), having printed a message on failure.
+ */
+int edit_check_files(const edit_op *ops, size_t count);
+
+/*
+ * Resolves selector to a partition of the archive at path (open as
+ * archive, whose lock the caller holds throughout, or with --output a
+ * clone of it while the caller holds a shared lock on path) and, if
+ * count > 0, mounts that partition's filesystem at / and runs the
+ * operations on it, in one appliance launch (two for a --script with a
+ * selector the appliance resolves).  The archive is never written: the
+ * writes the guest made come back in *result, to be applied as one patch.
+ * Returns an exit status (cli.h), having printed a message on failure.
  */
 int edit_run(pp_archive *archive, const char *path, const char *selector,
 	     const edit_op *ops, size_t count, bool verbose,

@@ -49,27 +49,6 @@ static char *local_part(const edit_op *op)
 	return local;
 }
 
-int fsedit_check_locals(const edit_op *ops, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		if (ops[i].kind != EDIT_UPLOAD && ops[i].kind != EDIT_COPY_IN &&
-		    ops[i].kind != EDIT_SCRIPT)
-			continue;
-		char *local = local_part(&ops[i]);
-		struct stat st;
-		const char *problem = stat(local, &st) ? strerror(errno) :
-			ops[i].kind != EDIT_COPY_IN && S_ISDIR(st.st_mode) ?
-				"is a directory" :
-			access(local, R_OK) ? strerror(errno) : NULL;
-		if (problem)
-			cli_error("%s: %s", local, problem);
-		free(local);
-		if (problem)
-			return EXIT_ERROR;
-	}
-	return 0;
-}
-
 static int run_op(pp_fs *fs, const edit_op *op, pp_error *err)
 {
 	const char *colon = strchr(op->arg, ':');

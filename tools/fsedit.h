@@ -21,10 +21,6 @@
 bool fsedit_selector_needs_guest(const char *selector);
 /* Whether every operation can run in process (not --script). */
 bool fsedit_can_run(const edit_op *ops, size_t count);
-/* Checks that every local operand (--upload's, --copy-in's, --script)
- * can be read, before any work starts.  An exit status: 0 or an error
- * already printed. */
-int fsedit_check_locals(const edit_op *ops, size_t count);
 
 /* What an in-process edit wrote, for the bmap. */
 typedef struct fsedit_written {

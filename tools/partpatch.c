@@ -14,6 +14,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The bytes to write: a mapping of a regular file, or what a pipe gave. */
+typedef struct patch_data {
+	uint8_t *bytes;
+	size_t len;
+	void *mapping;
+	size_t mapping_len;
+	bool capped;                /* a pipe with more than was read */
+	uint64_t input_len;         /* all a capped pipe held: the write a
+				     * refusal's remedy covers */
+} patch_data;
+
 /* One range of the transaction: where it goes and where its bytes come from. */
 typedef struct range_arg {
 	const char *input;          /* NULL: standard input */
@@ -22,9 +33,9 @@ typedef struct range_arg {
 	uint64_t offset;
 	uint64_t limit;             /* most bytes accepted (the partition) */
 	uint64_t length;
-	uint64_t written;           /* bytes added to the transaction */
 	bool offset_given;
 	bool length_given;
+	patch_data data;            /* read before the archive is locked */
 } range_arg;
 
 typedef struct patch_args {
@@ -32,6 +43,8 @@ typedef struct patch_args {
 	const char *output;
 	const char *bmap;
 	const char *bmap_output;
+	bool bmap_found;            /* bmap and bmap_output found, not given */
+	bool no_bmap;
 	range_arg *ranges;
 	size_t range_count;
 	bool verbose;
@@ -45,6 +58,8 @@ typedef struct patch_args {
 	const char *exec;           /* --exec: a command on the partition */
 	bool appliance;             /* --appliance: file edits by libguestfs */
 	fsedit_written edit_written;    /* what the file edits wrote */
+	pp_range *written;          /* what the transaction wrote, for the bmap */
+	size_t written_count;
 } patch_args;
 
 /* items (count of them, size bytes each) with room for one more, or exit:
@@ -181,6 +196,10 @@ static const cli_option option_table[] = {
 	{ "bmap-output", 0, "NEW", cli_set_text, FIELD(bmap_output),
 	  "write the updated bmap to NEW and leave FILE as it is (needed with "
 	  "--output: FILE is the base's)" },
+	{ "no-bmap", 0, NULL, cli_set_flag, FIELD(no_bmap),
+	  "without --bmap, the bmap bmaptool would find for ARCHIVE "
+	  "(ARCHIVE.bmap, IMAGE.bmap for IMAGE.xz) is kept true too (with "
+	  "--output, NEW's is written); --no-bmap leaves it" },
 	{ "recover", 0, NULL, cli_set_flag, FIELD(recover),
 	  "undo an interrupted patch of ARCHIVE and exit; with --bmap, also "
 	  "bring FILE in line with it" },
@@ -248,6 +267,10 @@ static void check_args(patch_args *args)
 		cli_error("--bmap-output needs --bmap (the bmap to start from)");
 		exit(EXIT_USAGE);
 	}
+	if (args->no_bmap && args->bmap) {
+		cli_error("--no-bmap and --bmap contradict each other");
+		exit(EXIT_USAGE);
+	}
 	if (args->recover)
 		return;
 	if (args->output && strcmp(args->output, "-") == 0) {
@@ -299,16 +322,6 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	check_args(args);
 }
 
-/* The bytes to write: a mapping of a regular file, or what a pipe gave. */
-typedef struct patch_data {
-	uint8_t *bytes;
-	size_t len;
-	uint64_t input_len;         /* all the input holds, if more than len:
-				     * the write a refusal's remedy covers */
-	void *mapping;
-	size_t mapping_len;
-} patch_data;
-
 static void release_data(patch_data *data)
 {
 	if (data->mapping)
@@ -328,12 +341,6 @@ static int map_regular_input(int fd, const char *name, const range_arg *args,
 		cli_error("%s: input has %llu bytes, shorter than --length %llu",
 			  name, (unsigned long long)available,
 			  (unsigned long long)want);
-		return EXIT_USAGE;
-	}
-	if (want > args->limit) {
-		cli_error("%s: %llu bytes do not fit in partition %s (%llu bytes)",
-			  name, (unsigned long long)want, args->partition,
-			  (unsigned long long)args->limit);
 		return EXIT_USAGE;
 	}
 	if (want == 0)
@@ -400,13 +407,9 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 			break;
 		data->len += (size_t)n;
 	}
-	if (data->len == cap && !args->length_given)
+	data->capped = !args->length_given && data->len == want;
+	if (data->capped)
 		count_rest(fd, data);
-	if (data->len > args->limit) {
-		cli_error("%s: more than %llu bytes: does not fit in partition %s",
-			  name, (unsigned long long)args->limit, args->partition);
-		return EXIT_USAGE;
-	}
 	if (args->length_given && data->len < args->length) {
 		cli_error("%s: input has %zu bytes, shorter than --length %llu",
 			  name, data->len, (unsigned long long)args->length);
@@ -415,16 +418,70 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 	return 0;
 }
 
-static int load_data(pp_archive *archive, const range_arg *args,
-		     patch_data *data)
+/*
+ * The archive, opened to read for a moment while the inputs are read: how
+ * much of a pipe is worth reading.  It is closed before the reading, so a
+ * slow pipe holds no lock.  An interrupted patch is recovered first, as
+ * opening to patch in place would.
+ */
+static int peek_archive(const patch_args *args, pp_archive **peek)
 {
-	const char *name = args->input ? args->input : "(stdin)";
+	pp_error err;
+	int flags = PP_OPEN_READ | (args->no_wait ? PP_OPEN_NO_WAIT : 0);
+	int status = pp_open(args->archive, flags, peek, &err);
+	bool recovered;
+	if (status == PP_ERR_RECOVERY_PENDING && !args->output &&
+	    !args->dry_run) {
+		status = pp_recover(args->archive, &recovered, &err);
+		if (status == 0)
+			status = pp_open(args->archive, flags, peek, &err);
+	}
+	return status ? cli_open_failed(&err, args->archive) : 0;
+}
+
+/* One byte more than a pipe may usefully give a range: its stored run (in
+ * its partition), or the longest stored run where the appliance must find
+ * the partition. */
+static int stream_cap(pp_archive *peek, const range_arg *range,
+		      uint64_t *cap)
+{
+	pp_error err;
+	pp_range where = { range->offset, UINT64_MAX };
+	pp_info info;
+	uint64_t run = 0;
+	int status = 0;
+	if (range->partition && edit_selector_needs_guest(range->partition)) {
+		status = pp_get_info(peek, &info, &err);
+		for (size_t i = 0; status == 0 && i < info.stored_count; i++)
+			run = info.stored[i].length > run ?
+				info.stored[i].length : run;
+		if (status == 0)
+			pp_info_free(&info);
+	} else {
+		if (range->partition)
+			status = pp_locate_partition(peek, range->partition,
+						     &where, &err);
+		if (status == 0)
+			status = pp_stored_run(peek, where.offset, &run, &err);
+		run = run < where.length ? run : where.length;
+	}
+	*cap = run + 1;
+	return status ? cli_fail(&err) : 0;
+}
+
+/* Reads (a pipe) or maps (a file) one range's input, before the archive is
+ * locked; *peek is opened the first time a pipe needs its cap. */
+static int load_data(const patch_args *args, range_arg *range,
+		     pp_archive **peek)
+{
+	const char *name = range->input ? range->input : "(stdin)";
 	int fd = STDIN_FILENO;
-	if (args->input && (fd = open(args->input, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_error("%s: %s", args->input, strerror(errno));
+	if (range->input && (fd = open(range->input, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error("%s: %s", range->input, strerror(errno));
 		return EXIT_ERROR;
 	}
 	struct stat st;
+	uint64_t cap = 0;
 	int status = 0;
 	if (fstat(fd, &st)) {
 		cli_error("%s: %s", name, strerror(errno));
@@ -438,24 +495,49 @@ static int load_data(pp_archive *archive, const range_arg *args,
 			  "or through a pipe", name);
 		status = EXIT_USAGE;
 	} else if (S_ISREG(st.st_mode)) {
-		status = map_regular_input(fd, name, args, &st, data);
+		status = map_regular_input(fd, name, range, &st, &range->data);
 	} else {
-		uint64_t run;
-		pp_error err;
-		if (pp_stored_run(archive, args->offset, &run, &err))
-			status = cli_fail(&err);
-		else
-			status = read_stream_input(fd, name, args,
-						   (run < args->limit ? run :
-						    args->limit) + 1, data);
+		if (!range->length_given && !*peek)
+			status = peek_archive(args, peek);
+		if (status == 0 && !range->length_given)
+			status = stream_cap(*peek, range, &cap);
+		if (status == 0)
+			status = read_stream_input(fd, name, range, cap,
+						   &range->data);
 	}
-	if (args->input)
+	if (range->input)
 		close(fd);
-	if (status == 0 && data->len == 0) {
+	if (status == 0 && range->data.len == 0) {
 		cli_error("%s: no data to write (the input is empty)", name);
 		status = EXIT_USAGE;
 	}
 	return status;
+}
+
+/* Every range's input, read before the archive is locked: a slow pipe
+ * keeps no reader of the archive waiting. */
+static int read_inputs(patch_args *args)
+{
+	pp_archive *peek = NULL;
+	int status = 0;
+	if (args->edit_count > 0 || args->exec)
+		return 0;  /* the one range's bytes are the edit's */
+	for (size_t i = 0; status == 0 && i < args->range_count; i++)
+		status = load_data(args, &args->ranges[i], &peek);
+	pp_close(peek);
+	return status;
+}
+
+/* After the range is located: its data must fit in the partition. */
+static int check_fits(const range_arg *range)
+{
+	if (range->data.len <= range->limit)
+		return 0;
+	cli_error("%s: %zu bytes%s do not fit in partition %s (%llu bytes)",
+		  range->input ? range->input : "(stdin)", range->data.len,
+		  range->data.capped ? " or more" : "", range->partition,
+		  (unsigned long long)range->limit);
+	return EXIT_USAGE;
 }
 
 /* After the archive is recovered (old or new), the bmap is brought in line
@@ -490,45 +572,154 @@ static int recover(const patch_args *args)
 	pp_error err;
 	if (pp_recover(args->archive, &recovered, &err))
 		return cli_fail(&err);
-	if (!recovered && !args->bmap)
+	if (!recovered && (!args->bmap || args->bmap_found))
 		fprintf(stderr, "%s: %s: no interrupted patch to recover\n",
 			cli_program, args->archive);
 	return args->bmap ? recover_bmap(args) : EXIT_OK;
 }
 
-/* The transaction is committed: the bmap follows every range of it. */
-static int update_bmap(const patch_args *args, pp_bmap *bmap,
-		       pp_archive *archive)
+/* What the transaction wrote, for the bmap. */
+static int add_written(patch_args *args, uint64_t offset, uint64_t length)
 {
-	pp_error err;
-	pp_range *written = calloc(args->range_count, sizeof *written);
+	pp_range *written = realloc(args->written, (args->written_count + 1) *
+				    sizeof *written);
 	if (!written) {
 		cli_error("out of memory");
 		return EXIT_ERROR;
 	}
-	for (size_t i = 0; i < args->range_count; i++)
-		written[i] = (pp_range){ args->ranges[i].offset,
-					 args->ranges[i].written };
+	args->written = written;
+	written[args->written_count++] = (pp_range){ offset, length };
+	return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const pp_range *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The written ranges in order, overlapping and touching ones merged: a file
+ * edit makes thousands of small writes, many to the same blocks. */
+static size_t merge_written(pp_range *ranges, size_t count)
+{
+	qsort(ranges, count, sizeof *ranges, by_offset);
+	size_t merged = 0;
+	for (size_t i = 0; i < count; i++) {
+		pp_range *last = merged ? &ranges[merged - 1] : NULL;
+		if (last && ranges[i].offset <= last->offset + last->length) {
+			uint64_t end = ranges[i].offset + ranges[i].length;
+			if (end > last->offset + last->length)
+				last->length = end - last->offset;
+		} else {
+			ranges[merged++] = ranges[i];
+		}
+	}
+	return merged;
+}
+
+/* The transaction is committed: the bmap follows every range of it. */
+static int update_bmap(patch_args *args, pp_bmap *bmap, pp_archive *archive)
+{
+	pp_error err;
+	const char *target = args->output ? args->output : args->archive;
+	const char *saved = args->bmap_output ? args->bmap_output : args->bmap;
+	/* An in-process edit (fsedit.c) recorded its writes apart. */
 	const fsedit_written *edited = &args->edit_written;
-	int failed = (edited->ranges ?
-		      pp_bmap_patched(bmap, archive, edited->ranges,
-				      edited->count, &err) :
-		      pp_bmap_patched(bmap, archive, written,
-				      args->range_count, &err)) ||
-		pp_bmap_save(bmap, args->bmap_output ? args->bmap_output :
-			     args->bmap, &err);
-	free(written);
-	if (failed) {
+	for (size_t i = 0; i < edited->count; i++)
+		if (add_written(args, edited->ranges[i].offset,
+				edited->ranges[i].length))
+			return EXIT_ERROR;
+	size_t count = merge_written(args->written, args->written_count);
+	if (pp_bmap_patched(bmap, archive, args->written, count, &err) ||
+	    pp_bmap_save(bmap, saved, &err)) {
 		/* One line: what failed, and how to finish the job. */
 		cli_error("%s (the archive is patched but its bmap is not: run "
 			  "'%s --recover --bmap %s%s%s %s')", err.message,
 			  cli_program, args->bmap, args->bmap_output ?
 			  " --bmap-output " : "", args->bmap_output ?
-			  args->bmap_output : "", args->output ? args->output :
-			  args->archive);
+			  args->bmap_output : "", target);
 		return EXIT_ERROR;
 	}
+	if (args->bmap_found)
+		fprintf(stderr, "%s: %s: updated to match %s (the bmap "
+			"bmaptool finds for it; --no-bmap leaves it)\n",
+			cli_program, saved, target);
 	return 0;
+}
+
+/* Whether path names a regular file (following links, as bmaptool does). */
+static bool regular_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * The bmap bmaptool copy uses for an image it is given no bmap for:
+ * PATH.bmap, then the same with one extension after another taken off
+ * (a.img.xz: a.img.xz.bmap, a.img.bmap, a.bmap), as Python's splitext
+ * takes them (the leading dots of a name are not an extension).  NULL if
+ * none exists; malloc'd.
+ */
+static char *bmap_bmaptool_finds(const char *path)
+{
+	char *stem = strdup(path), *candidate = NULL;
+	while (stem) {
+		if (asprintf(&candidate, "%s.bmap", stem) < 0)
+			break;
+		if (regular_file(candidate))
+			break;
+		free(candidate);
+		candidate = NULL;
+		char *slash = strrchr(stem, '/');
+		char *name = slash ? slash + 1 : stem;
+		char *dot = strrchr(name + strspn(name, "."), '.');
+		if (!dot)
+			break;
+		*dot = '\0';
+	}
+	free(stem);
+	return candidate;
+}
+
+/* Where the bmap of --output NEW goes: NEW.bmap if it exists (bmaptool
+ * looks there first, so it must not stay stale), else NEW without its
+ * format's suffix, plus .bmap (IMAGE.bmap beside IMAGE.xz). */
+static char *bmap_for_output(const char *output)
+{
+	char *path = NULL;
+	if (asprintf(&path, "%s.bmap", output) < 0)
+		return NULL;
+	if (regular_file(path))
+		return path;
+	const char *suffix = pp_format_suffix(pp_format_from_path(output));
+	size_t len = strlen(output), cut = suffix ? strlen(suffix) : 0;
+	if (cut && len > cut && strcmp(output + len - cut, suffix) == 0)
+		snprintf(path + len - cut, cut + 6, ".bmap");
+	return path;
+}
+
+/* With no --bmap: the one bmaptool would find for the archive, kept true
+ * too, unless --no-bmap.  With --output, the variant's goes beside it. */
+static void find_bmap(patch_args *args)
+{
+	if (args->bmap || args->no_bmap)
+		return;
+	char *found = bmap_bmaptool_finds(args->archive);
+	if (!found)
+		return;
+	char *output_bmap = args->output && !args->recover ?
+		bmap_for_output(args->output) : NULL;
+	if ((args->output && !args->recover && !output_bmap) ||
+	    (output_bmap && strcmp(output_bmap, found) == 0)) {
+		/* The variant's would replace the base's: leave both. */
+		free(found);
+		free(output_bmap);
+		return;
+	}
+	args->bmap = found;
+	args->bmap_output = output_bmap;
+	args->bmap_found = true;
 }
 
 static int open_target(const patch_args *args, pp_archive **archive,
@@ -666,32 +857,35 @@ static int locate(pp_archive *archive, const patch_args *args,
 	return 0;
 }
 
-/* Reads each range's bytes and adds them to the transaction, which keeps
- * its own copy: one input is held in memory at a time. */
+/* Adds each range's bytes, read before the archive was locked, to the
+ * transaction, which keeps its own copy. */
 static int add_ranges(pp_archive *archive, patch_args *args,
 		      pp_patch_txn *txn)
 {
 	int status = 0;
 	for (size_t i = 0; status == 0 && i < args->range_count; i++) {
 		range_arg *range = &args->ranges[i];
-		patch_data data = { 0 };
 		pp_error err;
 		if (range->partition)
 			status = locate(archive, args, range);
 		if (status == 0)
-			status = load_data(archive, range, &data);
-		if (status == 0 &&
-		    pp_patch_add(txn, range->offset, data.bytes, data.len, &err))
+			status = check_fits(range);
+		if (status == 0 && pp_patch_add(txn, range->offset,
+						range->data.bytes,
+						range->data.len, &err))
 			status = patch_failed(archive, args, range, &err,
-					      PP_CLI_MAX(data.len,
-							 data.input_len));
-		range->written = data.len;
-		release_data(&data);
+					      PP_CLI_MAX(range->data.len,
+							 range->data.input_len));
+		if (status == 0)
+			status = add_written(args, range->offset,
+					     range->data.len);
+		release_data(&range->data);
+		range->data = (patch_data){ 0 };
 	}
 	return status;
 }
 
-/* Runs the file operations (one guestfish session that writes nothing)
+/* Runs the file operations (one appliance session that writes nothing)
  * and adds the writes they made to the transaction. */
 static int add_appliance_edits(pp_archive *archive, patch_args *args,
 			       pp_patch_txn *txn)
@@ -708,6 +902,8 @@ static int add_appliance_edits(pp_archive *archive, patch_args *args,
 		if (pp_patch_add(txn, w->offset, w->data, w->length, &err))
 			status = patch_failed(archive, args, range, &err,
 					      w->length);
+		else
+			status = add_written(args, w->offset, w->length);
 	}
 	if (status == 0 && args->verbose)
 		fprintf(stderr, "%s: %s: the edit made %zu writes to partition "
@@ -765,48 +961,103 @@ static int run_patch(pp_archive *archive, patch_args *args,
 	return 0;
 }
 
+/*
+ * With --output, the appliance (a file edit, or a selector it resolves)
+ * reads the base itself, served by nbdkit, while the copy is patched: a
+ * shared lock on the base, held to the end, keeps another partpatch from
+ * changing it meanwhile.  In place, the archive's own lock does.
+ */
+static int guard_base(const patch_args *args, pp_archive **guard)
+{
+	bool appliance = args->edit_count > 0;
+	for (size_t i = 0; i < args->range_count; i++)
+		appliance = appliance || (args->ranges[i].partition &&
+			edit_selector_needs_guest(args->ranges[i].partition));
+	*guard = NULL;
+	if (!args->output || args->dry_run || !appliance)
+		return 0;
+	pp_error err;
+	int flags = PP_OPEN_READ | (args->no_wait ? PP_OPEN_NO_WAIT : 0);
+	if (pp_open(args->archive, flags, guard, &err))
+		return cli_open_failed(&err, args->archive);
+	return 0;
+}
+
+/* A bmap that cannot be used stops the run before the archive changes. */
+static int open_bmap(const patch_args *args, pp_archive *archive,
+		     pp_bmap **bmap)
+{
+	pp_error err;
+	*bmap = NULL;
+	if (!args->bmap || pp_bmap_open(archive, args->bmap, bmap, &err) == 0)
+		return 0;
+	if (args->bmap_found)
+		return cli_fail_advice(&err, "it is the bmap bmaptool finds for "
+				       "%s; --no-bmap patches without it",
+				       args->archive);
+	return cli_fail(&err);
+}
+
+/* Opens the archive (or the copy) and patches it, bmap and all. */
+static int patch_archive(patch_args *args)
+{
+	pp_archive *archive;
+	pp_error err;
+	cli_progress scanning;
+	cli_background_progress_begin(&scanning, "scanning", args->quiet);
+	int opened = open_target(args, &archive, &err);
+	cli_background_progress_end(&scanning);
+	if (opened)
+		return cli_open_failed(&err, args->archive);
+	pp_patch_report done;
+	pp_bmap *bmap = NULL;
+	int status = check_names(archive, args);
+	if (status == 0)
+		status = open_bmap(args, archive, &bmap);
+	if (status == 0)
+		status = run_patch(archive, args, &done);
+	if (status == 0 && pp_commit(archive, &err))
+		status = cli_fail(&err);
+	if (status == 0 && bmap && !args->dry_run)
+		status = update_bmap(args, bmap, archive);
+	if (status == 0 && (args->verbose || args->dry_run))
+		report(args, &done);
+	pp_bmap_close(bmap);
+	pp_close(archive);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init(argv[0]);
 	patch_args args = { 0 };
 	parse_args(argc, argv, &args);
-	if (args.recover)
-		return recover(&args);
-	/* Every local operand is readable before any work starts. */
-	int checked = fsedit_check_locals(args.edits, args.edit_count);
-	if (checked)
-		return checked;
-
-	pp_archive *archive;
-	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", args.quiet);
-	int opened = open_target(&args, &archive, &err);
-	cli_background_progress_end(&scanning);
-	if (opened) {
-		free(args.ranges);
-		return cli_open_failed(&err, args.archive);
+	find_bmap(&args);
+	int status;
+	if (args.recover) {
+		status = recover(&args);
+	} else {
+		/* The local files and the inputs first: nothing is locked or
+		 * launched for a run that cannot finish. */
+		pp_archive *guard = NULL;
+		status = edit_check_files(args.edits, args.edit_count);
+		if (status == 0)
+			status = read_inputs(&args);
+		if (status == 0)
+			status = guard_base(&args, &guard);
+		if (status == 0)
+			status = patch_archive(&args);
+		pp_close(guard);
 	}
-	pp_patch_report done;
-	pp_bmap *bmap = NULL;
-	int status = check_names(archive, &args);
-	/* Read before the patch: a bad bmap stops the run with the archive
-	 * untouched. */
-	if (status == 0 && args.bmap && pp_bmap_open(archive, args.bmap, &bmap,
-						     &err))
-		status = cli_fail(&err);
-	if (status == 0)
-		status = run_patch(archive, &args, &done);
-	if (status == 0 && pp_commit(archive, &err))
-		status = cli_fail(&err);
-	if (status == 0 && bmap && !args.dry_run)
-		status = update_bmap(&args, bmap, archive);
-	if (status == 0 && (args.verbose || args.dry_run))
-		report(&args, &done);
-	pp_bmap_close(bmap);
-	pp_close(archive);
+	for (size_t i = 0; i < args.range_count; i++)
+		release_data(&args.ranges[i].data);
+	if (args.bmap_found) {
+		free((char *)args.bmap);
+		free((char *)args.bmap_output);
+	}
 	free(args.ranges);
 	free(args.edits);
 	free(args.edit_written.ranges);
+	free(args.written);
 	return status;
 }

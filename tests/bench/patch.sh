@@ -31,12 +31,14 @@ row_patch() {
 	need_big 1
 	need_big 64
 	local t1 t64 t64b tz1 tz64
-	t1=$(best_patch big1.xz)
-	t64=$(best_patch big64.xz)
+	# big$gib.bmap is the bmap bmaptool finds for both: --no-bmap, or
+	# partpatch would keep it true in the runs timed without it.
+	t1=$(best_patch big1.xz --no-bmap)
+	t64=$(best_patch big64.xz --no-bmap)
 	t64b=$(best_patch big64.xz --bmap big64.bmap)
 	xz -t big1.xz
-	tz1=$(best_patch big1.zst)
-	tz64=$(best_patch big64.zst)
+	tz1=$(best_patch big1.zst --no-bmap)
+	tz64=$(best_patch big64.zst --no-bmap)
 	zstd -qt big1.zst
 	emit "1 MiB partpatch, 64 GiB image (best of 5; verifies the touched 16 MiB block first)" \
 		"$t64 s" "1 GiB image: $t1 s" "$(ratio "$t64" "$t1")" "<= 1.5"

@@ -188,6 +188,35 @@ for fmt in xz gz; do
 	check "$fmt: ... bmaptool copy writes the image with both" copies hm.$fmt.bmap hm.$fmt holes-new2.img
 done
 
+# ---- the bmap bmaptool finds beside the archive is kept true too ----------
+# bmaptool copy IMAGE.xz looks for IMAGE.xz.bmap, then IMAGE.bmap: a patch
+# without --bmap must not leave it describing the old bytes (zeros where
+# the patch went into a hole).
+for fmt in xz gz; do
+	cp h.$fmt auto.$fmt
+	cp h.$fmt.bmap auto.bmap
+	check "$fmt: a patch into a hole with no --bmap, auto.bmap beside" \
+		bash -c "partpatch auto.$fmt --offset $AT --input patch.bin 2>auto.err"
+	check_eq "$fmt: ... says in one line that it kept auto.bmap true" \
+		"partpatch: auto.bmap: updated to match auto.$fmt (the bmap bmaptool finds for it; --no-bmap leaves it)" \
+		"$(cat auto.err)"
+	check "$fmt: ... bmaptool copy without --bmap writes the patched bytes" \
+		bash -c "rm -f target.raw && bmaptool -q copy auto.$fmt target.raw && cmp target.raw holes-new.img"
+	cp h.$fmt none.$fmt
+	cp h.$fmt.bmap none.$fmt.bmap
+	check "$fmt: --no-bmap leaves it" partpatch --no-bmap none.$fmt --offset $AT --input patch.bin
+	check_cmp "$fmt: ... as it was" h.$fmt.bmap none.$fmt.bmap
+	cp h.$fmt bad.$fmt
+	echo "not xml" >bad.bmap
+	check_fails "$fmt: a bmap beside that is not one stops the patch: status 1" 1 \
+		partpatch bad.$fmt --offset $AT --input patch.bin
+	case $CHECK_STDERR in
+	*bad.bmap*"--no-bmap"*) ok "$fmt: ... the message names it and --no-bmap" ;;
+	*) not_ok "$fmt: ... the message names it and --no-bmap" "$CHECK_STDERR" ;;
+	esac
+	check_cmp "$fmt: ... and the archive is unchanged" h.$fmt bad.$fmt
+done
+
 # ---- archive blocks on odd byte offsets (a one-block range spans two) ----
 for fmt in xz gz; do
 	check "$fmt: partpack --bmap, blocks of 100000 bytes, a kept range on odd offsets" \
