@@ -489,7 +489,7 @@ static int stream_block(fetch *f, job *j, pp_error *err)
 	const pp_block *b = &f->target->blocks[j->block];
 	stream_out s = { .f = f, .uoffset = b->uoffset };
 	pp_notice("%s: block %zu holds %" PRIu64 " bytes: decoding it as a "
-		  "stream", f->location, j->block, b->usize);
+		  "stream", f->location, j->block + 1, b->usize);
 	j->out_len = 0;   /* not recorded: a rerun decodes it again */
 	return j->handle->ops->decode(j->handle, j->block, UINT64_MAX,
 				      stream_sink, &s, err);
@@ -901,7 +901,7 @@ int pp_fetch_run(fetch *f, pp_error *err)
 		if (f->plans[i].take != TAKE_DONE)
 			status = pp_fail(err, PP_ERR_CHECK, "%s: block %zu "
 					 "could not be verified",
-					 f->location, i);
+					 f->location, i + 1);
 	pp_fetch_report_progress(f);
 	return status;
 }

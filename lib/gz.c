@@ -274,7 +274,7 @@ static int check_records(const pp_block_record *records, size_t count,
 			return pp_fail(err, PP_ERR_INTERNAL,
 				       "%s: block %zu (%" PRIu64 " bytes, member "
 				       "of %" PRIu64 ") is too large for the "
-				       "gzip index", name, i, record->usize,
+				       "gzip index", name, i + 1, record->usize,
 				       record->fsize);
 	}
 	return 0;

@@ -1,14 +1,15 @@
 /*
- * partpack.h - standard .xz and .gz archives of disk images that stay
- * editable in place.
+ * partpack.h - standard .xz, .gz and .zst archives of disk images that
+ * stay editable in place.
  *
- * An archive written by pp_pack() is an ordinary .xz or .gz file made of
- * fixed-size, independently decodable blocks.  Byte ranges the caller asks
- * to keep raw (a /boot partition, say) are written as stored data: LZMA2
- * uncompressed chunks in .xz, deflate stored blocks in .gz, with block
- * boundaries on the range edges.  pp_patch() later overwrites bytes of the
- * uncompressed image inside such a range, in place, and fixes the checks the
- * format carries (CRC-32, CRC-64 or SHA-256) from the changed bytes alone.
+ * An archive written by pp_pack() is an ordinary .xz, .gz or .zst file made
+ * of fixed-size, independently decodable blocks.  Byte ranges the caller
+ * asks to keep raw (a /boot partition, say) are written as stored data:
+ * LZMA2 uncompressed chunks in .xz, deflate stored blocks in .gz, raw
+ * blocks in .zst, with block boundaries on the range edges.  pp_patch()
+ * later overwrites bytes of the uncompressed image inside such a range, in
+ * place, and fixes the checks the format carries (CRC-32, CRC-64, SHA-256
+ * or XXH64) from the changed bytes alone.
  *
  * All functions that can fail return 0 on success and a negative
  * enum pp_status on failure, with a one-line message in *err (which may be
@@ -154,6 +155,34 @@ PP_API int pp_resolve_selectors(const char *image_path, int image_fd,
 				uint64_t image_size,
 				const char *const *selectors, size_t count,
 				pp_range **ranges, pp_error *err);
+
+/*
+ * What a selector names, and so what resolves it: the one rule
+ * pp_resolve_selectors, pp_locate_partition and the tools follow.
+ *   PP_SELECTOR_BYTES       START:END, START+LENGTH (a malformed end is
+ *                           still this kind, and refused when resolved)
+ *   PP_SELECTOR_TABLE       partN, /dev/sdaN (also vda, hda), name:NAME:
+ *                           an entry of the partition table
+ *   PP_SELECTOR_LABEL       label:L, uuid:U: the partition whose
+ *                           filesystem has it, found by probing the
+ *                           partitions (libblkid), else by libguestfs
+ *   PP_SELECTOR_MOUNTPOINT  /PATH outside /dev: the partition the guest's
+ *                           fstab mounts there, read from an ext root,
+ *                           else by libguestfs
+ *   PP_SELECTOR_DEVICE      any other /dev/ path (/dev/sdb1,
+ *                           /dev/mapper/...): libguestfs alone
+ *   PP_SELECTOR_INVALID     none of these
+ * Thread-safe.
+ */
+enum pp_selector_kind {
+	PP_SELECTOR_INVALID = 0,
+	PP_SELECTOR_BYTES = 1,
+	PP_SELECTOR_TABLE = 2,
+	PP_SELECTOR_LABEL = 3,
+	PP_SELECTOR_MOUNTPOINT = 4,
+	PP_SELECTOR_DEVICE = 5,
+};
+PP_API enum pp_selector_kind pp_classify_selector(const char *selector);
 
 /* Parses "16MiB", "4k", "1000" into bytes.  Returns 0 or PP_ERR_USAGE.
  * Thread-safe. */
@@ -464,10 +493,14 @@ typedef struct pp_map_extent {
 PP_API int pp_map(pp_archive *archive, uint64_t offset, uint64_t length,
 		  pp_map_extent **extents, size_t *count, pp_error *err);
 
-/* How pp_extract treats runs of zeros in its output (as cp --sparse). */
+/* How pp_extract treats runs of zeros in its output (as cp --sparse).
+ * AUTO and ALWAYS both leave holes where the index says zeros (those
+ * blocks are not even decoded) and for every aligned 4 KiB of zeros in
+ * decoded data, as cp --sparse=auto does for a sparse source (a disk
+ * image is one); ALWAYS is cp's other spelling of it. */
 enum pp_sparse {
-	PP_SPARSE_AUTO = 0,       /* holes where the index says zeros */
-	PP_SPARSE_ALWAYS = 1,     /* ... and for every 4 KiB of zeros decoded */
+	PP_SPARSE_AUTO = 0,       /* holes for zeros, found or known */
+	PP_SPARSE_ALWAYS = 1,     /* the same */
 	PP_SPARSE_NEVER = 2,      /* write every byte */
 };
 

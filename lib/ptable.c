@@ -67,12 +67,12 @@ static int read_image(const struct image *image, void *buf, size_t len,
 	return 0;
 }
 
-/* Whether [offset, offset + len) is known to lie past the image's end. */
+/* Whether [offset, offset + len) runs past the image's end (an empty
+ * image has no byte to read: no table). */
 static bool beyond_image(const struct image *image, uint64_t offset,
 			 uint64_t len)
 {
-	return image->size != 0 &&
-	       (offset > image->size || len > image->size - offset);
+	return offset > image->size || len > image->size - offset;
 }
 
 static inline uint16_t get_le16(const uint8_t *p)

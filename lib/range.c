@@ -132,12 +132,30 @@ static bool parse_table_selector(const char *text, table_selector *sel)
 	return false;
 }
 
-/* Selectors only libguestfs can resolve for sure (label: and uuid: are
- * tried on the partitions first). */
-static bool needs_guestfs(const char *text)
+/* START:END or START+LENGTH by its shape: a size, then ':' or '+'. */
+static bool looks_like_byte_range(const char *text)
 {
-	return text[0] == '/' || strncmp(text, "label:", 6) == 0 ||
-	       strncmp(text, "uuid:", 5) == 0;
+	uint64_t start;
+	const char *p;
+	return parse_size_prefix(text, &start, &p) == 0 &&
+	       (*p == ':' || *p == '+');
+}
+
+enum pp_selector_kind pp_classify_selector(const char *selector)
+{
+	table_selector sel;
+	if (looks_like_byte_range(selector))
+		return PP_SELECTOR_BYTES;
+	if (parse_table_selector(selector, &sel))
+		return PP_SELECTOR_TABLE;
+	if (strncmp(selector, "/dev/", 5) == 0)
+		return selector[5] ? PP_SELECTOR_DEVICE : PP_SELECTOR_INVALID;
+	if (selector[0] == '/')
+		return PP_SELECTOR_MOUNTPOINT;
+	if ((strncmp(selector, "label:", 6) == 0 && selector[6]) ||
+	    (strncmp(selector, "uuid:", 5) == 0 && selector[5]))
+		return PP_SELECTOR_LABEL;
+	return PP_SELECTOR_INVALID;
 }
 
 /* The partition table, read on first use. */
@@ -201,12 +219,6 @@ typedef struct image_ref {
 	int fd;                     /* the raw image file, for blkid; or -1 */
 	uint64_t size;
 } image_ref;
-
-static bool is_probe_selector(const char *text)
-{
-	return (strncmp(text, "label:", 6) == 0 && text[6]) ||
-	       (strncmp(text, "uuid:", 5) == 0 && text[5]);
-}
 
 /* What the partitions hold, for the message when none matches. */
 static void describe(char *text, size_t size, size_t *used,
@@ -408,6 +420,43 @@ static int read_image_fd(void *opaque, void *buf, size_t len, uint64_t offset)
 	return pp_pread_full(*(const int *)opaque, buf, len, offset);
 }
 
+/*
+ * One selector, by its kind: label: and uuid: are looked for first in the
+ * partitions (libblkid), a mountpoint in an ext root's fstab; libguestfs,
+ * launched once, finds what those cannot, and any other /dev/ path.
+ */
+static int resolve_one(const char *text, const image_ref *image,
+		       table_cache *table, pp_guestfs **guestfs,
+		       pp_range *range, pp_error *err)
+{
+	table_selector sel;
+	int status = 1;
+	switch (pp_classify_selector(text)) {
+	case PP_SELECTOR_BYTES:
+		return parse_byte_range(text, range, err);
+	case PP_SELECTOR_TABLE:
+		parse_table_selector(text, &sel);
+		return resolve_table_selector(text, &sel, image->name,
+					      image->read_at, image->opaque,
+					      image->size, table, range, err);
+	case PP_SELECTOR_LABEL:
+		status = resolve_probe_selector(text, image, table, range, err);
+		break;
+	case PP_SELECTOR_MOUNTPOINT:
+		status = resolve_fstab_selector(text, image, table, range, err);
+		break;
+	case PP_SELECTOR_DEVICE:
+		break;
+	case PP_SELECTOR_INVALID:
+		return pp_fail(err, PP_ERR_USAGE, "%s: unknown selector (try "
+			       "START:END, START+LENGTH, partN, /MOUNTPOINT, "
+			       "/dev/sdaN, label:L, uuid:U, name:N)", text);
+	}
+	/* 1: not found in process (or not tried): libguestfs looks. */
+	return status != 1 ? status :
+		resolve_guestfs_selector(text, image, guestfs, range, err);
+}
+
 /* Each selector to its range, then every range checked against the end
  * of the image. */
 static int resolve_all(const image_ref *image, const char *const *selectors,
@@ -421,34 +470,8 @@ static int resolve_all(const image_ref *image, const char *const *selectors,
 	int status = 0;
 	for (size_t i = 0; status == 0 && i < count; i++) {
 		const char *text = selectors[i];
-		table_selector sel;
-		status = parse_byte_range(text, &(*ranges)[i], err);
-		if (status != 1)
-			continue;
-		status = 0;
-		if (parse_table_selector(text, &sel))
-			status = resolve_table_selector(text, &sel, image->name,
-							image->read_at,
-							image->opaque,
-							image->size, &table,
-							&(*ranges)[i], err);
-		else if (is_probe_selector(text) &&
-			 (status = resolve_probe_selector(text, image, &table,
-				&(*ranges)[i], err)) != 1)
-			continue;   /* found in a partition, or failed */
-		else if (text[0] == '/' &&
-			 (status = resolve_fstab_selector(text, image, &table,
-				&(*ranges)[i], err)) != 1)
-			continue;   /* found in the guest's fstab, or failed */
-		else if (needs_guestfs(text))
-			status = resolve_guestfs_selector(text, image, &guestfs,
-							  &(*ranges)[i], err);
-		else
-			status = pp_fail(err, PP_ERR_USAGE,
-					 "%s: unknown selector (try START:END, "
-					 "START+LENGTH, partN, /MOUNTPOINT, "
-					 "/dev/sdaN, label:L, uuid:U, name:N)",
-					 text);
+		status = resolve_one(text, image, &table, &guestfs,
+				     &(*ranges)[i], err);
 	}
 	for (size_t i = 0; status == 0 && image->size && i < count; i++) {
 		const pp_range *r = &(*ranges)[i];
@@ -535,13 +558,14 @@ int pp_locate_partition(pp_archive *archive, const char *selector,
 		.fd = -1,
 		.size = pp_archive_image_size(archive),
 	};
-	if (is_probe_selector(selector)) {
+	enum pp_selector_kind kind = pp_classify_selector(selector);
+	if (kind == PP_SELECTOR_LABEL) {
 		status = resolve_probe_selector(selector, &image, &table, range,
 						err);
 		free(table.parts);
 		return status == 1 ? PP_ERR_LOCATE : status;
 	}
-	if (selector[0] == '/' && strncmp(selector, "/dev/", 5) != 0) {
+	if (kind == PP_SELECTOR_MOUNTPOINT) {
 		status = resolve_fstab_selector(selector, &image, &table, range,
 						err);
 		free(table.parts);
@@ -552,7 +576,7 @@ int pp_locate_partition(pp_archive *archive, const char *selector,
 					 archive->path, selector);
 		return status;
 	}
-	if (!parse_table_selector(selector, &sel))
+	if (kind != PP_SELECTOR_TABLE || !parse_table_selector(selector, &sel))
 		return pp_fail(err, PP_ERR_USAGE,
 			       "%s: a partition in an archive is named partN, "
 			       "/dev/sdaN, name:NAME, label:LABEL or uuid:UUID",

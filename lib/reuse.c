@@ -454,7 +454,7 @@ static int probe(pp_reuse *reuse, bool *trusted, pp_error *err)
 					"with these options: the base was "
 					"packed at another level or by another "
 					"encoder, so no block is reused",
-					base->path, chosen,
+					base->path, chosen + 1,
 					(unsigned long long)
 					base->blocks[chosen].uoffset);
 	}
@@ -625,7 +625,7 @@ int pp_reuse_block(pp_reuse *reuse, uint64_t uoffset, const uint8_t *in,
 		/* Its check says these bytes, its data says others. */
 		pp_fail(&why, PP_ERR_CHECK, "%s: block %zu (byte %llu of the "
 			"image) decodes to bytes its %s check does not match",
-			base->path, i, (unsigned long long)b->uoffset,
+			base->path, i + 1, (unsigned long long)b->uoffset,
 			kind->name);
 	else if (sink.differs)
 		return 0;

@@ -424,7 +424,7 @@ static int read_block_header(pp_archive *archive, size_t block_index,
 	    header->block.header_size > b->check_offset - b->foffset)
 		return pp_fail(err, PP_ERR_FORMAT,
 			       "%s: block %zu: bad block header size",
-			       archive->path, block_index);
+			       archive->path, block_index + 1);
 	status = read_at(archive, header->raw + 1,
 			 header->block.header_size - 1, b->foffset + 1, err);
 	if (status)
@@ -434,7 +434,7 @@ static int read_block_header(pp_archive *archive, size_t block_index,
 	if (ret != LZMA_OK)
 		return pp_fail(err, PP_ERR_FORMAT,
 			       "%s: block %zu: corrupt or unsupported block "
-			       "header", archive->path, block_index);
+			       "header", archive->path, block_index + 1);
 	/* The index's sizes win; a header that disagrees is corrupt. */
 	lzma_vli compressed = header->block.compressed_size;
 	lzma_vli uncompressed = header->block.uncompressed_size;
@@ -446,7 +446,7 @@ static int read_block_header(pp_archive *archive, size_t block_index,
 		free_block_header(header);
 		return pp_fail(err, PP_ERR_FORMAT,
 			       "%s: block %zu: header sizes disagree with the "
-			       "index", archive->path, block_index);
+			       "index", archive->path, block_index + 1);
 	}
 	return 0;
 }
@@ -552,7 +552,7 @@ static int xz_stored_extents(pp_archive *archive, size_t block_index,
 		return pp_fail(err, PP_ERR_FORMAT,
 			       "%s: block %zu: LZMA2 chunks do not add up to "
 			       "the sizes in the index", archive->path,
-			       block_index);
+			       block_index + 1);
 	return 0;
 }
 
@@ -597,7 +597,7 @@ static int xz_decode(pp_archive *archive, size_t block_index, uint64_t limit,
 				 PP_ERR_CHECK,
 				 "%s: block %zu (uncompressed offset %llu): "
 				 "data is corrupt or its %s check does not "
-				 "match", archive->path, block_index,
+				 "match", archive->path, block_index + 1,
 				 (unsigned long long)b->uoffset,
 				 pp_check_name(b->check));
 	else if (status == 0 && limit >= b->usize &&
@@ -605,7 +605,7 @@ static int xz_decode(pp_archive *archive, size_t block_index, uint64_t limit,
 		  in_pos != in_end || strm.avail_in))
 		status = pp_fail(err, PP_ERR_FORMAT,
 				 "%s: block %zu: size disagrees with the index",
-				 archive->path, block_index);
+				 archive->path, block_index + 1);
 	lzma_end(&strm);
 	free(in_buf);
 	free(out_buf);

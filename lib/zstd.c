@@ -51,8 +51,9 @@
  * after it; an RLE block copies nothing).  Since only Compressed blocks hide
  * their content size, the offered tail of raw and RLE blocks is placed by
  * counting back from the frame's content size.  Files without a seek table
- * are scanned once, frame by frame, the same way; frames must carry their
- * content size for random access.
+ * are scanned once, frame by frame, the same way; a frame that does not
+ * carry its content size (zstd reading a pipe) is decoded then to learn
+ * it, and offers nothing to patch.
  */
 #include "internal.h"
 
@@ -282,7 +283,7 @@ static int zst_write_trailer(const pp_pack_options *options,
 		    records[i].fsize > UINT32_MAX)
 			return pp_fail(err, PP_ERR_USAGE, "%s: frame %zu is "
 				       "too large for the zstd seek table",
-				       name, i);
+				       name, i + 1);
 	uint8_t *table = malloc((size_t)body + ZST_SKIPPABLE_HEADER);
 	if (!table)
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
@@ -517,6 +518,72 @@ static int read_seek_table(pp_archive *archive, bool *found, pp_error *err)
 
 /* ---- opening by scanning -------------------------------------------------- */
 
+/* Decodes [at, frame_end) of the frame at foffset, output discarded,
+ * counting the bytes it makes into *produced. */
+static int count_content(pp_archive *archive, ZSTD_DCtx *dctx, uint8_t *in,
+			 uint8_t *out, uint64_t foffset, uint64_t frame_end,
+			 uint64_t *produced, pp_error *err)
+{
+	uint64_t at = foffset;
+	size_t left = 1;   /* libzstd's hint: 0 once the frame is complete */
+	ZSTD_inBuffer ib = { in, 0, 0 };
+	while (left != 0) {
+		if (ib.pos == ib.size) {
+			if (at == frame_end)
+				return pp_fail(err, PP_ERR_FORMAT, "%s: the zstd "
+					       "frame at byte %" PRIu64 " ends "
+					       "early", archive->path, foffset);
+			size_t len = (size_t)PP_MIN((uint64_t)ZST_IO_SIZE,
+						    frame_end - at);
+			if (pp_archive_read(archive, in, len, at))
+				return pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
+						     "read byte %" PRIu64,
+						     archive->path, at);
+			at += len;
+			ib = (ZSTD_inBuffer){ in, len, 0 };
+			pp_progress(at, archive->file_size);
+		}
+		ZSTD_outBuffer ob = { out, ZSTD_DStreamOutSize(), 0 };
+		left = ZSTD_decompressStream(dctx, &ob, &ib);
+		if (ZSTD_isError(left))
+			return pp_fail(err, ZSTD_getErrorCode(left) ==
+				       ZSTD_error_checksum_wrong ? PP_ERR_CHECK :
+				       PP_ERR_FORMAT, "%s: the zstd frame at byte "
+				       "%" PRIu64 ": %s", archive->path, foffset,
+				       ZSTD_getErrorName(left));
+		*produced += ob.pos;
+	}
+	if (at != frame_end || ib.pos != ib.size)
+		return pp_fail(err, PP_ERR_FORMAT, "%s: the zstd frame at byte %"
+			       PRIu64 " does not end where its blocks do",
+			       archive->path, foffset);
+	return 0;
+}
+
+/*
+ * zstd writing from a pipe cannot know the content size, and leaves it out
+ * of the frame header; the block table needs it.  Such a frame is decoded
+ * once, when the file is opened (as a foreign .gz is scanned), its output
+ * counted and dropped.  Reads of it then decode it as any frame; patches
+ * never touch it (agree_up_to cannot check it).
+ */
+static int measure_frame(pp_archive *archive, uint64_t foffset,
+			 uint64_t frame_end, uint64_t *content_size,
+			 pp_error *err)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	uint8_t *in = malloc(ZST_IO_SIZE), *out = malloc(ZSTD_DStreamOutSize());
+	*content_size = 0;
+	int ret = dctx && in && out ?
+		count_content(archive, dctx, in, out, foffset, frame_end,
+			      content_size, err) :
+		pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	ZSTD_freeDCtx(dctx);
+	free(in);
+	free(out);
+	return ret;
+}
+
 /* A .zst with no seek table: every frame's header and block headers, once. */
 static int scan_frames(pp_archive *archive, pp_error *err)
 {
@@ -541,15 +608,12 @@ static int scan_frames(pp_archive *archive, pp_error *err)
 		zst_frame frame;
 		uint64_t frame_end = 0;
 		int ret = read_frame_header(archive, at, end, &frame, err);
-		if (ret == 0 && !frame.has_size)
-			ret = pp_fail(err, PP_ERR_FORMAT, "%s: the zstd frame at "
-				      "byte %" PRIu64 " does not record its "
-				      "content size: no random access (zstd "
-				      "writes it unless streaming from a "
-				      "pipe)", archive->path, at);
 		if (ret == 0)
 			ret = hop_blocks(archive, at, end, &frame, &frame_end,
 					 NULL, NULL, err);
+		if (ret == 0 && !frame.has_size)
+			ret = measure_frame(archive, at, frame_end,
+					    &frame.content_size, err);
 		if (ret == 0 && frame.content_size > UINT64_MAX - uoffset)
 			ret = pp_fail(err, PP_ERR_FORMAT, "%s: zstd frames hold "
 				      "more than 2^64 bytes", archive->path);
@@ -662,7 +726,7 @@ static int agree_up_to(pp_archive *archive, size_t which, bool *sure,
 		else if (ret == 0 && frame.content_size != b->usize)
 			ret = pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu holds %"
 				      PRIu64 " bytes, but the seek table says %"
-				      PRIu64, archive->path, agreed,
+				      PRIu64, archive->path, agreed + 1,
 				      frame.content_size, b->usize);
 		if (ret || !*sure)
 			break;
@@ -701,7 +765,7 @@ static int zst_stored_extents(pp_archive *archive, size_t which,
 			 &tail, &tail_len, err);
 	if (ret == 0 && (frame_end != end || tail_len > block->usize))
 		ret = pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu does not "
-			      "match the block table", archive->path, which);
+			      "match the block table", archive->path, which + 1);
 	uint64_t base = block->uoffset + block->usize - tail_len;
 	for (size_t i = 0; ret == 0 && i < tail.count; i++)
 		ret = pp_extent_append(list, base + tail.items[i].uoffset,
@@ -763,7 +827,7 @@ static int decode_error(const zst_decoder *d, size_t ret, pp_error *err)
 {
 	bool check = ZSTD_getErrorCode(ret) == ZSTD_error_checksum_wrong;
 	return pp_fail(err, check ? PP_ERR_CHECK : PP_ERR_FORMAT,
-		       "%s: frame %zu: %s", d->archive->path, d->which,
+		       "%s: frame %zu: %s", d->archive->path, d->which + 1,
 		       check ? "content checksum mismatch" :
 		       ZSTD_getErrorName(ret));
 }
@@ -780,14 +844,14 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 			if (d->read == b->fsize)
 				return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu "
 					       "ends early", d->archive->path,
-					       d->which);
+					       d->which + 1);
 			size_t len = (size_t)PP_MIN((uint64_t)ZST_IO_SIZE,
 						    b->fsize - d->read);
 			if (pp_archive_read(d->archive, d->in, len,
 					    b->foffset + d->read))
 				return pp_fail_errno(err, PP_ERR_IO, "%s: cannot "
 						     "read frame %zu",
-						     d->archive->path, d->which);
+						     d->archive->path, d->which + 1);
 			d->read += len;
 			in = (ZSTD_inBuffer){ d->in, len, 0 };
 		}
@@ -798,7 +862,7 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 		if (out.pos > b->usize - d->decoded)
 			return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu decodes "
 				       "to more than %" PRIu64 " bytes",
-				       d->archive->path, d->which, b->usize);
+				       d->archive->path, d->which + 1, b->usize);
 		if (d->hash.state)
 			d->hash.kind->update(d->hash.state, d->out, out.pos);
 		size_t feed = (size_t)PP_MIN((uint64_t)out.pos,
@@ -814,7 +878,7 @@ static int decode_frame(zst_decoder *d, uint64_t limit, pp_sink_fn sink,
 		return pp_fail(err, PP_ERR_FORMAT, "%s: frame %zu decodes to %"
 			       PRIu64 " bytes in %" PRIu64 " of %" PRIu64
 			       ", not as the block table says",
-			       d->archive->path, d->which, d->decoded,
+			       d->archive->path, d->which + 1, d->decoded,
 			       d->read - (in.size - in.pos), b->fsize);
 	return 0;
 }
@@ -834,7 +898,7 @@ static int compare_table_checksum(const zst_decoder *d, pp_error *err)
 		return pp_fail(err, PP_ERR_CHECK, "%s: frame %zu: the seek "
 			       "table's checksum %08" PRIx32 " does not match "
 			       "the data (%08" PRIx32 ")", d->archive->path,
-			       d->which, pp_get_le32(stored),
+			       d->which + 1, pp_get_le32(stored),
 			       pp_get_le32(computed));
 	return 0;
 }

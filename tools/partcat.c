@@ -1,64 +1,17 @@
-/* partcat - write the image inside an .xz or .gz archive, or a part of it. */
+/* partcat - write the image inside an .xz, .gz or .zst archive, or a part
+ * of it. */
 #include "cli.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Write the uncompressed disk image inside ARCHIVE (.xz, .gz or .zst;\n"
-	       "a path, or an http://, https:// or s3:// URL) to standard output or\n"
-	       "to --output, or only a partition or byte range of it, decoding only\n"
-	       "the blocks that hold those bytes.  Blocks are decoded in parallel;\n"
-	       "the output is the same for any -T.  From a URL, or with --seed, only\n"
-	       "what the seeds do not already hold is fetched.\n"
-	       "\n"
-	       "  -o, --output=OUT      write OUT (a temporary file beside it, renamed\n"
-	       "                        into place when complete)\n"
-	       "  -p, --partition=SEL   only partition SEL (partN, /dev/sdaN,\n"
-	       "                        name:NAME) of the image's own partition table\n"
-	       "  -O, --output-format=FMT  raw (default), or an image format qemu-img\n"
-	       "                        writes (qcow2, vmdk, vdi, vhdx), for --output;\n"
-	       "                        zero blocks stay unallocated\n"
-	       "      --offset=N        start at image byte N (K, M, G, KiB... suffixes;\n"
-	       "                        -O N, a number, is --offset too)\n"
-	       "  -l, --length=L        write at most L bytes (default: to the end)\n"
-	       "  -T, --threads=N       decoding threads (default: one per online core)\n"
-	       "      --sparse=WHEN     holes in a regular output file: auto (where the\n"
-	       "                        archive says zeros), always (also every 4 KiB of\n"
-	       "                        decoded zeros), never\n"
-	       "  -s, --seed=FILE       an older image to take unchanged blocks from: an\n"
-	       "                        archive of any format, a raw image or a block\n"
-	       "                        device (repeatable; tried in order)\n"
-	       "  -A, --archive         write the archive itself, byte for byte, not\n"
-	       "                        its image\n"
-	       "      --bmap=URL|FILE   the image's bmap (default: the one beside\n"
-	       "                        ARCHIVE, as bmaptool finds it)\n"
-	       "      --no-bmap         use no bmap\n"
-	       "      --sha256=HEX|FILE the SHA-256 the result must have, or a\n"
-	       "                        SHA256SUMS file naming it\n"
-	       "  -j, --connections=N   requests at once (default 4)\n"
-	       "  -f, --force           overwrite OUT if it exists\n"
-	       "  -q, --quiet           no progress line\n"
-	       "  -v, --verbose         print the totals at the end (bytes from seeds,\n"
-	       "                        fetched, requests)\n"
-	       "  -h, --help            show this help and exit\n"
-	       "  -V, --version         show the version and exit\n"
-	       "\n"
-	       "Exit status: 0 success, 1 error (unreadable or corrupt archive,\n"
-	       "partition not found, an HTTP error), 2 usage error, 4 a block's check\n"
-	       "or the --sha256 does not match, 5 another partcat is writing OUT.\n",
-	       cli_program);
-}
 
 typedef struct cat_args {
 	const char *archive;
@@ -83,30 +36,54 @@ typedef struct cat_args {
 	unsigned connections;
 } cat_args;
 
-static enum pp_sparse sparse_arg(const char *text)
+static void set_offset(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	cat_args *args = opaque;
+	cli_set_size(args, option, arg);
+	args->offset_given = true;
+}
+
+static void set_length(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	cat_args *args = opaque;
+	cli_set_size(args, option, arg);
+	args->length_given = true;
+}
+
+/* -O FORMAT, qemu-img's; a number is the offset -O has always been. */
+static void set_output_format(void *opaque, const cli_option *option,
+			      const char *arg)
+{
+	cat_args *args = opaque;
+	(void)option;
+	if (isdigit((unsigned char)arg[0])) {
+		args->offset = cli_size_arg("--offset", arg);
+		args->offset_given = true;
+	} else {
+		args->output_format = arg;
+	}
+}
+
+static void set_sparse(void *opaque, const cli_option *option,
+		       const char *arg)
 {
 	static const char *const names[] = {
 		[PP_SPARSE_AUTO] = "auto",
 		[PP_SPARSE_ALWAYS] = "always",
 		[PP_SPARSE_NEVER] = "never",
 	};
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(text, names[i]) == 0)
-			return (enum pp_sparse)i;
-	cli_error("--sparse: '%s' is not auto, always or never", text);
-	exit(EXIT_USAGE);
-}
-
-static unsigned threads_arg(const char *text)
-{
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(text, &end, 10);
-	if (errno || end == text || *end || n > 1024 || text[0] == '-') {
-		cli_error("--threads: '%s' is not a number from 0 to 1024", text);
-		exit(EXIT_USAGE);
+	cat_args *args = opaque;
+	(void)option;
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		if (strcmp(arg, names[i]) == 0) {
+			args->options.sparse = (enum pp_sparse)i;
+			return;
+		}
 	}
-	return (unsigned)n;
+	cli_error("--sparse: '%s' is not auto, always or never", arg);
+	exit(EXIT_USAGE);
 }
 
 static unsigned connections_arg(const char *text)
@@ -122,8 +99,11 @@ static unsigned connections_arg(const char *text)
 	return (unsigned)n;
 }
 
-static void add_seed(cat_args *args, const char *path)
+static void add_seed(void *opaque, const cli_option *option,
+		     const char *path)
 {
+	cat_args *args = opaque;
+	(void)option;
 	const char **seeds = realloc(args->seeds, (args->seed_count + 1) *
 				     sizeof *seeds);
 	if (!seeds) {
@@ -133,6 +113,75 @@ static void add_seed(cat_args *args, const char *path)
 	seeds[args->seed_count++] = path;
 	args->seeds = seeds;
 }
+
+static void set_connections(void *opaque, const cli_option *option,
+			    const char *arg)
+{
+	(void)option;
+	((cat_args *)opaque)->connections = connections_arg(arg);
+}
+
+#define FIELD(name) offsetof(cat_args, name)
+
+static const cli_option option_table[] = {
+	{ "output", 'o', "OUT", cli_set_text, FIELD(output),
+	  "write OUT (a temporary file beside it, renamed into place when "
+	  "complete); - is standard output" },
+	{ "partition", 'p', "SEL", cli_set_text, FIELD(partition),
+	  "only partition SEL (partN, /dev/sdaN, name:NAME) of the image's own "
+	  "partition table" },
+	{ "output-format", 'O', "FMT", set_output_format, 0,
+	  "raw (default), or an image format qemu-img writes (qcow2, vmdk, "
+	  "vdi, vhdx), for --output; zero blocks stay unallocated" },
+	{ "offset", 0, "N", set_offset, FIELD(offset),
+	  "start at image byte N (K, M, G, KiB... suffixes; -O\tN, a number, "
+	  "is --offset too)" },
+	{ "length", 'l', "L", set_length, FIELD(length),
+	  "write at most L bytes (default: to the end)" },
+	{ "threads", 'T', "N", cli_set_threads, FIELD(options.threads),
+	  "decoding threads (default: one per online core)" },
+	{ "sparse", 0, "WHEN", set_sparse, 0,
+	  "holes in a regular output file: auto (where the archive says "
+	  "zeros, and for every 4 KiB of decoded zeros, as cp and xz do), "
+	  "always (the same), never" },
+	{ "seed", 's', "FILE", add_seed, 0,
+	  "an older image to take unchanged blocks from: an archive of any "
+	  "format, a raw image or a block device (repeatable; tried in order)" },
+	{ "archive", 'A', NULL, cli_set_flag, FIELD(archive_out),
+	  "write the archive itself, byte for byte, not its image" },
+	{ "bmap", 0, "URL|FILE", cli_set_text, FIELD(bmap),
+	  "the image's bmap (default: the one beside ARCHIVE, as bmaptool "
+	  "finds it)" },
+	{ "no-bmap", 0, NULL, cli_set_flag, FIELD(no_bmap), "use no bmap" },
+	{ "sha256", 0, "HEX|FILE", cli_set_text, FIELD(sha256),
+	  "the SHA-256 the result must have, or a SHA256SUMS file naming it" },
+	{ "connections", 'j', "N", set_connections, 0,
+	  "requests at once (default 4)" },
+	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
+	  "overwrite OUT if it exists" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
+	{ "verbose", 'v', NULL, cli_set_flag, FIELD(verbose),
+	  "print the totals at the end (bytes from seeds, fetched, requests)" },
+	CLI_HELP_AND_VERSION,
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... ARCHIVE",
+	.about = "Write the uncompressed disk image inside ARCHIVE ({suffixes}; "
+		"a path, or an http://, https:// or s3:// URL) to standard output "
+		"or to --output, or only a partition or byte range of it, "
+		"decoding only the blocks that hold those bytes.  Blocks are "
+		"decoded in parallel; the output is the same for any -T.  From a "
+		"URL, or with --seed, only what the seeds do not already hold is "
+		"fetched.  ARCHIVE - is standard input (a pipe is read to a "
+		"temporary file first: the index is at the end).",
+	.options = option_table,
+	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
+		"archive, partition not found, an HTTP error), 2 usage error, 4 a "
+		"block's check or the --sha256 does not match, 5 another partcat "
+		"is writing OUT.",
+};
 
 /* What fetching takes: --archive is the whole archive, into a file. */
 static void check_fetch_args(const cat_args *args)
@@ -151,69 +200,11 @@ static void check_fetch_args(const cat_args *args)
 
 static void parse_args(int argc, char **argv, cat_args *args)
 {
-	enum { OPT_SPARSE = 256, OPT_OFFSET, OPT_BMAP, OPT_NO_BMAP, OPT_SHA256 };
-	static const struct option long_options[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "offset", required_argument, NULL, OPT_OFFSET },
-		{ "output-format", required_argument, NULL, 'O' },
-		{ "length", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "sparse", required_argument, NULL, OPT_SPARSE },
-		{ "seed", required_argument, NULL, 's' },
-		{ "archive", no_argument, NULL, 'A' },
-		{ "bmap", required_argument, NULL, OPT_BMAP },
-		{ "no-bmap", no_argument, NULL, OPT_NO_BMAP },
-		{ "sha256", required_argument, NULL, OPT_SHA256 },
-		{ "connections", required_argument, NULL, 'j' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	pp_extract_options_init(&args->options);
-	int c;
-	while ((c = getopt_long(argc, argv, ":o:p:O:l:T:s:Aj:fqvhV", long_options,
-				NULL)) != -1) {
-		switch (c) {
-		case 'o': args->output = optarg; break;
-		case 'p': args->partition = optarg; break;
-		case 'O':
-			/* qemu-img's -O FORMAT; a number is the offset that
-			 * -O has always been. */
-			if (!isdigit((unsigned char)optarg[0])) {
-				args->output_format = optarg;
-				break;
-			}
-			/* fall through */
-		case OPT_OFFSET:
-			args->offset = cli_size_arg("--offset", optarg);
-			args->offset_given = true;
-			break;
-		case 'l':
-			args->length = cli_size_arg("--length", optarg);
-			args->length_given = true;
-			break;
-		case 'T': args->options.threads = threads_arg(optarg); break;
-		case OPT_SPARSE: args->options.sparse = sparse_arg(optarg); break;
-		case 's': add_seed(args, optarg); break;
-		case 'A': args->archive_out = true; break;
-		case OPT_BMAP: args->bmap = optarg; break;
-		case OPT_NO_BMAP: args->no_bmap = true; break;
-		case OPT_SHA256: args->sha256 = optarg; break;
-		case 'j': args->connections = connections_arg(optarg); break;
-		case 'f': args->force = true; break;
-		case 'q': args->quiet = true; break;
-		case 'v': args->verbose = true; break;
-		case 'h': usage(); exit(EXIT_OK);
-		case 'V': cli_version(); exit(EXIT_OK);
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	args->archive = cli_one_archive(argc, argv);
+	int first = cli_parse(&tool, &argc, argv, args);
+	args->archive = cli_one_archive(first, argc, argv);
+	if (args->output && strcmp(args->output, "-") == 0)
+		args->output = NULL;       /* -o - is standard output */
 	if (args->partition && (args->offset_given || args->length_given)) {
 		cli_error("give --partition or --offset/--length, not both");
 		exit(EXIT_USAGE);
@@ -260,7 +251,6 @@ static int extract(pp_archive *archive, cat_args *args, int fd,
 /* Checks OUT before any work: no clobbering without --force. */
 static int check_output(const cat_args *args)
 {
-	struct stat st;
 	if (!args->output) {
 		if (isatty(STDOUT_FILENO)) {
 			cli_error("image data not written to a terminal "
@@ -269,18 +259,7 @@ static int check_output(const cat_args *args)
 		}
 		return 0;
 	}
-	if (lstat(args->output, &st) != 0)
-		return 0;
-	if (!args->force) {
-		cli_error("%s: already exists (use --force to overwrite)",
-			  args->output);
-		return EXIT_ERROR;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory", args->output);
-		return EXIT_ERROR;
-	}
-	return 0;
+	return cli_check_output_path(args->output, args->force);
 }
 
 /* OUT is a device or a pipe (with --force): written in place, since
@@ -538,13 +517,10 @@ int main(int argc, char **argv)
 	}
 
 	pp_archive *archive;
-	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", args.quiet);
-	int opened = pp_open(args.archive, PP_OPEN_READ, &archive, &err);
-	cli_background_progress_end(&scanning);
-	if (opened)
-		return cli_open_failed(&err, args.archive);
+	status = cli_open_archive(args.archive, true, args.quiet, &archive,
+				  &args.archive);
+	if (status)
+		return status;
 	if (args.partition)
 		status = locate(archive, &args);
 	if (status == 0 && !args.output) {

@@ -1,40 +1,69 @@
 /* partinfo - describe an .xz, .gz or .zst archive and its patchable ranges. */
 #include "cli.h"
 
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... ARCHIVE\n"
-	       "Print the format, check type, block count and size, sizes and ratio,\n"
-	       "the stored (patchable) ranges of an .xz, .gz or .zst archive, and the\n"
-	       "partition table of its image with what of each partition is patchable.\n"
-	       "ARCHIVE may be an http://, https:// or s3:// URL: its first and last\n"
-	       "64 KiB are read, in two range requests.\n"
-	       "\n"
-	       "  -b, --blocks     also print one line per block, numbered from 1 as\n"
-	       "                   xz -lvv numbers them\n"
-	       "  -j, --json       print one JSON object (see partinfo(1) for its keys)\n"
-	       "  -t, --verify     decode every block and compare every check\n"
-	       "  -d, --digest     print the SHA-256 of the uncompressed image and of\n"
-	       "                   the archive file (as sha256sum would)\n"
-	       "  -q, --quiet      no progress line\n"
-	       "  -h, --help       show this help and exit\n"
-	       "  -V, --version    show the version and exit\n"
-	       "\n"
-	       "Exit status: 0 success, 1 error (unreadable or corrupt archive),\n"
-	       "2 usage error, 4 --verify found a block whose check does not match.\n",
-	       cli_program);
-}
+typedef struct info_args {
+	bool blocks;
+	bool json;
+	bool verify;
+	bool digest;
+	bool quiet;
+} info_args;
+
+#define FIELD(name) offsetof(info_args, name)
+
+static const cli_option option_table[] = {
+	{ "blocks", 'b', NULL, cli_set_flag, FIELD(blocks),
+	  "also print one line per block, numbered from 1 as xz\t-lvv numbers "
+	  "them" },
+	{ "json", 'j', NULL, cli_set_flag, FIELD(json),
+	  "print one JSON object (see partinfo(1) for its keys)" },
+	{ "verify", 't', NULL, cli_set_flag, FIELD(verify),
+	  "decode every block and compare every check" },
+	{ "digest", 'd', NULL, cli_set_flag, FIELD(digest),
+	  "print the SHA-256 of the uncompressed image and of the archive file "
+	  "(as sha256sum would)" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
+	CLI_HELP_AND_VERSION,
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... ARCHIVE",
+	.about = "Print the format, check type, block count and size, sizes and "
+		"ratio, the stored (patchable) ranges of an {suffixes} archive, "
+		"and the partition table of its image with what of each "
+		"partition is patchable.  ARCHIVE - is standard input, when it "
+		"is a file (not a pipe).  ARCHIVE may be an http://, https:// or "
+		"s3:// URL: its first and last 64 KiB are read, in two range "
+		"requests.",
+	.options = option_table,
+	.footer = "Exit status: 0 success, 1 error (unreadable or corrupt "
+		"archive), 2 usage error, 4 --verify found a block whose check "
+		"does not match.",
+};
+
+/* A block whose decode or check failed, numbered from 1. */
+typedef struct bad_block {
+	size_t number;
+	uint64_t uoffset;
+	char message[PP_ERROR_MAX];
+} bad_block;
 
 /* What partinfo prints besides pp_info. */
 typedef struct report {
 	const char *path;
-	bool verified;
+	bool verified;              /* --verify ran: bad_count says how */
+	struct bad_block *bad;      /* the blocks --verify found bad */
+	size_t bad_count;
 	bool digested;              /* --digest: the two below are set */
 	char image_sha256[65];
 	char file_sha256[65];
@@ -64,24 +93,46 @@ static size_t utf8_length(const unsigned char *p)
 	return len;
 }
 
-/* A JSON string.  File names are bytes, JSON is UTF-8: a byte that is not
- * part of a UTF-8 sequence becomes U+FFFD, so the output stays valid. */
-static void print_json_string(const char *text)
+/*
+ * Strings from the file name or the image (a GPT name) are bytes; output is
+ * UTF-8.  A control character becomes \u00XX and a backslash \\, so no
+ * byte of an image can move the terminal's cursor or fake a line; a byte
+ * that is not part of a UTF-8 sequence becomes U+FFFD, so the output stays
+ * valid.  In JSON a quote is escaped too, and U+FFFD written \ufffd.
+ * Returns a malloc'd string, NULL when out of memory.
+ */
+static char *escaped(const char *text, bool json)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)text; *p;) {
+	/* At most 6 bytes for each byte of text. */
+	size_t size = 6 * strlen(text) + 1, used = 0;
+	char *out = malloc(size);
+	for (const unsigned char *p = (const unsigned char *)text; out && *p;) {
 		size_t len = utf8_length(p);
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
+		if (*p == '\\' || (json && *p == '"'))
+			used += (size_t)snprintf(out + used, size - used, "\\%c",
+						 *p);
 		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
+			used += (size_t)snprintf(out + used, size - used,
+						 "\\u%04x", *p);
 		else if (len == 0)
-			fputs("\\ufffd", stdout);
+			used += (size_t)snprintf(out + used, size - used, "%s",
+						 json ? "\\ufffd" : "\xef\xbf\xbd");
 		else
-			fwrite(p, 1, len, stdout);
+			used += (size_t)snprintf(out + used, size - used, "%.*s",
+						 (int)len, (const char *)p);
 		p += len ? len : 1;
 	}
-	putchar('"');
+	if (out)
+		out[used] = '\0';
+	return out;
+}
+
+/* A JSON string. */
+static void print_json_string(const char *text)
+{
+	char *safe = escaped(text, true);
+	printf("\"%s\"", safe ? safe : "");
+	free(safe);
 }
 
 static const char *check_name(const pp_info *info)
@@ -135,7 +186,19 @@ static void print_json(const report *r, const pp_info *info)
 		printf("]");
 	}
 	if (r->verified)
-		printf(", \"verified\": true");
+		printf(", \"verified\": %s", r->bad_count ? "false" : "true");
+	if (r->bad_count) {
+		printf(", \"bad_blocks\": [");
+		for (size_t i = 0; i < r->bad_count; i++) {
+			printf("%s{\"number\": %zu, \"uncompressed_offset\": "
+			       "%llu, \"error\": ", i ? ", " : "",
+			       r->bad[i].number,
+			       (unsigned long long)r->bad[i].uoffset);
+			print_json_string(r->bad[i].message);
+			printf("}");
+		}
+		printf("]");
+	}
 	if (r->digested)
 		printf(", \"image_sha256\": \"%s\", \"file_sha256\": \"%s\"",
 		       r->image_sha256, r->file_sha256);
@@ -148,7 +211,7 @@ static void print_json(const report *r, const pp_info *info)
 static void put_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void put_line(const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list args;
 	va_start(args, fmt);
 	vsnprintf(line, sizeof line, fmt, args);
@@ -231,15 +294,25 @@ static void print_text(const report *r, const pp_info *info)
 		const pp_partition_info *p = &r->parts[i];
 		char unit[32];
 		cli_format_size(unit, sizeof unit, p->length);
+		char *name = escaped(p->name, false);
 		put_line("  %6u %12llu %12llu %10s  %-9s %s", p->number,
 			 (unsigned long long)p->offset,
 			 (unsigned long long)p->length, unit,
-			 r->patchable[i] ? "yes" : "no", p->name);
+			 r->patchable[i] ? "yes" : "no", name ? name : "");
+		free(name);
 	}
 	if (r->blocks)
 		print_blocks(r);
-	if (r->verified)
+	if (r->verified && !r->bad_count)
 		put_line("Verified:          every check matches");
+	else if (r->verified)
+		put_line("Verified:          no: %zu bad block%s", r->bad_count,
+			 r->bad_count == 1 ? "" : "s");
+	for (size_t i = 0; i < r->bad_count; i++) {
+		char *message = escaped(r->bad[i].message, false);
+		put_line("  %s", message ? message : "");
+		free(message);
+	}
 	if (r->digested) {
 		put_line("Image SHA-256:     %s", r->image_sha256);
 		put_line("File SHA-256:      %s", r->file_sha256);
@@ -247,6 +320,57 @@ static void print_text(const report *r, const pp_info *info)
 }
 
 /* ---- gathering -------------------------------------------------------- */
+
+/* Each block decoded alone (written to /dev/null), to list every bad one
+ * once pp_verify, which stops at the first, found one. */
+static int find_bad_blocks(pp_archive *archive, report *r)
+{
+	pp_block_info *blocks;
+	size_t count;
+	pp_error err;
+	if (pp_list_blocks(archive, &blocks, &count, &err))
+		return cli_fail(&err);
+	int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	r->bad = calloc(count ? count : 1, sizeof *r->bad);
+	int status = null_fd < 0 || !r->bad ? EXIT_ERROR : 0;
+	pp_extract_options options;
+	pp_extract_options_init(&options);
+	options.threads = 1;
+	for (size_t i = 0; status == 0 && i < count; i++) {
+		if (pp_extract(archive, blocks[i].uoffset, blocks[i].usize,
+			       null_fd, "/dev/null", &options, &err) == 0)
+			continue;
+		bad_block *b = &r->bad[r->bad_count++];
+		*b = (bad_block){ .number = i + 1, .uoffset = blocks[i].uoffset };
+		snprintf(b->message, sizeof b->message, "%s", err.message);
+	}
+	if (status)
+		cli_error("cannot list the bad blocks: %s", strerror(errno));
+	if (null_fd >= 0)
+		close(null_fd);
+	free(blocks);
+	return status;
+}
+
+/* --verify: every check.  A bad block is one line on stderr and the exit
+ * status, and the report still comes, listing the bad blocks. */
+static int verify(pp_archive *archive, report *r, bool quiet)
+{
+	pp_error err;
+	cli_progress progress;
+	cli_progress_init(&progress, "verifying", quiet);
+	int verified = pp_verify(archive, cli_progress_update, &progress, &err);
+	cli_progress_end(&progress);
+	if (verified == 0)
+		return 0;
+	int status = cli_fail(&err);
+	/* A check that does not match: the blocks are listed.  An index or
+	 * a table that does not add up is the one line alone. */
+	if (verified != PP_ERR_CHECK)
+		return status;
+	/* None bad alone (the index or the sizes were): no report. */
+	return find_bad_blocks(archive, r) ? EXIT_ERROR : status;
+}
 
 static void to_hex(const uint8_t digest[32], char hex[65])
 {
@@ -273,14 +397,15 @@ static int digest_archive(pp_archive *archive, report *r, bool quiet)
 }
 
 /* The image's partitions and, for each, whether one stored run covers
- * it.  An image without a partition table simply has none.  Returns an
- * exit status. */
+ * it.  An image without a partition table simply has none, and neither
+ * has one whose table lies in a block --verify found bad (said already).
+ * Returns an exit status. */
 static int read_partitions(pp_archive *archive, report *r)
 {
 	pp_error err;
 	int status = pp_list_partitions(archive, &r->parts, &r->part_count,
 					&err);
-	if (status == PP_ERR_FORMAT) {
+	if (status == PP_ERR_FORMAT || (status && r->bad_count)) {
 		r->part_count = 0;
 		return 0;
 	}
@@ -303,74 +428,40 @@ static int read_partitions(pp_archive *archive, report *r)
 
 int main(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		{ "blocks", no_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "verify", no_argument, NULL, 't' },
-		{ "digest", no_argument, NULL, 'd' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	cli_init(argv[0]);
-	bool json = false, verify = false, quiet = false, blocks = false;
-	bool digest = false;
-	int c;
-	while ((c = getopt_long(argc, argv, ":bjtdqhV", long_options, NULL)) != -1) {
-		switch (c) {
-		case 'b': blocks = true; break;
-		case 'j': json = true; break;
-		case 't': verify = true; break;
-		case 'd': digest = true; break;
-		case 'q': quiet = true; break;
-		case 'h': usage(); return EXIT_OK;
-		case 'V': cli_version(); return EXIT_OK;
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	report r = { .path = cli_one_archive(argc, argv), .verified = verify };
+	info_args args = { 0 };
+	int first = cli_parse(&tool, &argc, argv, &args);
+	report r = { .verified = args.verify };
 	pp_archive *archive;
 	pp_error err;
-	cli_progress scanning;
-	cli_background_progress_begin(&scanning, "scanning", quiet);
-	/* A URL is read by ranges: the footer and index, and what the
-	 * partition table needs. */
-	int opened = strstr(r.path, "://") ?
-		pp_open_url(r.path, PP_OPEN_READ, &archive, &err) :
-		pp_open(r.path, PP_OPEN_READ, &archive, &err);
-	cli_background_progress_end(&scanning);
+	int opened = cli_open_archive(cli_one_archive(first, argc, argv), false,
+				      args.quiet, &archive, &r.path);
 	if (opened)
-		return cli_open_failed(&err, r.path);
-	int status = 0;
-	if (verify) {
-		cli_progress progress;
-		cli_progress_init(&progress, "verifying", quiet);
-		int verified = pp_verify(archive, cli_progress_update, &progress,
-					 &err);
-		cli_progress_end(&progress);
-		if (verified)
-			status = cli_fail(&err);
-	}
-	if (status == 0 && digest)
-		status = digest_archive(archive, &r, quiet);
+		return opened;
+	/* A failed --verify still reports, with the bad blocks. */
+	int verified = args.verify ? verify(archive, &r, args.quiet) : 0;
+	int status = verified && !r.bad_count ? verified : 0;
+	if (status == 0 && args.digest)
+		status = digest_archive(archive, &r, args.quiet);
 	pp_info info = { 0 };
 	if (status == 0 && pp_get_info(archive, &info, &err))
 		status = cli_fail(&err);
 	if (status == 0)
 		status = read_partitions(archive, &r);
-	if (status == 0 && blocks &&
+	if (status == 0 && args.blocks &&
 	    pp_list_blocks(archive, &r.blocks, &r.block_count, &err))
 		status = cli_fail(&err);
-	if (status == 0 && json)
+	if (status == 0 && args.json)
 		print_json(&r, &info);
 	else if (status == 0)
 		print_text(&r, &info);
+	if (status == 0)
+		status = verified;
 	pp_info_free(&info);
 	free(r.parts);
 	free(r.patchable);
 	free(r.blocks);
+	free(r.bad);
 	pp_close(archive);
 	return status;
 }

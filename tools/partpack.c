@@ -4,7 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,77 +12,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... [INPUT]\n"
-	       "Compress the disk image INPUT into a standard .xz, .gz or .zst file\n"
-	       "whose chosen ranges stay uncompressed, so partpatch can overwrite them\n"
-	       "in place.  Writes INPUT.xz (or INPUT.gz, INPUT.zst); INPUT is always\n"
-	       "kept.  Without INPUT, or when INPUT is -, reads standard input.\n"
-	       "INPUT may be any image qemu reads (qcow2, vmdk, vhdx, vdi ...): its\n"
-	       "guest disk is packed, and NAME.qcow2 writes NAME.img.xz.\n"
-	       "\n"
-	       "  -o, --output=FILE      write FILE instead of INPUT.xz; its suffix must\n"
-	       "                         agree with the format (.xz, .gz, .zst)\n"
-	       "  -c, --stdout           write to standard output\n"
-	       "  -F, --format=FORMAT    xz, gzip or zstd (default: from the output name,\n"
-	       "                         else xz)\n"
-	       "  -K, --keep-raw=SEL     store SEL uncompressed; repeatable.  SEL is\n"
-	       "                         START:END or START+LENGTH (bytes), partN,\n"
-	       "                         /dev/sdaN, name:GPT-NAME (from the partition\n"
-	       "                         table), label:LABEL, uuid:UUID (the partition\n"
-	       "                         libblkid finds them in), /MOUNTPOINT (from the\n"
-	       "                         guest's fstab: read in process from an ext\n"
-	       "                         root, else by libguestfs, started only then)\n"
-	       "  -k, --keep             keep INPUT (as xz -k; always the case)\n"
-	       "      --input-format=FMT read INPUT as FMT (raw, qcow2, vmdk, vhdx, vdi\n"
-	       "                         or another qemu format) instead of asking\n"
-	       "                         qemu-img info\n"
-	       "  -B, --block-size=SIZE  uncompressed block size, 4KiB to 1GiB (default\n"
-	       "                         16MiB): smaller blocks cost more headers and\n"
-	       "                         index records than they hold; larger ones more\n"
-	       "                         memory per thread and per patch\n"
-	       "  -0 ... -9              compression level (default 6); zstd: -1 ... -19\n"
-	       "                         (default 3)\n"
-	       "  -e, --extreme          slower xz compression for a little less size\n"
-	       "  -C, --check=CHECK      xz block check: crc32, crc64 (default), sha256;\n"
-	       "                         zstd frame checksum: xxh64 (default), none\n"
-	       "  -T, --threads=N        worker threads; 0 means one per core (default)\n"
-	       "      --reuse=BASE       copy each block that is unchanged from BASE, an\n"
-	       "                         archive packed earlier with the same options\n"
-	       "      --reuse-strict     fail (status 6) if BASE cannot be trusted,\n"
-	       "                         instead of encoding those blocks\n"
-	       "  -n, --dry-run          resolve the selectors, print the kept ranges by\n"
-	       "                         partition and what they cost; write nothing\n"
-	       "      --bmap=FILE        also write a bmap file of the image (bmap-tools'\n"
-	       "                         format 2.0: its mapped blocks, a SHA-256 per\n"
-	       "                         range) for bmaptool copy\n"
-	       "  -f, --force            overwrite an existing output file\n"
-	       "  -v, --verbose          print the resolved ranges and, at the end, the\n"
-	       "                         sizes, ratio, speed and time (with --reuse,\n"
-	       "                         also the blocks reused and encoded)\n"
-	       "  -q, --quiet            no progress line, no warnings\n"
-	       "  -h, --help             show this help and exit\n"
-	       "  -V, --version          show the version and exit\n"
-	       "\n"
-	       "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, MiB, GiB,\n"
-	       "TiB) are powers of 1024, kB, MB, GB, TB powers of 1000, as in dd.\n"
-	       "Exit status: 0 success, 1 error, 2 usage error, 6 --reuse-strict\n"
-	       "refused BASE.  The output is the same bytes for every thread count,\n"
-	       "with or without --reuse.\n",
-	       cli_program);
-}
+/* Which level: -N, or --fast or --best (the format's lowest or highest,
+ * as xz has them), or the format's default. */
+enum level_pick { LEVEL_DEFAULT, LEVEL_GIVEN, LEVEL_FAST, LEVEL_BEST };
 
 typedef struct pack_args {
-	const char *input;
+	const char *input;      /* the one being packed; NULL: stdin */
+	char **inputs;          /* the INPUT operands */
+	size_t input_count;
 	const char *output;
 	bool to_stdout;
 	bool force;
 	bool verbose;
 	bool quiet;
+	bool keep;              /* -k: the input is kept anyway */
 	bool format_given;
 	bool dry_run;
-	bool level_given;
+	enum level_pick level_pick;
 	bool check_given;
 	const char *input_format;
 	const char **selectors;
@@ -100,212 +46,243 @@ static void settle_format(pack_args *args)
 	if (!args->format_given && named)
 		options->format = named;
 	int min, max, level;
-	if (!args->level_given &&
+	if (args->level_pick != LEVEL_GIVEN &&
 	    pp_format_levels(options->format, &min, &max, &level) == 0)
-		options->level = level;
+		options->level = args->level_pick == LEVEL_FAST ? min :
+			args->level_pick == LEVEL_BEST ? max : level;
 	if (!args->check_given)
 		options->check = pp_format_default_check(options->format);
 }
 
 /* -C NAME: the library names the check kinds (IDs under 32, the bits of
  * a format's set of checks); which of them a format takes, pp_pack says. */
-static enum pp_check parse_check(const char *text)
+static void set_check(void *opaque, const cli_option *option, const char *arg)
 {
-	char known[200] = "";
-	size_t used = 0;
+	pack_args *args = opaque;
+	(void)option;
 	for (int id = 0; id < 32; id++) {
-		const char *name = pp_check_name((enum pp_check)id);
-		if (strcmp(name, "unknown") == 0)
-			continue;
-		if (strcmp(name, text) == 0)
-			return (enum pp_check)id;
-		if (used < sizeof known)
-			used += (size_t)snprintf(known + used, sizeof known - used,
-						 "%s%s", used ? ", " : "", name);
+		if (strcmp(pp_check_name((enum pp_check)id), arg) == 0 &&
+		    strcmp(arg, "unknown") != 0) {
+			args->options.check = (enum pp_check)id;
+			args->check_given = true;
+			return;
+		}
 	}
-	cli_error("--check: unknown check '%s' (%s)", text, known);
+	char known[200];
+	cli_expand(known, sizeof known, "{checks}");
+	cli_error("--check: unknown check '%s' (%s)", arg, known);
 	exit(EXIT_USAGE);
 }
 
-/* Whether an option word leaves its argument to the next word: -o FILE,
- * -vK SEL, --output FILE (not -oFILE, --output=FILE). */
-static bool takes_next_word(const char *w)
+static void set_format(void *opaque, const cli_option *option,
+		       const char *arg)
 {
-	static const char *const with_argument[] = {
-		"--output", "--format", "--keep-raw", "--block-size", "--check",
-		"--threads", "--input-format",
-	};
-	if (w[0] != '-' || w[1] == 0)
-		return false;
-	if (w[1] == '-') {
-		for (size_t i = 0; i < sizeof with_argument /
-		     sizeof *with_argument; i++)
-			if (strcmp(w, with_argument[i]) == 0)
-				return true;
-		return false;
-	}
-	for (const char *c = w + 1; *c; c++)
-		if (strchr("oFKBCT", *c))
-			return c[1] == 0;
-	return false;
+	pack_args *args = opaque;
+	(void)option;
+	args->options.format = cli_format_arg("--format", arg);
+	args->format_given = true;
 }
 
-/*
- * Takes compression levels given as words of digits (-3, -19) out of argv
- * before getopt, which would read -19 as -1 -9.  Stops at "--".  Digits
- * combined with letters (-9e) are left to getopt, one digit each.
- */
-static int take_levels(int argc, char **argv, pack_args *args)
+static void add_selector(void *opaque, const cli_option *option,
+			 const char *arg)
 {
-	int kept = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *w = argv[i];
-		if (w[0] == '-' && w[1] &&
-		    strspn(w + 1, "0123456789") == strlen(w + 1)) {
-			args->options.level = atoi(w + 1);
-			args->level_given = true;
-			continue;
-		}
-		argv[kept++] = argv[i];
-		if (strcmp(w, "--") == 0) {
-			while (++i < argc)
-				argv[kept++] = argv[i];
-			break;
-		}
-		if (takes_next_word(w) && i + 1 < argc)
-			argv[kept++] = argv[++i];
-	}
-	argv[kept] = NULL;
-	return kept;
-}
-
-static unsigned parse_threads(const char *text)
-{
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(text, &end, 10);
-	if (!*text || *end || errno || n > 4096 || text[0] == '-') {
-		cli_error("--threads: '%s' is not a number from 0 to 4096", text);
-		exit(EXIT_USAGE);
-	}
-	return (unsigned)n;
-}
-
-static uint64_t block_size_arg(const char *text)
-{
-	uint64_t size = cli_size_arg("--block-size", text);
-	if (size < PP_MIN_BLOCK_SIZE || size > PP_MAX_BLOCK_SIZE) {
-		cli_error("--block-size: %s is not between 4KiB and 1GiB "
-			  "(smaller blocks cost more than they hold, larger "
-			  "ones too much memory)", text);
-		exit(EXIT_USAGE);
-	}
-	return size;
-}
-
-/* Long options without a short one. */
-enum { OPT_REUSE = 256, OPT_REUSE_STRICT, OPT_INPUT_FORMAT };
-
-static void parse_args(int argc, char **argv, pack_args *args)
-{
-	static const struct option long_options[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "stdout", no_argument, NULL, 'c' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "keep-raw", required_argument, NULL, 'K' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "block-size", required_argument, NULL, 'B' },
-		{ "extreme", no_argument, NULL, 'e' },
-		{ "check", required_argument, NULL, 'C' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "bmap", required_argument, NULL, 'M' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "reuse", required_argument, NULL, OPT_REUSE },
-		{ "reuse-strict", no_argument, NULL, OPT_REUSE_STRICT },
-		{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
-		{ NULL, 0, NULL, 0 },
-	};
-	pp_pack_options_init(&args->options);
-	argc = take_levels(argc, argv, args);
-	args->selectors = calloc((size_t)argc, sizeof *args->selectors);
-	if (!args->selectors) {
+	pack_args *args = opaque;
+	(void)option;
+	const char **grown = realloc(args->selectors, (args->selector_count + 1) *
+				     sizeof *grown);
+	if (!grown) {
 		cli_error("out of memory");
 		exit(EXIT_ERROR);
 	}
-	int c;
-	while ((c = getopt_long(argc, argv, ":o:cF:K:kB:eC:T:nfvqhV0123456789",
-				long_options, NULL)) != -1) {
-		switch (c) {
-		case 'o': args->output = optarg; break;
-		case 'c': args->to_stdout = true; break;
-		case 'F':
-			args->format_given = true;
-			args->options.format = cli_format_arg("--format", optarg);
-			break;
-		case 'K': args->selectors[args->selector_count++] = optarg; break;
-		case 'k': break;  /* the input is never removed */
-		case 'B':
-			args->options.block_size = block_size_arg(optarg);
-			break;
-		case 'n': args->dry_run = true; break;
-		case 'e': args->options.extreme = true; break;
-		case 'C':
-			args->check_given = true;
-			args->options.check = parse_check(optarg);
-			break;
-		case 'T': args->options.threads = parse_threads(optarg); break;
-		case 'M': args->options.bmap_path = optarg; break;
-		case 'f': args->force = true; break;
-		case 'v': args->verbose = true; break;
-		case 'q': args->quiet = true; break;
-		case 'h': usage(); exit(EXIT_OK);
-		case 'V': cli_version(); exit(EXIT_OK);
-		case OPT_REUSE: args->options.reuse_path = optarg; break;
-		case OPT_REUSE_STRICT:
-			args->options.reuse_flags |= PP_REUSE_STRICT;
-			break;
-		case OPT_INPUT_FORMAT: args->input_format = optarg; break;
-		case '0': case '1': case '2': case '3': case '4':
-		case '5': case '6': case '7': case '8': case '9':
-			args->level_given = true;
-			args->options.level = c - '0';
-			break;
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	if (optind + 1 < argc) {
-		cli_error("too many arguments: only one INPUT");
+	args->selectors = grown;
+	args->selectors[args->selector_count++] = arg;
+}
+
+static void set_block_size(void *opaque, const cli_option *option,
+			   const char *arg)
+{
+	pack_args *args = opaque;
+	uint64_t size = cli_size_arg("--block-size", arg);
+	(void)option;
+	if (size < PP_MIN_BLOCK_SIZE || size > PP_MAX_BLOCK_SIZE) {
+		cli_error("--block-size: %s is not between 4KiB and 1GiB "
+			  "(smaller blocks cost more than they hold, larger "
+			  "ones too much memory)", arg);
 		exit(EXIT_USAGE);
 	}
-	if (optind < argc && strcmp(argv[optind], "-") != 0)
-		args->input = argv[optind];
+	args->options.block_size = size;
+}
+
+static void set_reuse_strict(void *opaque, const cli_option *option,
+			     const char *arg)
+{
+	pack_args *args = opaque;
+	(void)option, (void)arg;
+	args->options.reuse_flags |= PP_REUSE_STRICT;
+}
+
+/* -6, -19: the level (its range is the format's, pp_pack checks it). */
+static void set_level(void *opaque, const char *digits)
+{
+	pack_args *args = opaque;
+	args->options.level = atoi(digits);
+	args->level_pick = LEVEL_GIVEN;
+}
+
+/* --fast, --best; the last of these and -N wins, as in xz. */
+static void set_level_pick(void *opaque, const cli_option *option,
+			   const char *arg)
+{
+	pack_args *args = opaque;
+	(void)arg;
+	args->level_pick = (enum level_pick)option->field;
+}
+
+/* xz's -d, -t and -l: other tools' work here.  Names the one to use. */
+static void refuse_mode(void *opaque, const cli_option *option,
+			const char *arg)
+{
+	(void)opaque, (void)arg;
+	cli_error("-%c, --%s: partpack only compresses; %s",
+		  (char)option->field, option->name,
+		  option->field == 'd' ? "to decompress, use 'partcat ARCHIVE "
+		  "-o IMAGE' (or xz -d, gzip -d, zstd -d)" :
+		  option->field == 't' ? "to test an archive, use 'partinfo "
+		  "--verify ARCHIVE'" : "to list an archive, use 'partinfo "
+		  "ARCHIVE'");
+	exit(EXIT_USAGE);
+}
+
+#define FIELD(name) offsetof(pack_args, name)
+
+static const cli_option option_table[] = {
+	{ "output", 'o', "FILE", cli_set_text, FIELD(output),
+	  "write FILE instead of INPUT.xz; its suffix must agree with the "
+	  "format ({suffixes})" },
+	{ "stdout", 'c', NULL, cli_set_flag, FIELD(to_stdout),
+	  "write to standard output" },
+	{ "format", 'F', "FORMAT", set_format, 0,
+	  "{formats} (default: from the output name, else {default_format})" },
+	{ "keep-raw", 'K', "SEL", add_selector, 0,
+	  "store SEL uncompressed; repeatable.  SEL is START:END or "
+	  "START+LENGTH (bytes), partN, /dev/sdaN, name:GPT-NAME (from the "
+	  "partition table), label:LABEL, uuid:UUID (the partition libblkid "
+	  "finds them in), /MOUNTPOINT (from the guest's fstab: read in "
+	  "process from an ext root, else by libguestfs, started only then)" },
+	{ "keep", 'k', NULL, cli_set_flag, FIELD(keep),
+	  "keep INPUT (as xz\t-k; always the case)" },
+	{ "input-format", 0, "FMT", cli_set_text, FIELD(input_format),
+	  "read INPUT as FMT (raw, qcow2, vmdk, vhdx, vdi or another qemu "
+	  "format) instead of asking qemu-img info" },
+	{ "block-size", 'B', "SIZE", set_block_size, 0,
+	  "uncompressed block size, 4KiB to 1GiB (default 16MiB): smaller "
+	  "blocks cost more headers and index records than they hold; larger "
+	  "ones more memory per thread and per patch" },
+	{ NULL, 0, "{level_span}", NULL, 0, "compression level: {levels}" },
+	{ "fast", 0, NULL, set_level_pick, LEVEL_FAST,
+	  "the format's fastest level (xz -0, gzip -0, zstd -1)" },
+	{ "best", 0, NULL, set_level_pick, LEVEL_BEST,
+	  "the format's best level (-9, zstd -19)" },
+	{ "extreme", 'e', NULL, cli_set_flag, FIELD(options.extreme),
+	  "slower xz compression for a little less size" },
+	{ "check", 'C', "CHECK", set_check, 0,
+	  "the check of each block: {checks}, as the format allows (default: "
+	  "{default_checks})" },
+	{ "threads", 'T', "N", cli_set_threads, FIELD(options.threads),
+	  "worker threads, at most {max_threads}; 0 means one per core "
+	  "(default)" },
+	{ "reuse", 0, "BASE", cli_set_text, FIELD(options.reuse_path),
+	  "copy each block that is unchanged from BASE, an archive packed "
+	  "earlier with the same options" },
+	{ "reuse-strict", 0, NULL, set_reuse_strict, 0,
+	  "fail (status 6) if BASE cannot be trusted, instead of encoding "
+	  "those blocks" },
+	{ "dry-run", 'n', NULL, cli_set_flag, FIELD(dry_run),
+	  "resolve the selectors, print the kept ranges by partition and what "
+	  "they cost; write nothing" },
+	{ "bmap", 0, "FILE", cli_set_text, FIELD(options.bmap_path),
+	  "also write a bmap file of the image (bmap-tools' format 2.0: its "
+	  "mapped blocks, a SHA-256 per range) for bmaptool copy" },
+	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
+	  "overwrite an existing output file" },
+	{ "verbose", 'v', NULL, cli_set_flag, FIELD(verbose),
+	  "print the resolved ranges and, at the end, the sizes, ratio, speed "
+	  "and time (with --reuse, also the blocks reused and encoded)" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet),
+	  "no progress line, no warnings" },
+	{ "decompress", 'd', NULL, refuse_mode, 'd',
+	  "not partpack's work: exits with status 2 naming partcat, which "
+	  "decompresses" },
+	{ "uncompress", 0, NULL, refuse_mode, 'd', NULL },
+	{ "test", 't', NULL, refuse_mode, 't',
+	  "likewise, naming partinfo --verify" },
+	{ "list", 'l', NULL, refuse_mode, 'l', "likewise, naming partinfo" },
+	CLI_HELP_AND_VERSION,
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... [INPUT]...",
+	.about = "Compress each disk image INPUT into a standard {suffixes} "
+		"file whose chosen ranges stay uncompressed, so partpatch can "
+		"overwrite them in place.  Writes INPUT with the format's suffix "
+		"added (INPUT.xz); INPUT is always kept, and one that already "
+		"has such a suffix is skipped.  Without INPUT, or when INPUT is "
+		"-, reads standard input and writes standard output, which may "
+		"not be a terminal.  INPUT may be any image qemu reads (qcow2, "
+		"vmdk, vhdx, vdi ...): its guest disk is packed, and NAME.qcow2 "
+		"writes NAME.img.xz.",
+	.options = option_table,
+	.footer = "Sizes are bytes with an optional suffix: K, M, G, T (or KiB, "
+		"MiB, GiB, TiB) are powers of 1024, kB, MB, GB, TB powers of "
+		"1000, as in dd.\n"
+		"Exit status: 0 success, 1 error, 2 usage error, 6 "
+		"--reuse-strict refused BASE.  The output is the same bytes for "
+		"every thread count, with or without --reuse.",
+	.number = set_level,
+};
+
+/* The rules between options and operands that the table cannot say. */
+static void check_args(pack_args *args)
+{
+	if (args->output && strcmp(args->output, "-") == 0) {
+		args->output = NULL;       /* -o - is standard output */
+		args->to_stdout = true;
+	}
+	const char *one = args->output ? "--output" : args->to_stdout ?
+		"--stdout" : args->options.bmap_path ? "--bmap" : NULL;
+	if (one && args->input_count > 1) {
+		cli_error("%s takes one INPUT, not %zu", one, args->input_count);
+		exit(EXIT_USAGE);
+	}
 	if (args->to_stdout && args->output) {
 		cli_error("--stdout and --output exclude each other");
 		exit(EXIT_USAGE);
 	}
-	if (!args->input && args->input_format &&
+	bool from_stdin = args->input_count == 0;
+	for (size_t i = 0; i < args->input_count; i++)
+		from_stdin |= strcmp(args->inputs[i], "-") == 0;
+	if (from_stdin && args->input_format &&
 	    strcmp(args->input_format, "raw") != 0) {
 		cli_error("--input-format=%s: standard input is read as raw; "
 			  "name the file", args->input_format);
 		exit(EXIT_USAGE);
 	}
-	if (!args->input && !args->to_stdout && !args->output &&
-	    !args->dry_run) {
-		cli_error("reading standard input: use --stdout or --output");
-		exit(EXIT_USAGE);
-	}
-	settle_format(args);
 	if ((args->options.reuse_flags & PP_REUSE_STRICT) &&
 	    !args->options.reuse_path) {
 		cli_error("--reuse-strict needs --reuse");
 		exit(EXIT_USAGE);
 	}
+}
+
+static void parse_args(int argc, char **argv, pack_args *args)
+{
+	pp_pack_options_init(&args->options);
+	int first = cli_parse(&tool, &argc, argv, args);
+	args->inputs = argv + first;
+	args->input_count = (size_t)(argc - first);
+	check_args(args);
+	settle_format(args);
 }
 
 /* ---- output: a temporary file renamed into place, or stdout ---------- */
@@ -521,6 +498,90 @@ static void stdin_input(pack_input *in, const struct stat *in_stat)
 	}
 }
 
+/*
+ * Where the archive goes: -o FILE, else stdout with -c or for an image
+ * read from stdin (as xz does), else INPUT with the format's suffix (see
+ * default_output).
+ * Sets *output (malloc'd; NULL for stdout) and *out_fd.  Returns an exit
+ * status, having said why on failure.
+ */
+static int open_output(const pack_args *args, const struct stat *in_stat,
+		       bool through_qemu, char **output, int *out_fd)
+{
+	*out_fd = STDOUT_FILENO;
+	*output = args->output ? strdup(args->output) :
+		args->to_stdout || !args->input ? NULL :
+		default_output(args, through_qemu);
+	if ((args->output || (!args->to_stdout && args->input)) && !*output) {
+		cli_error("out of memory");
+		return EXIT_ERROR;
+	}
+	if (!*output && isatty(STDOUT_FILENO)) {
+		cli_error("compressed data not written to a terminal (give "
+			  "INPUT, --output or a pipe)");
+		return EXIT_USAGE;
+	}
+	if (!*output)
+		return 0;
+	int status = cli_check_output(*output, args->options.format,
+				      args->force);
+	if (status)
+		return status;
+	*out_fd = cli_output_open(*output, S_ISREG(in_stat->st_mode) ?
+				  in_stat->st_mode : 0666);
+	return *out_fd < 0 ? EXIT_ERROR : 0;
+}
+
+/* pp_pack (or pp_pack_source) with the progress line and, with -v, the
+ * totals. */
+static int run_pack(pack_args *args, const pack_input *in, int out_fd,
+		    const char *out_name)
+{
+	const char *in_name = args->input ? args->input : "(stdin)";
+	cli_progress progress;
+	cli_progress_init(&progress, "packing", args->quiet);
+	args->options.progress = cli_progress_update;
+	args->options.progress_opaque = &progress;
+	pp_error err;
+	pp_pack_report report;
+	args->options.report = &report;
+	int packed = in->source ?
+		pp_pack_source(in->source, out_fd, out_name, &args->options,
+			       &err) :
+		pp_pack(in->fd, in_name, out_fd, out_name, &args->options, &err);
+	cli_progress_end(&progress);
+	if (packed)
+		return cli_fail(&err);
+	if (args->verbose)
+		cli_progress_summary(&progress, in_name, output_size(out_fd));
+	if (args->verbose && args->options.reuse_path)
+		print_reuse(&args->options, &report);
+	return 0;
+}
+
+static int write_archive(pack_args *args, const pack_input *in,
+			 const struct stat *in_stat, bool through_qemu)
+{
+	char *output;
+	int out_fd;
+	int status = open_output(args, in_stat, through_qemu, &output,
+				 &out_fd);
+	if (status == 0)
+		status = run_pack(args, in, out_fd,
+				  output ? output : "(stdout)");
+	if (output && out_fd >= 0) {
+		if (status == 0 && commit_output(out_fd, output, args->force,
+						 in_stat))
+			status = EXIT_ERROR;
+		else if (status != 0)
+			cli_output_discard(out_fd);
+		else
+			status = remove_stale_undo(output);
+	}
+	free(output);
+	return status;
+}
+
 static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 {
 	pp_source_info info = { .direct = true };
@@ -537,102 +598,149 @@ static int pack(pack_args *args, pack_input *in, const struct stat *in_stat)
 		return status;
 	if (args->dry_run) {
 		status = dry_run(args, in, ranges);
-		free(ranges);
-		return status;
+	} else {
+		args->options.keep = ranges;
+		args->options.keep_count = args->selector_count;
+		status = write_archive(args, in, in_stat, !info.direct);
 	}
-	args->options.keep = ranges;
-	args->options.keep_count = args->selector_count;
-
-	char *output = args->output ? strdup(args->output) :
-		args->to_stdout ? NULL : default_output(args, !info.direct);
-	if (!args->to_stdout && !output) {
-		free(ranges);
-		cli_error("out of memory");
-		return EXIT_ERROR;
-	}
-	const char *out_name = output ? output : "(stdout)";
-	int out_fd = STDOUT_FILENO;
-	if (!output && isatty(STDOUT_FILENO)) {
-		cli_error("compressed data not written to a terminal");
-		status = EXIT_USAGE;
-	} else if (output && (status = cli_check_output(output,
-						       args->options.format,
-						       args->force))) {
-		/* cli_check_output said why */
-	} else if (output) {
-		out_fd = cli_output_open(output, S_ISREG(in_stat->st_mode) ?
-					 in_stat->st_mode : 0666);
-		if (out_fd < 0)
-			status = EXIT_ERROR;
-	}
-	if (status == 0) {
-		cli_progress progress;
-		cli_progress_init(&progress, "packing", args->quiet);
-		args->options.progress = cli_progress_update;
-		args->options.progress_opaque = &progress;
-		pp_pack_report report;
-		args->options.report = &report;
-		int packed = in->source ?
-			pp_pack_source(in->source, out_fd, out_name,
-				       &args->options, &err) :
-			pp_pack(in->fd, "(stdin)", out_fd, out_name,
-				&args->options, &err);
-		cli_progress_end(&progress);
-		if (packed)
-			status = cli_fail(&err);
-		else if (args->verbose)
-			cli_progress_summary(&progress, args->input ?
-					     args->input : "(stdin)",
-					     output_size(out_fd));
-		if (status == 0 && args->verbose && args->options.reuse_path)
-			print_reuse(&args->options, &report);
-	}
-	if (output && out_fd >= 0 && out_fd != STDOUT_FILENO) {
-		if (status == 0 && commit_output(out_fd, output, args->force,
-						 in_stat))
-			status = EXIT_ERROR;
-		else if (status != 0)
-			cli_output_discard(out_fd);
-		else
-			status = remove_stale_undo(output);
-	}
-	free(output);
 	free(ranges);
 	return status;
 }
 
+/* ---- what the input is ------------------------------------------------- */
+
+/* The first bytes of a seekable input, without moving its position. */
+static size_t read_head(int in_fd, uint8_t *head, size_t size)
+{
+	off_t at = lseek(in_fd, 0, SEEK_CUR);
+	ssize_t got = at < 0 ? -1 : pread(in_fd, head, size, at);
+	return got > 0 ? (size_t)got : 0;
+}
+
+/*
+ * The other compressors people feed partpack by accident: the library
+ * knows the signatures and suffixes of its own formats (xz, gzip and
+ * zstd: pp_format_of_head, pp_format_from_path); these are the rest.
+ */
+static const struct foreign_compressor {
+	const char *name;
+	const char *suffix;
+	size_t len;
+	unsigned char magic[6];
+} foreign[] = {
+	{ "bzip2", ".bz2", 3, { 'B', 'Z', 'h' } },
+	{ "lz4", ".lz4", 4, { 0x04, 0x22, 0x4d, 0x18 } },
+	{ "lzip", ".lz", 4, { 'L', 'Z', 'I', 'P' } },
+};
+
+#define FOREIGN_COUNT (sizeof foreign / sizeof *foreign)
+
+/* The suffix of name that says it is compressed (".xz", ".bz2"), or
+ * NULL. */
+static const char *compressed_suffix(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	if (!dot || strchr(dot, '/'))
+		return NULL;
+	if (pp_format_from_path(name))
+		return dot;
+	for (size_t i = 0; i < FOREIGN_COUNT; i++)
+		if (strcmp(dot, foreign[i].suffix) == 0)
+			return dot;
+	return NULL;
+}
+
 /*
  * An image that is already compressed is someone's mistake (partpack of a
- * .xz): it packs, but nothing in it is patchable.  The library knows the
- * signatures of its own formats; these are the other compressors people
- * feed it by accident.
+ * .xz): it packs, but nothing in it is patchable.  A warning, unless -q.
  */
-static void warn_if_compressed(int in_fd, const char *name)
+static void warn_if_compressed(const uint8_t *head, size_t got,
+			       const char *name)
 {
-	static const struct {
-		const char *name;
-		size_t len;
-		unsigned char magic[6];
-	} compressed[] = {
-		{ "zstd", 4, { 0x28, 0xb5, 0x2f, 0xfd } },
-		{ "bzip2", 3, { 'B', 'Z', 'h' } },
-	};
-	unsigned char head[6];
-	off_t at = lseek(in_fd, 0, SEEK_CUR);
-	ssize_t got = at < 0 ? -1 : pread(in_fd, head, sizeof head, at);
-	if (got <= 0)
-		return;
-	enum pp_format format = pp_format_of_head(head, (size_t)got);
+	enum pp_format format = pp_format_of_head(head, got);
 	const char *kind = format ? pp_format_name(format) : NULL;
-	for (size_t i = 0; !kind && i < sizeof compressed / sizeof *compressed;
-	     i++)
-		if ((size_t)got >= compressed[i].len &&
-		    memcmp(head, compressed[i].magic, compressed[i].len) == 0)
-			kind = compressed[i].name;
+	for (size_t i = 0; !kind && i < FOREIGN_COUNT; i++)
+		if (got >= foreign[i].len &&
+		    memcmp(head, foreign[i].magic, foreign[i].len) == 0)
+			kind = foreign[i].name;
 	if (kind)
 		cli_error("%s: warning: already %s-compressed; partpack "
 			  "expects a raw disk image (decompress it first)",
 			  name, kind);
+}
+
+/* ---- each INPUT ------------------------------------------------------ */
+
+/* Opens INPUT (or takes stdin) and says what stops it being packed. */
+static int open_input(const pack_args *args, int *in_fd, struct stat *st)
+{
+	const char *name = args->input ? args->input : "(stdin)";
+	*in_fd = STDIN_FILENO;
+	if (args->input && (*in_fd = open(args->input, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error("%s: %s", args->input, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (fstat(*in_fd, st)) {
+		cli_error("%s: %s", name, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		cli_error("%s: is a directory", name);
+		return EXIT_ERROR;
+	}
+	if (isatty(*in_fd)) {
+		cli_error("%s: is a terminal: give INPUT, or the image through "
+			  "a pipe", name);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* A named image is probed, and read through qemu unless raw. */
+static int open_source(const pack_args *args, pack_input *in,
+		       bool *direct)
+{
+	pp_error err;
+	pp_source_info info = { .direct = true };
+	if (args->input && pp_source_open(args->input, args->input_format, 0,
+					  &in->source, &err))
+		return cli_fail(&err);
+	if (in->source)
+		pp_source_get_info(in->source, &info, &err);
+	*direct = info.direct;
+	return 0;
+}
+
+static int pack_one(pack_args *args, const char *input)
+{
+	args->input = input && strcmp(input, "-") != 0 ? input : NULL;
+	const char *suffix = args->input && !args->output && !args->to_stdout ?
+		compressed_suffix(args->input) : NULL;
+	if (suffix) {
+		/* xz's words, and its status for a warning. */
+		if (!args->quiet)
+			cli_error("%s: File already has `%s' suffix, skipping",
+				  args->input, suffix);
+		return EXIT_USAGE;
+	}
+	pack_input in = { .fd = -1 };
+	struct stat in_stat;
+	bool direct = true;
+	int status = open_input(args, &in.fd, &in_stat);
+	if (status == 0)
+		status = open_source(args, &in, &direct);
+	uint8_t head[6];
+	size_t got = status == 0 && direct && S_ISREG(in_stat.st_mode) ?
+		read_head(in.fd, head, sizeof head) : 0;
+	if (status == 0 && !args->quiet)
+		warn_if_compressed(head, got, args->input ? args->input :
+				   "(stdin)");
+	if (status == 0)
+		status = pack(args, &in, &in_stat);
+	pp_source_close(in.source);
+	if (args->input && in.fd >= 0)
+		close(in.fd);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -640,42 +748,13 @@ int main(int argc, char **argv)
 	cli_init(argv[0]);
 	pack_args args = { 0 };
 	parse_args(argc, argv, &args);
-	int in_fd = STDIN_FILENO;
-	if (args.input) {
-		in_fd = open(args.input, O_RDONLY | O_CLOEXEC);
-		if (in_fd < 0) {
-			cli_error("%s: %s", args.input, strerror(errno));
-			return EXIT_ERROR;
-		}
+	/* As xz: every INPUT is tried; the status is the first failure's. */
+	int status = args.input_count ? 0 : pack_one(&args, NULL);
+	for (size_t i = 0; i < args.input_count; i++) {
+		int one = pack_one(&args, args.inputs[i]);
+		if (status == 0)
+			status = one;
 	}
-	struct stat in_stat;
-	if (fstat(in_fd, &in_stat)) {
-		cli_error("%s: %s", args.input ? args.input : "(stdin)",
-			  strerror(errno));
-		return EXIT_ERROR;
-	}
-	if (S_ISDIR(in_stat.st_mode)) {
-		cli_error("%s: is a directory", args.input);
-		return EXIT_ERROR;
-	}
-	pack_input in = { .fd = in_fd };
-	pp_error err;
-	/* A named image is probed, and read through qemu unless raw. */
-	if (args.input && pp_source_open(args.input, args.input_format, 0,
-					 &in.source, &err)) {
-		close(in_fd);
-		free(args.selectors);
-		return cli_fail(&err);
-	}
-	pp_source_info info = { .direct = true };
-	if (in.source)
-		pp_source_get_info(in.source, &info, &err);
-	if (!args.quiet && S_ISREG(in_stat.st_mode) && info.direct)
-		warn_if_compressed(in_fd, args.input ? args.input : "(stdin)");
-	int status = pack(&args, &in, &in_stat);
-	pp_source_close(in.source);
-	if (args.input)
-		close(in_fd);
 	free(args.selectors);
 	return status;
 }

@@ -1,95 +1,18 @@
-/* partpatch - overwrite stored bytes of an .xz or .gz archive in place. */
+/* partpatch - overwrite stored bytes of an .xz, .gz or .zst archive in
+ * place. */
 #include "cli.h"
 #include "edit.h"
 #include "fsedit.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void usage(void)
-{
-	printf("Usage: %s [OPTION]... ARCHIVE --offset=N\n"
-	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL\n"
-	       "  or:  %s [OPTION]... ARCHIVE --offset=N --input=FILE [--offset=N --input=FILE]...\n"
-	       "  or:  %s [OPTION]... ARCHIVE --partition=SEL FILE-OPERATION...\n"
-	       "Overwrite bytes of the uncompressed image inside ARCHIVE (.xz or .gz)\n"
-	       "in place, starting at image offset N, with data from standard input or\n"
-	       "--input.  Every byte written must lie in stored (uncompressed) data;\n"
-	       "otherwise nothing is written.  The checks of the touched blocks are\n"
-	       "verified first and then updated, so stock xz and gzip accept the result.\n"
-	       "\n"
-	       "Each --offset or --partition starts a range; the --input and --length\n"
-	       "after it (or, for the first range, before it) belong to that range.\n"
-	       "All ranges are written as one transaction: all of them or none; where\n"
-	       "they overlap, the later one wins.  At most one reads standard input.\n"
-	       "\n"
-	       "  -O, --offset=N        image offset to write at (K, M, G, KiB... are\n"
-	       "                        powers of 1024, kB, MB, GB powers of 1000)\n"
-	       "  -p, --partition=SEL   write at the start of partition SEL (partN,\n"
-	       "                        /dev/sdaN, name:NAME, found in the archive's\n"
-	       "                        own partition table; label:LABEL, uuid:UUID,\n"
-	       "                        the partition libblkid finds them in;\n"
-	       "                        /MOUNTPOINT, from the guest's fstab, read in\n"
-	       "                        process from an ext root, else by libguestfs\n"
-	       "                        on the archive itself); the data must fit in it\n"
-	       "  -l, --length=L        write exactly L bytes (default: all of the input)\n"
-	       "  -i, --input=FILE      read the data from FILE instead of standard input\n"
-	       "                        (- is standard input, which may not be a terminal)\n"
-	       "  -o, --output=NEW      leave ARCHIVE as it is: write the patched archive\n"
-	       "                        to NEW (a reflink clone where possible); its\n"
-	       "                        suffix must agree with ARCHIVE's format\n"
-	       "  -f, --force           let --output replace an existing file\n"
-	       "  -n, --dry-run         check the patch and say what it would change\n"
-	       "      --no-wait         fail at once if another partpatch holds ARCHIVE\n"
-	       "      --bmap=FILE       keep the bmap FILE (written by partpack --bmap)\n"
-	       "                        true: new digests where the patch wrote, blocks\n"
-	       "                        written in holes mapped; replaced atomically\n"
-	       "                        after the archive is committed\n"
-	       "      --bmap-output=NEW write the updated bmap to NEW and leave FILE as it\n"
-	       "                        is (needed with --output: FILE is the base's)\n"
-	       "      --no-bmap         without --bmap, the bmap bmaptool would find for\n"
-	       "                        ARCHIVE (ARCHIVE.bmap, IMAGE.bmap for IMAGE.xz)\n"
-	       "                        is kept true too (with --output, NEW's is\n"
-	       "                        written); --no-bmap leaves it\n"
-	       "      --recover         undo an interrupted patch of ARCHIVE and exit;\n"
-	       "                        with --bmap, also bring FILE in line with it\n"
-	       "  -q, --quiet           no progress line\n"
-	       "  -v, --verbose         say what was written\n"
-	       "  -h, --help            show this help and exit\n"
-	       "  -V, --version         show the version and exit\n"
-	       "\n"
-	       "File operations on the filesystem of the --partition (paths inside\n"
-	       "that filesystem: /grub/grub.cfg on /boot), in the order given, in one\n"
-	       "transaction:\n"
-	       "      --upload=LOCAL:REMOTE     copy the local file LOCAL to REMOTE\n"
-	       "      --write=REMOTE:CONTENT    write CONTENT to the file REMOTE\n"
-	       "      --mkdir=DIR               make DIR and its parents\n"
-	       "      --delete=PATH             remove PATH (recursively)\n"
-	       "      --copy-in=LOCAL:REMOTEDIR copy a local file or directory in\n"
-	       "      --script=FILE             run FILE's guestfish commands (trusted\n"
-	       "                                input: guestfish runs !CMD on the host)\n"
-	       "ext2/3/4 and vfat are edited in process, with no appliance;\n"
-	       "other filesystems and --script use the appliance.\n"
-	       "      --appliance               use the appliance for every filesystem\n"
-	       "      --exec=CMD                run CMD with /bin/sh, $PARTITION naming a\n"
-	       "                                temporary file of the partition's bytes;\n"
-	       "                                then apply the bytes it changed (nothing if\n"
-	       "                                CMD fails or changes the file's size)\n"
-	       "\n"
-	       "Exit status: 0 success, 1 error, 2 usage error, 3 range not stored\n"
-	       "(the archive is unchanged), 4 a touched block is already corrupt (the\n"
-	       "archive is unchanged), 5 ARCHIVE is locked (--no-wait).\n"
-	       "An interrupted patch leaves an undo record beside ARCHIVE; the next\n"
-	       "partpatch, or --recover, restores the archive from it.\n",
-	       cli_program, cli_program, cli_program, cli_program);
-}
 
 /* The bytes to write: a mapping of a regular file, or what a pipe gave. */
 typedef struct patch_data {
@@ -98,6 +21,8 @@ typedef struct patch_data {
 	void *mapping;
 	size_t mapping_len;
 	bool capped;                /* a pipe with more than was read */
+	uint64_t input_len;         /* all a capped pipe held: the write a
+				     * refusal's remedy covers */
 } patch_data;
 
 /* One range of the transaction: where it goes and where its bytes come from. */
@@ -149,12 +74,14 @@ static void *grow_by_one(void *items, size_t count, size_t size)
 	return grown;
 }
 
-static void add_edit(patch_args *args, edit_kind kind, const char *arg)
+static void add_edit(void *opaque, const cli_option *option, const char *arg)
 {
+	patch_args *args = opaque;
 	edit_op *edits = grow_by_one(args->edits, args->edit_count,
 				     sizeof *edits);
 	args->edits = edits;
-	edits[args->edit_count] = (edit_op){ .kind = kind, .arg = arg };
+	edits[args->edit_count] = (edit_op){ .kind = (edit_kind)option->field,
+					     .arg = arg };
 	edit_check_op(&edits[args->edit_count++]);
 }
 
@@ -178,13 +105,14 @@ static range_arg *located_range(patch_args *args)
 }
 
 /* The range an --input or --length belongs to: the latest one, or the
- * first, not yet located, if it comes before any --offset. */
+ * first, not yet located, if it comes before any --offset.  taken says
+ * whether the option was given for that range already. */
 static range_arg *current_range(patch_args *args, const char *option,
-				bool taken)
+				bool (*taken)(const range_arg *))
 {
 	range_arg *r = args->range_count ?
 		&args->ranges[args->range_count - 1] : new_range(args);
-	if (taken) {
+	if (taken(r)) {
 		cli_error("%s given twice for one range (each --offset or "
 			  "--partition starts a range)", option);
 		exit(EXIT_USAGE);
@@ -192,87 +120,149 @@ static range_arg *current_range(patch_args *args, const char *option,
 	return r;
 }
 
-static void parse_args(int argc, char **argv, patch_args *args)
+static bool length_taken(const range_arg *r)
 {
-	static const struct option long_options[] = {
-		{ "offset", required_argument, NULL, 'O' },
-		{ "length", required_argument, NULL, 'l' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "no-wait", no_argument, NULL, 'W' },
-		{ "recover", no_argument, NULL, 'R' },
-		{ "bmap", required_argument, NULL, 'M' },
-		{ "bmap-output", required_argument, NULL, 'N' },
-		{ "no-bmap", no_argument, NULL, 'B' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "upload", required_argument, NULL, 0x100 + EDIT_UPLOAD },
-		{ "write", required_argument, NULL, 0x100 + EDIT_WRITE },
-		{ "mkdir", required_argument, NULL, 0x100 + EDIT_MKDIR },
-		{ "delete", required_argument, NULL, 0x100 + EDIT_DELETE },
-		{ "copy-in", required_argument, NULL, 0x100 + EDIT_COPY_IN },
-		{ "script", required_argument, NULL, 0x100 + EDIT_SCRIPT },
-		{ "exec", required_argument, NULL, 0x200 },
-		{ "appliance", no_argument, NULL, 0x201 },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	range_arg *r;
-	while ((c = getopt_long(argc, argv, ":O:l:p:i:o:nfqvhV", long_options,
-				NULL)) != -1) {
-		switch (c) {
-		case 'O':
-			r = located_range(args);
-			r->offset = cli_size_arg("--offset", optarg);
-			r->offset_given = true;
-			break;
-		case 'p':
-			located_range(args)->partition = optarg;
-			break;
-		case 'l':
-			r = args->range_count ?
-				&args->ranges[args->range_count - 1] : NULL;
-			r = current_range(args, "--length",
-					  r && r->length_given);
-			r->length = cli_size_arg("--length", optarg);
-			r->length_given = true;
-			break;
-		case 'i':
-			r = args->range_count ?
-				&args->ranges[args->range_count - 1] : NULL;
-			r = current_range(args, "--input", r && r->input_given);
-			r->input = strcmp(optarg, "-") == 0 ? NULL : optarg;
-			r->input_given = true;
-			break;
-		case 'f': args->force = true; break;
-		case 'o': args->output = optarg; break;
-		case 'n': args->dry_run = true; break;
-		case 'W': args->no_wait = true; break;
-		case 'R': args->recover = true; break;
-		case 'M': args->bmap = optarg; break;
-		case 'N': args->bmap_output = optarg; break;
-		case 'B': args->no_bmap = true; break;
-		case 'q': args->quiet = true; break;
-		case 'v': args->verbose = true; break;
-		case 'h': usage(); exit(EXIT_OK);
-		case 'V': cli_version(); exit(EXIT_OK);
-		case 0x100 + EDIT_UPLOAD: case 0x100 + EDIT_WRITE:
-		case 0x100 + EDIT_MKDIR: case 0x100 + EDIT_DELETE:
-		case 0x100 + EDIT_COPY_IN: case 0x100 + EDIT_SCRIPT:
-			add_edit(args, (edit_kind)(c - 0x100), optarg);
-			break;
-		case 0x200: args->exec = optarg; break;
-		case 0x201: args->appliance = true; break;
-		default:
-			cli_option_error(c, argv);
-		}
-	}
-	args->archive = cli_one_archive(argc, argv);
+	return r->length_given;
+}
+
+static bool input_taken(const range_arg *r)
+{
+	return r->input_given;
+}
+
+static void set_offset(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	range_arg *r = located_range(opaque);
+	(void)option;
+	r->offset = cli_size_arg("--offset", arg);
+	r->offset_given = true;
+}
+
+static void set_partition(void *opaque, const cli_option *option,
+			  const char *arg)
+{
+	(void)option;
+	located_range(opaque)->partition = arg;
+}
+
+static void set_length(void *opaque, const cli_option *option,
+		       const char *arg)
+{
+	range_arg *r = current_range(opaque, "--length", length_taken);
+	(void)option;
+	r->length = cli_size_arg("--length", arg);
+	r->length_given = true;
+}
+
+static void set_input(void *opaque, const cli_option *option, const char *arg)
+{
+	range_arg *r = current_range(opaque, "--input", input_taken);
+	(void)option;
+	r->input = strcmp(arg, "-") == 0 ? NULL : arg;
+	r->input_given = true;
+}
+
+#define FIELD(name) offsetof(patch_args, name)
+
+static const cli_option option_table[] = {
+	{ "offset", 'O', "N", set_offset, 0,
+	  "image offset to write at (K, M, G, KiB... are powers of 1024, kB, "
+	  "MB, GB powers of 1000)" },
+	{ "partition", 'p', "SEL", set_partition, 0,
+	  "write at the start of partition SEL (partN, /dev/sdaN, name:NAME, "
+	  "found in the archive's own partition table; label:LABEL, "
+	  "uuid:UUID, the partition libblkid finds them in; /MOUNTPOINT, from "
+	  "the guest's fstab, read in process from an ext root, else by "
+	  "libguestfs on the archive itself); the data must fit in it" },
+	{ "length", 'l', "L", set_length, 0,
+	  "write exactly L bytes (default: all of the input)" },
+	{ "input", 'i', "FILE", set_input, 0,
+	  "read the data from FILE instead of standard input (-\tis standard "
+	  "input, which may not be a terminal)" },
+	{ "output", 'o', "NEW", cli_set_text, FIELD(output),
+	  "leave ARCHIVE as it is: write the patched archive to NEW (a reflink "
+	  "clone where possible); its suffix must agree with ARCHIVE's format" },
+	{ "force", 'f', NULL, cli_set_flag, FIELD(force),
+	  "let --output replace an existing file" },
+	{ "dry-run", 'n', NULL, cli_set_flag, FIELD(dry_run),
+	  "check the patch and say what it would change" },
+	{ "no-wait", 0, NULL, cli_set_flag, FIELD(no_wait),
+	  "fail at once if another partpatch holds ARCHIVE" },
+	{ "bmap", 0, "FILE", cli_set_text, FIELD(bmap),
+	  "keep the bmap FILE (written by partpack --bmap) true: new digests "
+	  "where the patch wrote, blocks written in holes mapped; replaced "
+	  "atomically after the archive is committed" },
+	{ "bmap-output", 0, "NEW", cli_set_text, FIELD(bmap_output),
+	  "write the updated bmap to NEW and leave FILE as it is (needed with "
+	  "--output: FILE is the base's)" },
+	{ "no-bmap", 0, NULL, cli_set_flag, FIELD(no_bmap),
+	  "without --bmap, the bmap bmaptool would find for ARCHIVE "
+	  "(ARCHIVE.bmap, IMAGE.bmap for IMAGE.xz) is kept true too (with "
+	  "--output, NEW's is written); --no-bmap leaves it" },
+	{ "recover", 0, NULL, cli_set_flag, FIELD(recover),
+	  "undo an interrupted patch of ARCHIVE and exit; with --bmap, also "
+	  "bring FILE in line with it" },
+	{ "quiet", 'q', NULL, cli_set_flag, FIELD(quiet), "no progress line" },
+	{ "verbose", 'v', NULL, cli_set_flag, FIELD(verbose),
+	  "say what was written" },
+	CLI_HELP_AND_VERSION,
+	{ NULL, 0, NULL, NULL, 0,
+	  "File operations on the filesystem of the --partition (paths inside "
+	  "that filesystem: /grub/grub.cfg on /boot), in the order given, in "
+	  "one transaction:" },
+	{ "upload", 0, "LOCAL:REMOTE", add_edit, EDIT_UPLOAD,
+	  "copy the local file LOCAL to REMOTE" },
+	{ "write", 0, "REMOTE:CONTENT", add_edit, EDIT_WRITE,
+	  "write CONTENT to the file REMOTE" },
+	{ "mkdir", 0, "DIR", add_edit, EDIT_MKDIR, "make DIR and its parents" },
+	{ "delete", 0, "PATH", add_edit, EDIT_DELETE,
+	  "remove PATH (recursively)" },
+	{ "copy-in", 0, "LOCAL:REMOTEDIR", add_edit, EDIT_COPY_IN,
+	  "copy a local file or directory in" },
+	{ "script", 0, "FILE", add_edit, EDIT_SCRIPT,
+	  "run FILE's guestfish commands" },
+	{ NULL, 0, NULL, NULL, 0,
+	  "ext2/3/4 and vfat are edited in process, with no appliance; other "
+	  "filesystems and --script use the appliance." },
+	{ "appliance", 0, NULL, cli_set_flag, FIELD(appliance),
+	  "use the appliance for every filesystem" },
+	{ "exec", 0, "CMD", cli_set_text, FIELD(exec),
+	  "run CMD with /bin/sh, $PARTITION naming a temporary file of the "
+	  "partition's bytes; then apply the bytes it changed (nothing if CMD "
+	  "fails or changes the file's size)" },
+	CLI_END,
+};
+
+static const cli_tool tool = {
+	.synopsis = "[OPTION]... ARCHIVE --offset=N\n"
+		"[OPTION]... ARCHIVE --partition=SEL\n"
+		"[OPTION]... ARCHIVE --offset=N --input=FILE "
+		"[--offset=N --input=FILE]...\n"
+		"[OPTION]... ARCHIVE --partition=SEL FILE-OPERATION...",
+	.about = "Overwrite bytes of the uncompressed image inside ARCHIVE "
+		"({suffixes}) in place, starting at image offset N, with data "
+		"from standard input or --input.  Every byte written must lie in "
+		"stored (uncompressed) data; otherwise nothing is written.  The "
+		"checks of the touched blocks are verified first and then "
+		"updated, so stock tools accept the result.\n\n"
+		"Each --offset or --partition starts a range; the --input and "
+		"--length after it (or, for the first range, before it) belong "
+		"to that range.  All ranges are written as one transaction: all "
+		"of them or none; where they overlap, the later one wins.  At "
+		"most one reads standard input.",
+	.options = option_table,
+	.footer = "Exit status: 0 success, 1 error, 2 usage error, 3 range not "
+		"stored (the archive is unchanged), 4 a touched block is already "
+		"corrupt (the archive is unchanged), 5 ARCHIVE is locked "
+		"(--no-wait).  An interrupted patch leaves an undo record beside "
+		"ARCHIVE; the next partpatch, or --recover, restores the archive "
+		"from it.",
+};
+
+/* The rules between options that the table cannot say. */
+static void check_args(patch_args *args)
+{
 	if (args->bmap_output && !args->bmap) {
 		cli_error("--bmap-output needs --bmap (the bmap to start from)");
 		exit(EXIT_USAGE);
@@ -283,6 +273,11 @@ static void parse_args(int argc, char **argv, patch_args *args)
 	}
 	if (args->recover)
 		return;
+	if (args->output && strcmp(args->output, "-") == 0) {
+		cli_error("--output -: the patched archive is a file renamed "
+			  "into place, not a stream: name the file");
+		exit(EXIT_USAGE);
+	}
 	if (args->output && args->bmap && !args->bmap_output) {
 		cli_error("with --output, give --bmap-output for the new archive's "
 			  "bmap (--bmap is the base's, left as it is)");
@@ -318,6 +313,13 @@ static void parse_args(int argc, char **argv, patch_args *args)
 			  "range but one an --input", from_stdin);
 		exit(EXIT_USAGE);
 	}
+}
+
+static void parse_args(int argc, char **argv, patch_args *args)
+{
+	int first = cli_parse(&tool, &argc, argv, args);
+	args->archive = cli_one_archive(first, argc, argv);
+	check_args(args);
 }
 
 static void release_data(patch_data *data)
@@ -360,6 +362,18 @@ static int map_regular_input(int fd, const char *name, const range_arg *args,
 	return 0;
 }
 
+/* The input goes past what can be written: the rest is only counted, so
+ * that the refusal can say what would make all of it patchable. */
+static void count_rest(int fd, patch_data *data)
+{
+	uint8_t scrap[65536];
+	ssize_t n;
+	data->input_len = data->len;
+	while ((n = read(fd, scrap, sizeof scrap)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		data->input_len += n > 0 ? (uint64_t)n : 0;
+}
+
 /* Reads a pipe to its end (or to --length), but never more than `cap`
  * bytes: past the stored run the patch is refused anyway. */
 static int read_stream_input(int fd, const char *name, const range_arg *args,
@@ -394,6 +408,8 @@ static int read_stream_input(int fd, const char *name, const range_arg *args,
 		data->len += (size_t)n;
 	}
 	data->capped = !args->length_given && data->len == want;
+	if (data->capped)
+		count_rest(fd, data);
 	if (args->length_given && data->len < args->length) {
 		cli_error("%s: input has %zu bytes, shorter than --length %llu",
 			  name, data->len, (unsigned long long)args->length);
@@ -733,7 +749,8 @@ static void report(const patch_args *args, const pp_patch_report *done)
 		args->dry_run ? "would write" : "wrote",
 		(unsigned long long)done->data_bytes, where,
 		(unsigned long long)done->blocks_touched,
-		(unsigned long long)done->first_block,
+		/* The report's index, numbered from 1 as xz -lvv does. */
+		(unsigned long long)done->first_block + 1,
 		(unsigned long long)done->undo_bytes);
 }
 
@@ -770,20 +787,37 @@ static int check_names(pp_archive *archive, const patch_args *args)
 					       args->force) : 0;
 }
 
+/* Keeping whole 4 KiB blocks (what filesystems write) costs nothing
+ * worth saving and covers the writes near this one. */
+#define REMEDY_GRAIN 4096
+
 /* The way out of a failed patch, after the library's problem; range is
- * the one refused when adding it, NULL for a failed commit. */
-static int patch_failed(const patch_args *args, const range_arg *range,
-			const pp_error *err, size_t len)
+ * the one refused when adding it, NULL for a failed commit; len is all
+ * of the write, however much of it was read. */
+static int patch_failed(pp_archive *archive, const patch_args *args,
+			const range_arg *range, const pp_error *err,
+			uint64_t len)
 {
 	if (err->status == PP_ERR_NOT_STORED && range) {
 		if (range->partition)
 			return cli_fail_advice(err, "to make it patchable, pack "
 					       "the image with 'partpack "
 					       "--keep-raw %s'", range->partition);
-		return cli_fail_advice(err, "to make it patchable, pack the "
-				       "image with 'partpack --keep-raw "
-				       "%llu+%zu'",
-				       (unsigned long long)range->offset, len);
+		pp_info info;
+		pp_error ignored;
+		uint64_t start = range->offset / REMEDY_GRAIN * REMEDY_GRAIN;
+		uint64_t end = range->offset + len;
+		end = end > UINT64_MAX - REMEDY_GRAIN ? end :
+			(end + REMEDY_GRAIN - 1) / REMEDY_GRAIN * REMEDY_GRAIN;
+		if (pp_get_info(archive, &info, &ignored) == 0) {
+			end = PP_CLI_MIN(end, info.uncompressed_size);
+			pp_info_free(&info);
+		}
+		return cli_fail_advice(err, "to make all of the write patchable, "
+				       "pack the image with 'partpack "
+				       "--keep-raw %llu+%llu'",
+				       (unsigned long long)start,
+				       (unsigned long long)(end - start));
 	}
 	if (err->status == PP_ERR_IO && !args->output && !args->dry_run &&
 	    !directory_writable(args->archive))
@@ -839,8 +873,9 @@ static int add_ranges(pp_archive *archive, patch_args *args,
 		if (status == 0 && pp_patch_add(txn, range->offset,
 						range->data.bytes,
 						range->data.len, &err))
-			status = patch_failed(args, range, &err,
-					      range->data.len);
+			status = patch_failed(archive, args, range, &err,
+					      PP_CLI_MAX(range->data.len,
+							 range->data.input_len));
 		if (status == 0)
 			status = add_written(args, range->offset,
 					     range->data.len);
@@ -865,7 +900,8 @@ static int add_appliance_edits(pp_archive *archive, patch_args *args,
 		const edit_write *w = &edited.writes[i];
 		pp_error err;
 		if (pp_patch_add(txn, w->offset, w->data, w->length, &err))
-			status = patch_failed(args, range, &err, w->length);
+			status = patch_failed(archive, args, range, &err,
+					      w->length);
 		else
 			status = add_written(args, w->offset, w->length);
 	}
@@ -921,7 +957,7 @@ static int run_patch(pp_archive *archive, patch_args *args,
 		return status;
 	}
 	if (pp_patch_commit(txn, done, &err))
-		return patch_failed(args, NULL, &err, 0);
+		return patch_failed(archive, args, NULL, &err, 0);
 	return 0;
 }
 

@@ -48,6 +48,13 @@ partpack -1 -B 1MiB -o pipe.xz img 2>pipe.err
 check_eq "none when stderr is not a terminal" "" "$(cat pipe.err)"
 check_cmp "the progress line does not change the output" tty.xz pipe.xz
 
+# ---- option arity comes from each tool's option table ------------------------
+check "partpack --bmap -9: -9 is the bmap's name, not a level" \
+	partpack -q --bmap -9 -o arity.xz img
+check "... which is written" test -s ./-9
+check "partpack -F zstd -19 -o FILE INPUT: the level is taken out, one INPUT stays" \
+	partpack -q -F zstd -19 -o l19.zst img
+
 # ---- a disk with a partition table, no filesystems needed -------------------
 truncate -s 16M disk.img
 printf 'label: gpt\nstart=2048, size=8192, name=boot\nstart=10240, size=12288, name=root\n' |

@@ -322,14 +322,14 @@ for b in json.load(sys.stdin)["block_list"]:
     print(b["compressed_offset"] + b["total_size"] // 2)'))"
 check_fails "a damaged served block: status 4, one line" 4 \
 	partcat "$URL/bad.img.xz" --no-bmap -o d.img
-check "... naming the block" grep -q "block $bad_block " <<<"$CHECK_STDERR"
+check "... naming the block (numbered from 1)" grep -q "block $((bad_block + 1)) " <<<"$CHECK_STDERR"
 check "... nothing at OUT" test ! -e d.img
 # With --archive and --sha256, blocks are decoded only when the digest
 # fails: then to name the one at fault.
 check_fails "--archive --sha256 of the damaged file: status 4, one line" 4 \
 	partcat "$URL/bad.img.xz" --seed seeds/v1.img.xz --archive \
 	--sha256 "$(sha256sum "$WWW/v3.img.xz" | cut -d' ' -f1)" -o d.xz
-check "... naming the block" grep -q "block $bad_block " <<<"$CHECK_STDERR"
+check "... naming the block (numbered from 1)" grep -q "block $((bad_block + 1)) " <<<"$CHECK_STDERR"
 check "... nothing at OUT, nothing beside it" bash -c '! ls -a | grep -q "d.xz"'
 
 # ---- interrupted, then resumed ------------------------------------------------------------

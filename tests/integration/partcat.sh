@@ -53,8 +53,8 @@ for a in img.xz img.gz img.zst; do
 	check "$a: ... and no holes" test "$(allocated never.raw)" -ge "$SIZE"
 	check "$a: --sparse=always" partcat --sparse=always "$a" -o always.raw
 	check_cmp "$a: ... the same bytes" img always.raw
-	check "$a: ... fewer allocated bytes than auto ($(allocated always.raw) < $(allocated out.raw))" \
-		test "$(allocated always.raw)" -lt "$(allocated out.raw)"
+	check "$a: ... and auto left as many holes: zeros inside decoded blocks too ($(allocated out.raw) <= $(allocated always.raw))" \
+		test "$(allocated out.raw)" -le "$(allocated always.raw)"
 	check "$a: stdout redirected to a file gets holes too" \
 		bash -c 'partcat "$1" >redirect.raw && cmp "$2" redirect.raw &&
 			test "$(stat -c %b redirect.raw)" -lt "$(stat -c %b never.raw)"' _ "$a" img
@@ -111,7 +111,7 @@ check "-f -o FIFO writes into the pipe, no temporary file" partcat -f img.xz -o 
 wait $! && ok "... and the reader gets the image" || not_ok "... and the reader gets the image" "$(cat fifo.cmp)"
 check "-f -o /dev/null" partcat -f img.xz -o /dev/null
 check "... leaves /dev/null a character device" test -c /dev/null
-check_fails "-o a directory: status 1" 1 partcat -f img.xz -o .
+check_fails "-o a directory: status 2, a usage error" 2 partcat -f img.xz -o .
 rm -f fifo fifo.cmp
 check_fails "--partition with --offset: status 2" 2 partcat -p part1 -O 0 img.xz
 check_fails "--sparse=sometimes: status 2" 2 partcat --sparse=sometimes img.xz

@@ -257,8 +257,9 @@ check "cat img | partpack -c --keep-raw START+LEN works" \
 	bash -c 'cat img | partpack -1 -c --keep-raw "$1" --block-size=1MiB >pipe.xz' _ "$P1+$S1"
 check_cmp "... and writes the same bytes" "$BASE1" pipe.xz
 rm -f pipe.xz
-check_fails "stdin without -c or -o is a usage error: status 2" 2 \
-	bash -c 'partpack --keep-raw 0+1MiB <img'
+check "stdin without -c or -o writes standard output, as xz does" \
+	bash -c 'cat img | partpack -1 --keep-raw "$1" --block-size=1MiB >stdout.xz && cmp stdout.xz "$2"' _ "$P1+$S1" "$BASE1"
+rm -f stdout.xz
 check "-c writes what -o writes" bash -c 'partpack -1 -c --keep-raw part1 --block-size=1MiB img >c.xz && cmp c.xz "$1"' _ "$BASE1"
 rm -f c.xz "$BASE1"
 

@@ -144,6 +144,42 @@ static void test_handlers(void)
 	      "... and none runs once the handler is removed");
 }
 
+/* One classifier for every selector: what resolves it. */
+static void test_selector_kinds(void)
+{
+	static const struct {
+		const char *selector;
+		enum pp_selector_kind kind;
+	} cases[] = {
+		{ "1MiB+8MiB", PP_SELECTOR_BYTES }, { "0:4096", PP_SELECTOR_BYTES },
+		{ "1M+x", PP_SELECTOR_BYTES },   /* refused when resolved */
+		{ "part1", PP_SELECTOR_TABLE }, { "/dev/sda2", PP_SELECTOR_TABLE },
+		{ "/dev/vda1", PP_SELECTOR_TABLE },
+		{ "name:boot", PP_SELECTOR_TABLE },
+		{ "/boot", PP_SELECTOR_MOUNTPOINT }, { "/", PP_SELECTOR_MOUNTPOINT },
+		{ "/dev/sdb1", PP_SELECTOR_DEVICE },
+		{ "/dev/mapper/vg-root", PP_SELECTOR_DEVICE },
+		{ "label:boot", PP_SELECTOR_LABEL },
+		{ "uuid:0b0a", PP_SELECTOR_LABEL },
+		{ "part0", PP_SELECTOR_INVALID }, { "name:", PP_SELECTOR_INVALID },
+		{ "label:", PP_SELECTOR_INVALID }, { "/dev/", PP_SELECTOR_INVALID },
+		{ "boot", PP_SELECTOR_INVALID }, { "", PP_SELECTOR_INVALID },
+	};
+	size_t wrong = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		enum pp_selector_kind kind =
+			pp_classify_selector(cases[i].selector);
+		if (kind != cases[i].kind) {
+			printf("# %s: kind %d, expected %d\n", cases[i].selector,
+			       kind, cases[i].kind);
+			wrong++;
+		}
+	}
+	CHECK(wrong == 0, "pp_classify_selector: bytes, table, label, mountpoint, "
+	      "device, invalid "
+	      "(%zu wrong)", wrong);
+}
+
 int main(void)
 {
 	test_status_names();
@@ -151,5 +187,6 @@ int main(void)
 	test_open_flags();
 	test_options_init();
 	test_handlers();
+	test_selector_kinds();
 	return unit_done();
 }
