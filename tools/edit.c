@@ -97,9 +97,9 @@ static void session_path(const session *s, const char *name, char *path,
 
 bool edit_selector_needs_guest(const char *selector)
 {
-	return selector[0] == '/' ? strncmp(selector, "/dev/", 5) != 0 :
-	       strncmp(selector, "label:", 6) == 0 ||
-	       strncmp(selector, "uuid:", 5) == 0;
+	enum pp_selector_kind kind = pp_classify_selector(selector);
+	return kind == PP_SELECTOR_LABEL || kind == PP_SELECTOR_MOUNTPOINT ||
+	       kind == PP_SELECTOR_DEVICE;
 }
 
 static const char *const option_names[] = {
@@ -271,6 +271,13 @@ static bool is_file(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Whether DIR holds the filter, its path then in PATH. */
+static bool filter_in(char *path, size_t size, const char *dir)
+{
+	int n = snprintf(path, size, "%s/" FILTER_NAME, dir);
+	return n > 0 && (size_t)n < size && is_file(path);
+}
+
 /*
  * The filter is found at run time, because the tools and the filter are
  * installed apart (the filter where nbdkit looks for filters): the
@@ -296,16 +303,14 @@ static int find_filter(char *path, size_t size)
 			  "selectors serve the archive with it");
 		return EXIT_ERROR;
 	}
-	snprintf(path, size, "%s/" FILTER_NAME, filterdir);
-	if (filterdir[0] && is_file(path))
+	if (filterdir[0] && filter_in(path, size, filterdir))
 		return 0;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	self[n > 0 ? n : 0] = '\0';
 	char *slash = strrchr(self, '/');
 	if (slash)
 		*slash = '\0';
-	snprintf(path, size, "%s/" FILTER_NAME, self);
-	if (self[0] && is_file(path))
+	if (self[0] && filter_in(path, size, self))
 		return 0;
 	cli_error("the nbdkit filter " FILTER_NAME " is not installed: "
 		  "looked in PARTPACK_NBDKIT_FILTER (not set), nbdkit's filter "

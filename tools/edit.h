@@ -46,8 +46,9 @@ typedef struct edit_result {
 	size_t mapping_len;
 } edit_result;
 
-/* Whether a --partition selector needs the appliance (a mountpoint, label:
- * or uuid:) rather than the partition table. */
+/* Whether a --partition selector needs the appliance when it is asked
+ * for (--appliance): a mountpoint, label:, uuid: or another /dev/ name,
+ * as pp_classify_selector tells them; the rest is the partition table's. */
 bool edit_selector_needs_guest(const char *selector);
 
 /* Checks an operation's argument (LOCAL:REMOTE and the like); exits with a

@@ -24,7 +24,11 @@ extern char **environ;
 
 bool fsedit_selector_needs_guest(const char *selector)
 {
-	return selector[0] == '/' && strncmp(selector, "/dev/", 5) != 0;
+	/* label: and uuid: are probed in process; a mountpoint is read from
+	 * an ext root's fstab when there is one (pp_locate_partition says
+	 * PP_ERR_USAGE when not); a device name only the appliance knows. */
+	enum pp_selector_kind kind = pp_classify_selector(selector);
+	return kind == PP_SELECTOR_MOUNTPOINT || kind == PP_SELECTOR_DEVICE;
 }
 
 bool fsedit_can_run(const edit_op *ops, size_t count)

@@ -14,10 +14,11 @@
  * caller takes the appliance path. */
 #define FSEDIT_ELSEWHERE (-1)
 
-/* Whether a --partition selector needs the guest's fstab (a mountpoint),
- * which the library reads in process from an ext root, else the
- * appliance: label: and uuid: are probed in process, the rest is the
- * table's. */
+/* Whether a --partition selector may need the appliance: a mountpoint
+ * (the library reads the guest's fstab in process from an ext root, else
+ * the appliance does) or a /dev/ name outside the partition table's
+ * (/dev/sdb1, /dev/mapper/...); label: and uuid: are probed in process,
+ * the rest is the table's.  pp_classify_selector tells the kinds. */
 bool fsedit_selector_needs_guest(const char *selector);
 /* Whether every operation can run in process (not --script). */
 bool fsedit_can_run(const edit_op *ops, size_t count);

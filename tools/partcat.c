@@ -337,7 +337,7 @@ static int sums_digest(const cat_args *args, char hex[65])
 		if (!is_hex64(line))
 			continue;
 		lines++;
-		snprintf(only, sizeof only, "%s", line);
+		memcpy(only, line, 65);
 		const char *name = base_name(line + 66);
 		for (int i = 0; i < 2; i++)
 			if (names[i] && strcmp(name, names[i]) == 0)
