@@ -1,4 +1,4 @@
-# helpers.sh - checks the test helpers of tests/lib.sh themselves: the GPT
+# lib-sh.sh - tests tests/lib.sh, the integration scripts' helpers: the GPT
 # image builder, the boot filesystem builder, the partition offset helpers
 # and the TAP helpers.  Needs only stock tools (sfdisk, mke2fs, e2fsck,
 # dumpe2fs, debugfs).
