@@ -22,15 +22,6 @@
 
 static uint8_t image[IMAGE_SIZE];
 
-static bool same_file(const char *name, const uint8_t *data, size_t len)
-{
-	size_t got;
-	uint8_t *now = unit_read_file(name, &got);
-	bool same = now && got == len && memcmp(now, data, len) == 0;
-	free(now);
-	return same;
-}
-
 static bool no_undo_record(const char *name)
 {
 	char undo[300];
@@ -114,7 +105,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 		pp_patch_add(txn, ranges[i].offset, data[i], ranges[i].len, &err);
 	pp_patch_abort(txn);
 	pp_close(a);
-	CHECK(same_file(name, base, base_len) && no_undo_record(name),
+	CHECK(unit_same_file(name, base, base_len) && no_undo_record(name),
 	      "%s: abort writes nothing", name);
 
 	/* A dry run checks and reports, and writes nothing either. */
@@ -126,7 +117,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 	      pp_patch_commit(txn, &report, &err) == 0,
 	      "%s: dry run", name);
 	pp_close(a);
-	CHECK(same_file(name, base, base_len) && no_undo_record(name) &&
+	CHECK(unit_same_file(name, base, base_len) && no_undo_record(name) &&
 	      report.data_bytes == ranges[0].len && report.blocks_touched == 2 &&
 	      report.first_block == 4, "%s: ... writes nothing and reports "
 	      "two blocks from block 4 (%llu from %llu)", name,
@@ -205,7 +196,7 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 		pp_close(a);
 	}
 	CHECK(status == PP_ERR_CHECK && strstr(err.message, "block 9 ") &&
-	      same_file(name, file, len) && no_undo_record(name),
+	      unit_same_file(name, file, len) && no_undo_record(name),
 	      "%s: a transaction touching a corrupt block is refused whole, "
 	      "naming it (%s)", name, err.message);
 	status = -1;
@@ -245,7 +236,7 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 		pp_close(a);
 	}
 	CHECK(status == PP_ERR_CHECK && strstr(err.message, "block 1 ") &&
-	      same_file("mixed.xz", file, len),
+	      unit_same_file("mixed.xz", file, len),
 	      "a patch of a block whose compressed part is corrupt is refused "
 	      "(%s)", err.message);
 	free(file);
