@@ -1,10 +1,10 @@
 /*
- * test-patch.c - patch transactions on archives of every check kind (xz's
- * three, gzip's CRC-32, zstd's XXH64 with its copy in the seek table): ranges
- * laid over each other (the later wins), refused ranges that leave the rest
- * queued, abort and dry run writing nothing, one report for the whole
- * transaction, and the check of a touched block verified before anything is
- * written.
+ * test-patch.c - patch transactions on archives of every format and check
+ * kind the registry lists (xz's three, gzip's CRC-32, zstd's XXH64 with its
+ * copy in the seek table): ranges laid over each other (the later wins),
+ * refused ranges that leave the rest queued, abort and dry run writing
+ * nothing, one report for the whole transaction, and the check of a
+ * touched block verified before anything is written.
  */
 #include "partpack.h"
 #include "unit.h"
@@ -219,9 +219,8 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 	for (size_t i = half; i < 2 * half; i++)
 		data[i] = (uint8_t)unit_random(seed);
 	unit_write_file("mixed", data, 2 * half);
-	char command[300];
-	snprintf(command, sizeof command, "xz -k -6 %s", unit_path("mixed"));
-	CHECK(system(command) == 0, "stock xz on text then noise");
+	CHECK(unit_shell("xz -k -6 %s", unit_path("mixed")) == 0,
+	      "stock xz on text then noise");
 	size_t len;
 	uint8_t *file = unit_read_file("mixed.xz", &len);
 	file[100] ^= 0x55;          /* inside the LZMA data of block 1 */
@@ -252,21 +251,23 @@ int main(void)
 			(uint8_t)(unit_random(&seed) % 3 == 0 ? i : 0);
 	unit_write_file("image", image, IMAGE_SIZE);
 
-	static const struct {
-		const char *name;
-		enum pp_format format;
-		enum pp_check check;
-	} kinds[] = {
-		{ "crc32.xz", PP_FORMAT_XZ, PP_CHECK_CRC32 },
-		{ "crc64.xz", PP_FORMAT_XZ, PP_CHECK_CRC64 },
-		{ "sha256.xz", PP_FORMAT_XZ, PP_CHECK_SHA256 },
-		{ "ours.gz", PP_FORMAT_GZIP, PP_CHECK_CRC32 },
-		{ "ours.zst", PP_FORMAT_ZSTD, PP_CHECK_XXH64 },
-	};
-	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-		pack(kinds[i].name, kinds[i].format, kinds[i].check);
-		test_transaction(kinds[i].name, &seed);
-		test_corrupt_block(kinds[i].name, &seed);
+	/* Every check of every format the registry lists ("none" has nothing
+	 * to find a corrupt block with). */
+	for (size_t f = 0; pp_format_at(f) != 0; f++) {
+		enum pp_format format = pp_format_at(f);
+		enum pp_check checks[32];
+		size_t count = formats_checks(format, checks);
+		for (size_t c = 0; c < count; c++) {
+			if (checks[c] == PP_CHECK_NONE)
+				continue;
+			char name[64];
+			snprintf(name, sizeof name, "%s%s",
+				 pp_check_name(checks[c]),
+				 pp_format_suffix(format));
+			pack(name, format, checks[c]);
+			test_transaction(name, &seed);
+			test_corrupt_block(name, &seed);
+		}
 	}
 	test_corrupt_mixed_block(&seed);
 	if (unit_rmdir() != 0)
