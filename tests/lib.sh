@@ -22,8 +22,11 @@
 #   check_eq DESC EXPECTED ACTUAL     ok if the strings are equal
 #   bail DESC                         record a failure and stop the script
 #   require_cmd CMD...                bail unless every CMD is on PATH
-#   pp_formats / pp_format_tool SUF   the library's formats by suffix ("xz gz
-#                                     zst"), and the reference tool of one
+#   pp_formats                        the library's formats by suffix ("xz gz zst")
+#   pp_format_tool SUF                its name and reference tool ("gzip")
+#   pp_format_checks SUF              the checks it carries, default first
+#   decode_archive FILE / test_archive FILE
+#                                     FILE's reference tool's -dc / -t
 #   python_with MODULE                a python3 that imports MODULE
 #
 # Disk images (no root, no loop devices; sizes in the PP_* variables below,
@@ -259,22 +262,53 @@ _pp_faulty() {
 
 # pp_formats: the formats the library knows, by suffix without the dot
 # ("xz gz zst"), in the registry's order.  Asked of the library itself
-# ($PARTPACK_BUILD/tests/formats lists pp_format_at()), not parsed from a
-# tool's help text, so that a script looping over them covers a new format
-# without being edited.
+# ($PARTPACK_BUILD/tests/formats lists pp_format_at() and the checks each
+# format carries), not parsed from a tool's help text, so that a script
+# looping over them covers a new format without being edited.
 pp_formats() {
-	local lister=$PARTPACK_BUILD/tests/formats
+	_pp_format_table | awk '{ printf "%s%s", sep, substr($2, 2); sep = " " } END { print "" }'
+}
+
+# _pp_format_table: the lister's lines ("xz .xz crc64 none crc32 sha256"),
+# asked once per script: kept in $TESTDIR/.pp-formats (the callers run in
+# subshells, $(pp_formats), where a variable would not outlive the call).
+_pp_format_table() {
+	local lister=$PARTPACK_BUILD/tests/formats cache=${TESTDIR:+$TESTDIR/.pp-formats}
+	if [ -n "$cache" ] && [ -s "$cache" ]; then
+		cat "$cache"
+		return
+	fi
 	[ -x "$lister" ] || { echo "pp_formats: $lister is not built (make it)" >&2; return 1; }
-	"$lister" | sed 's/^[^ ]* \.//' | tr '\n' ' ' | sed 's/ $//'
+	local table
+	table=$("$lister") && [ -n "$table" ] ||
+		{ echo "pp_formats: $lister listed nothing" >&2; return 1; }
+	[ -z "$cache" ] || printf '%s\n' "$table" >"$cache"
+	printf '%s\n' "$table"
+}
+
+# _pp_format_fields SUFFIX FIRST: fields FIRST.. of the format's line.
+_pp_format_fields() {
+	_pp_format_table | awk -v s=".$1" -v first="$2" '$2 == s {
+			for (i = first; i <= NF; i++) printf "%s%s", $i, (i < NF ? " " : "\n")
+			found = 1
+		}
+		END { if (!found) { print "pp_format: no format " s > "/dev/stderr"; exit 1 } }'
 }
 
 # pp_format_tool SUFFIX: the format's name in the registry, which is also
 # the command of its reference implementation (xz, gzip, zstd), the
-# independent judge of what we write: each takes -t and -dc.
-pp_format_tool() {
-	"$PARTPACK_BUILD/tests/formats" | awk -v s=".$1" '$2 == s { print $1; found = 1 }
-		END { if (!found) { print "pp_format_tool: no format " s > "/dev/stderr"; exit 1 } }'
-}
+# independent judge of what we write: each takes -q, -t and -dc.  It is
+# also what partpack -F takes.
+pp_format_tool() { _pp_format_fields "$1" 1 | cut -d' ' -f1; }
+
+# pp_format_checks SUFFIX: the checks (--check names) an archive of the
+# format can carry, its default first ("crc64 none crc32 sha256").
+pp_format_checks() { _pp_format_fields "$1" 3; }
+
+# decode_archive FILE: FILE decoded by the reference tool of the format
+# its suffix names, on stdout.  test_archive FILE: that tool's -t.
+decode_archive() { "$(pp_format_tool "${1##*.}")" -q -dc "$1"; }
+test_archive() { "$(pp_format_tool "${1##*.}")" -q -t "$1"; }
 
 # python_with MODULE: the first of python3 and /usr/bin/python3 that
 # imports MODULE (Debian's python3-* modules are /usr/bin/python3's, which

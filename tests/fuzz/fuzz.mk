@@ -3,8 +3,9 @@
 #
 # `make check-sanitize` builds the library, tools and unit tests again in
 # build-asan/ with AddressSanitizer and UndefinedBehaviorSanitizer (any
-# report stops the process, leaks included) and runs the tests there, with
-# PP_TEST_QUICK=1 so scripts may skip appliance launches and long tests.
+# report stops the process, leaks included) and runs the tests there.
+# build-asan/test-env holds what tests/run sets for that build's tests:
+# the sanitizer options, and PP_TEST_QUICK=1 (no appliance launches).
 #
 # `make fuzz` builds the libFuzzer harnesses of tests/fuzz/ with clang into
 # build-fuzz/ (the library compiled with the same sanitizers plus coverage)
@@ -17,7 +18,7 @@ SANITIZE_O := build-asan
 SANITIZE_CC ?= $(CC)
 SANITIZE_CFLAGS := -O1 -g -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
-SANITIZE_ENV := PP_TEST_QUICK=1 PP_TEST_CFLAGS='$(SANITIZE_CFLAGS)' \
+SANITIZE_ENV := PP_TEST_QUICK=1 'PP_TEST_CFLAGS=$(SANITIZE_CFLAGS)' \
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
@@ -27,17 +28,25 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
-FUZZ_NAMES := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+# fuzz-open.c reaches every container's parser (pp_open probes the magic);
+# it is built once per format, as fuzz-FORMAT-open, so that each grows a
+# corpus of its own from that format's seeds (tests/fuzz/make-seeds.sh).
+FUZZ_OPEN_FORMATS := xz gz zstd
+FUZZ_NAMES := $(filter-out open,$(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard \
+	tests/fuzz/fuzz-*.c))) $(FUZZ_OPEN_FORMATS:%=%-open)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_O)/%.o)
 
-.PHONY: check-sanitize check-fuzz-smoke
+.PHONY: check-sanitize sanitize-build check-fuzz-smoke
 
-check-sanitize:
+check-sanitize: sanitize-build
+	@tests/run $(SANITIZE_O)
+
+sanitize-build:
 	@$(MAKE) --no-print-directory O=$(SANITIZE_O) CC='$(SANITIZE_CC)' \
 		CFLAGS='$(SANITIZE_CFLAGS)' all \
 		$(UNIT_SRCS:tests/unit/%.c=$(SANITIZE_O)/tests/%) \
 		$(EXAMPLE_BINS:$(O)/%=$(SANITIZE_O)/%)
-	@$(SANITIZE_ENV) tests/run $(SANITIZE_O)
+	@printf '%s\n' $(SANITIZE_ENV) >$(SANITIZE_O)/test-env
 
 # Coverage for the library only; the harness links the fuzzer's main.
 $(FUZZ_O)/lib/%.o: lib/%.c $(LIB_HDRS)
@@ -48,8 +57,9 @@ $(FUZZ_O)/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_LIB_OBJS) $(PP_LIBS)
 
-$(FUZZ_O)/fuzz-gz-open: tests/fuzz/fuzz-xz-open.c
-$(FUZZ_O)/fuzz-zstd-open: tests/fuzz/fuzz-xz-open.c
+$(FUZZ_O)/fuzz-%-open: tests/fuzz/fuzz-open.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(PP_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_LIB_OBJS) $(PP_LIBS)
 
 $(FUZZ_O)/seeds: tests/fuzz/make-seeds.sh $(O)/partpack
 	tests/fuzz/make-seeds.sh $(O) $@

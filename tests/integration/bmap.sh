@@ -1,11 +1,14 @@
-# bmap.sh - issue 13: bmap files that bmaptool copy takes, before and after
-# a stamp, kept true by partpatch (also across interrupted patches), and
-# partinfo --digest.
+# bmap.sh - bmap files that bmaptool copy takes, for every format the
+# library lists (pp_formats), before and after a stamp, kept true by
+# partpatch (also across interrupted patches), and partinfo --digest.
 
-require_cmd partpack partpatch partinfo bmaptool xz gzip cmp sha256sum python3
+FORMATS=$(pp_formats) || bail "cannot list the library's formats"
+for fmt in $FORMATS; do
+	require_cmd "$(pp_format_tool "$fmt")"
+done
+require_cmd partpack partpatch partinfo bmaptool cmp sha256sum python3
 inject_faults partpatch
 
-decode() { case $1 in *.gz) gzip -dc "$1" ;; *) xz -dc "$1" ;; esac; }
 # field BMAP NAME: the number in <NAME> ... </NAME>.
 field() { sed -n "s/.*<$2> *\([0-9]*\) *<\/$2>.*/\1/p" "$1"; }
 # mapped_blocks BMAP: its mapped block numbers, one a line.
@@ -35,8 +38,8 @@ replace_range new.img "$p1" newboot.img
 # ---- partpack --bmap maps what bmaptool create maps ----------------------
 bmaptool -q create -o ref.bmap disk.img || bail "bmaptool create failed"
 mapped_blocks ref.bmap >ref.blocks
-for fmt in xz gz; do
-	check "$fmt: partpack --bmap" partpack -q -F "${fmt/gz/gzip}" --keep-raw part1 \
+for fmt in $FORMATS; do
+	check "$fmt: partpack --bmap" partpack -q -F "$(pp_format_tool "$fmt")" --keep-raw part1 \
 		--bmap disk.$fmt.bmap -o disk.$fmt disk.img
 	for f in ImageSize BlockSize BlocksCount MappedBlocksCount; do
 		check_eq "$fmt: $f as bmaptool create says" "$(field ref.bmap $f)" "$(field disk.$fmt.bmap $f)"
@@ -168,8 +171,8 @@ head -c 5000 /dev/urandom >patch2.bin
 AT2=$((4 * 1048576 + 100))
 cp holes-new.img holes-new2.img
 replace_range holes-new2.img $AT2 patch2.bin
-for fmt in xz gz; do
-	partpack -q -F "${fmt/gz/gzip}" -B 256KiB --keep-raw 1MiB+4MiB --bmap h.$fmt.bmap -o h.$fmt holes.img
+for fmt in $FORMATS; do
+	partpack -q -F "$(pp_format_tool "$fmt")" -B 256KiB --keep-raw 1MiB+4MiB --bmap h.$fmt.bmap -o h.$fmt holes.img
 	check_eq "$fmt: blocks $first-$last are a hole before" "" \
 		"$(mapped_blocks h.$fmt.bmap | awk -v a=$first -v b=$last '$1 >= a && $1 <= b')"
 	cp h.$fmt hp.$fmt
@@ -218,9 +221,9 @@ for fmt in xz gz; do
 done
 
 # ---- archive blocks on odd byte offsets (a one-block range spans two) ----
-for fmt in xz gz; do
+for fmt in $FORMATS; do
 	check "$fmt: partpack --bmap, blocks of 100000 bytes, a kept range on odd offsets" \
-		partpack -q -F "${fmt/gz/gzip}" -B 100000 --keep-raw 1000000+3000000 \
+		partpack -q -F "$(pp_format_tool "$fmt")" -B 100000 --keep-raw 1000000+3000000 \
 		--bmap u.$fmt.bmap -o u.$fmt holes.img
 	check "$fmt: ... bmaptool copy writes the image" copies u.$fmt.bmap u.$fmt holes.img
 	check "$fmt: ... a patch with --bmap" partpatch u.$fmt --offset $AT --input patch.bin --bmap u.$fmt.bmap
@@ -228,7 +231,7 @@ for fmt in xz gz; do
 done
 
 # ---- interrupted at every point: archive and bmap agree after recovery ----
-for fmt in xz gz; do
+for fmt in $FORMATS; do
 	k=1 old=0 new=0 bad=0
 	while [ $k -lt 200 ]; do
 		cp h.$fmt f.$fmt
@@ -239,7 +242,7 @@ for fmt in xz gz; do
 		[ $status -eq 99 ] || { bad=$((bad + 1)); echo "# k=$k: partpatch exited $status, not 99"; }
 		partpatch --recover --bmap f.bmap f.$fmt 2>/dev/null ||
 			{ bad=$((bad + 1)); echo "# k=$k: --recover --bmap failed"; }
-		decode f.$fmt >f.raw
+		decode_archive f.$fmt >f.raw
 		if cmp -s f.raw holes.img; then
 			old=$((old + 1))
 		elif cmp -s f.raw holes-new.img; then
@@ -261,8 +264,8 @@ check "--recover --bmap on a bmap that matches leaves it byte-identical" \
 	bash -c 'cp hp.xz.bmap same.bmap && partpatch --recover --bmap same.bmap hp.xz 2>/dev/null && cmp same.bmap hp.xz.bmap'
 
 # ---- partinfo --digest ------------------------------------------------------
-for a in disk.xz v.gz; do
-	want_image=$(decode $a | sha256sum | cut -d' ' -f1)
+for a in disk.xz $(printf 'v.%s ' $FORMATS); do
+	want_image=$(decode_archive $a | sha256sum | cut -d' ' -f1)
 	want_file=$(sha256sum $a | cut -d' ' -f1)
 	check_eq "$a: --digest gives the image's sha256sum" "$want_image" \
 		"$(partinfo -q --digest $a | sed -n 's/^Image SHA-256: *//p')"

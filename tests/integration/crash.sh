@@ -6,11 +6,12 @@
 # corrupt (issue 14); and bad input, each refused with one line, a
 # documented status and an unchanged archive.
 
-require_cmd partpack partpatch partinfo xz gzip zstd cmp python3 flock
+FORMATS=$(pp_formats) || bail "cannot list the library's formats"
+for fmt in $FORMATS; do
+	require_cmd "$(pp_format_tool "$fmt")"
+done
+require_cmd partpack partpatch partinfo cmp python3 flock
 inject_faults partpatch
-
-decode() { case $1 in *.gz) gzip -dc "$1" ;; *.zst) zstd -qdc "$1" ;; *) xz -dc "$1" ;; esac; }
-test_integrity() { case $1 in *.gz) gzip -t "$1" ;; *.zst) zstd -qt "$1" ;; *) xz -t "$1" ;; esac; }
 
 # A 6 MiB image with a kept range over blocks of 256 KiB: the patch below
 # spans three blocks, so it has many write points.
@@ -45,7 +46,7 @@ PY
 mapfile -t RANGES50 <ranges50.args
 
 # same_as FILE IMAGE: FILE decodes to IMAGE.
-same_as() { decode "$1" | cmp -s - "$2"; }
+same_as() { decode_archive "$1" | cmp -s - "$2"; }
 
 # interrupt_everywhere ARCHIVE BASE NEW-IMAGE PARTPATCH-ARGS...: runs the
 # patch on a fresh copy of BASE stopped before its k-th write, sync or
@@ -74,7 +75,7 @@ interrupt_everywhere() {
 			fi
 		fi
 		partpatch --recover $f 2>/dev/null || { bad=$((bad + 1)); echo "# k=$k: --recover failed"; }
-		if ! test_integrity $f 2>/dev/null || ! decode $f >decoded.img; then
+		if ! test_archive $f 2>/dev/null || ! decode_archive $f >decoded.img; then
 			bad=$((bad + 1))
 			echo "# k=$k: integrity check fails after recovery"
 		elif cmp -s decoded.img img; then
@@ -89,7 +90,7 @@ interrupt_everywhere() {
 	done
 }
 
-for fmt in xz gz zst; do
+for fmt in $FORMATS; do
 	base=base.$fmt
 	check "$fmt: pack" partpack -1 --block-size=256KiB --keep-raw $RANGE -o $base img
 
@@ -132,7 +133,7 @@ for fmt in xz gz zst; do
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
 	partpatch --recover h.$fmt 2>/dev/null
-	if test_integrity h.$fmt && { same_as h.$fmt img || same_as h.$fmt big.img; }; then
+	if test_archive h.$fmt && { same_as h.$fmt img || same_as h.$fmt big.img; }; then
 		ok "$fmt: SIGKILL during a 4 MiB patch, then --recover: old or new"
 	else
 		not_ok "$fmt: SIGKILL during a 4 MiB patch, then --recover: old or new"
@@ -163,15 +164,24 @@ for fmt in xz gz zst; do
 	check "$fmt: ... correctly" same_as l.$fmt new.img
 done
 
-# ---- a touched block that is already corrupt (issue 14) ----------------------
+# ---- a touched block that is already corrupt ---------------------------------
 # CRC arithmetic would carry the error into a fresh check: the patch must
-# verify each touched block first and refuse, whole, with status 4.
+# verify each touched block first and refuse, whole, with status 4: for
+# every check of every format (none has nothing to verify with).
 CORRUPT_AT=$(((2 << 20) + 100000))   # in the stored block 2 MiB..2.25 MiB
-for kind in crc32.xz crc64.xz sha256.xz crc32.gz xxh64.zst; do
+# patched_and_whole ARCHIVE: passes its tool's test and holds expected.img.
+patched_and_whole() { test_archive "$1" && same_as "$1" expected.img; }
+# CHECK.SUFFIX of every check of every format ("crc64.xz ... xxh64.zst").
+KINDS=$(for fmt in $FORMATS; do
+	for check in $(pp_format_checks "$fmt"); do
+		[ "$check" = none ] || echo "$check.$fmt"
+	done
+done)
+for kind in $KINDS; do
 	check=${kind%.*} fmt=${kind#*.}
 	c=corrupt-$check.$fmt
-	check "$kind: pack" partpack -1 -F $(case $fmt in gz) echo gzip ;; zst) echo zstd ;; *) echo xz ;; esac) \
-		$([ $fmt = xz ] && echo "-C $check") --block-size=256KiB --keep-raw $RANGE -o $c img
+	check "$kind: pack" partpack -1 -F "$(pp_format_tool "$fmt")" -C "$check" \
+		--block-size=256KiB --keep-raw $RANGE -o $c img
 	# Where the stored copy of image byte CORRUPT_AT lies in the file.
 	where=$(python3 - $c $CORRUPT_AT <<'PY'
 import sys
@@ -199,7 +209,7 @@ PY
 	cp img expected.img
 	replace_range expected.img $((3 << 20)) r1.bin
 	check "... and once the flipped byte is restored, $kind is whole and patched" \
-		bash -c "$(declare -f test_integrity same_as decode); test_integrity $c && same_as $c expected.img"
+		patched_and_whole $c
 done
 
 # ---- bad input: one line, a documented status, the archive unchanged -------

@@ -1,11 +1,12 @@
-# reuse.sh - issue 15: partpack --reuse BASE copies the encoded bytes of
+# reuse.sh - partpack --reuse BASE copies the encoded bytes of
 # unchanged blocks from an archive packed earlier, and its output is always
 # byte-identical to a fresh pack: for variants of a base image changed in
 # the root partition, in a kept range, in the partition table and not at
 # all; every format; -T1 and -T2; from a pipe; and against bases that must
 # not be trusted (another level, format or block size, corrupt blocks).
 
-require_cmd partpack sfdisk mkfs.ext4 cmp python3 xz
+require_cmd partpack partinfo sfdisk mkfs.ext4 cmp python3
+FORMATS=$(pp_formats) || bail "cannot list the library's formats"
 
 BS=1MiB
 
@@ -44,8 +45,8 @@ reused() {
 	sed -n 's/.*blocks: \([0-9]*\) reused from .*/\1/p' "$1"
 }
 
-for fmt in xz gzip zstd; do
-	case $fmt in gzip) ext=gz ;; zstd) ext=zst ;; *) ext=$fmt ;; esac
+for ext in $FORMATS; do
+	fmt=$(pp_format_tool "$ext")
 	check "$fmt: base packed" pack base.$ext $fmt img || continue
 	for v in same root kept table; do
 		check "$fmt: $v: fresh pack" pack fresh-$v.$ext $fmt v-$v || continue
@@ -148,38 +149,23 @@ check_fails "--reuse-strict without --reuse: usage error" 2 \
 	partpack --reuse-strict -o x.xz v-root
 
 # ---- corrupt bases never leak -------------------------------------------------
-# blocks.py ARCHIVE: "uoffset usize foffset fsize" per block, from xz's own
-# listing for .xz and from walking the gzip members for .gz.
-cat >blocks.py <<'EOF'
-import subprocess, sys, zlib
-path = sys.argv[1]
-if path.endswith(".xz"):
-    out = subprocess.run(["xz", "--robot", "--list", "-vv", path],
-                         capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        f = line.split("\t")
-        if f[0] == "block":
-            # block, stream, number in stream, in file, coffset,
-            # uoffset, total size, usize, ...
-            print(f[5], f[7], f[4], f[6])
-else:
-    data = open(path, "rb").read()
-    pos = uoff = 0
-    while pos < len(data):
-        d = zlib.decompressobj(31)
-        out = d.decompress(data[pos:])
-        size = len(data) - pos - len(d.unused_data)
-        print(uoff, len(out), pos, size)
-        uoff += len(out)
-        pos += size
-EOF
-for ext in xz gz; do
+# blocks ARCHIVE: "uoffset usize foffset fsize stored" per block, from
+# partinfo --json --blocks.
+blocks() {
+	partinfo --json --blocks "$1" | python3 -c '
+import json, sys
+for b in json.load(sys.stdin)["block_list"]:
+    print(b["uncompressed_offset"], b["uncompressed_size"],
+          b["compressed_offset"], b["total_size"], b["stored"])'
+}
+for ext in $FORMATS; do
+	fmt=$(pp_format_tool "$ext")
 	# The compressed block of root with the most encoded bytes, and a
 	# stored block of partition 1; a byte in the middle of each flipped.
-	read -r _ _ cofs csize <<<"$(python3 blocks.py base.$ext |
-		awk -v p2="$P2" '$1 >= p2 && $2 > 0' | sort -k4 -n | tail -1)"
-	read -r _ _ sofs ssize <<<"$(python3 blocks.py base.$ext |
-		awk -v p1="$P1" -v s1="$S1" '$1 >= p1 && $1 < p1 + s1' | head -1)"
+	read -r _ _ cofs csize _ <<<"$(blocks base.$ext |
+		awk -v p2="$P2" '$1 >= p2 && $2 > 0 && $5 == 0' | sort -k4 -n | tail -1)"
+	read -r _ _ sofs ssize _ <<<"$(blocks base.$ext |
+		awk -v p1="$P1" -v s1="$S1" '$1 >= p1 && $1 < p1 + s1 && $5 == $2' | head -1)"
 	for what in compressed stored; do
 		if [ $what = compressed ]; then at=$((cofs + csize / 2)); else at=$((sofs + ssize / 2)); fi
 		cp base.$ext bad-$what.$ext
@@ -187,7 +173,7 @@ for ext in xz gz; do
 		check "$ext: a flipped byte in a $what block breaks the base" \
 			bash -c "! partinfo -q --verify bad-$what.$ext 2>/dev/null"
 		for t in 1 2; do
-			partpack -1 -F ${ext/gz/gzip} -B $BS -K "$P1+$S1" -T$t --reuse bad-$what.$ext \
+			partpack -1 -F $fmt -B $BS -K "$P1+$S1" -T$t --reuse bad-$what.$ext \
 				-f -o from-bad.$ext v-same 2>bad.err
 			check_eq "$ext: corrupt $what block, -T$t: exit 0" 0 $?
 			check_cmp "$ext: corrupt $what block, -T$t: output identical to the fresh pack" \
@@ -196,7 +182,7 @@ for ext in xz gz; do
 		if [ $what = compressed ]; then
 			check "$ext: ... and a notice names the damaged block" grep -q "damaged" bad.err
 			check_fails "$ext: ... which --reuse-strict refuses: status 6" 6 \
-				partpack -1 -F ${ext/gz/gzip} -B $BS -K "$P1+$S1" --reuse-strict \
+				partpack -1 -F $fmt -B $BS -K "$P1+$S1" --reuse-strict \
 				--reuse bad-$what.$ext -f -o from-bad.$ext v-same
 		fi
 	done

@@ -11,13 +11,15 @@ if [ -n "${PP_TEST_CFLAGS:-}" ]; then
 	exit 0
 fi
 src=$PP_SRCDIR
-flags="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread -O1 -g -fsanitize=thread -I$src/lib $(pkg-config --cflags liblzma zlib libdeflate libzstd libguestfs 2>/dev/null)"
+# The packages the GNUmakefile builds with (PKGS): every lib/*.c is linked.
+pkgs="liblzma zlib libdeflate libzstd libnbd json-c ext2fs com_err blkid"
+flags="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread -O1 -g -fsanitize=thread -I$src/lib $(pkg-config --cflags $pkgs libguestfs 2>/dev/null)"
 mkdir -p obj
 # shellcheck disable=SC2086  # flags is a list
 if printf '%s\n' "$src"/lib/*.c "$src"/tests/unit/test-threads.c |
 	xargs -P 2 -I{} sh -c 'cc '"$flags"' -c -o obj/$(basename {} .c).o {}' 2>cc.err &&
 	cc -fsanitize=thread -pthread -o test-threads obj/*.o \
-		$(pkg-config --libs liblzma zlib libdeflate libzstd) -ldl 2>>cc.err; then
+		$(pkg-config --libs $pkgs) -ldl 2>>cc.err; then
 	ok "built with -fsanitize=thread"
 else
 	bail "the ThreadSanitizer build failed: $(head -n 5 cc.err)"

@@ -23,48 +23,31 @@
 #define IMAGE_SIZE (64u << 10)
 #define BLOCK_SIZE (16u << 10)
 #define PADDING 16
+#define ARCHIVE "image.xz"      /* in the scratch directory */
 
-static char dir[] = "/tmp/partpack-test-check-copy-XXXXXX";
-static char image_path[256], archive_path[256];
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY);
-	off_t size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
-	uint8_t *data = size < 0 ? NULL : malloc((size_t)size + 1);
-	if (!data || pp_pread_full(fd, data, (size_t)size, 0))
-		abort();
-	close(fd);
-	*len = (size_t)size;
-	return data;
-}
+/* The archive's path: in the scratch directory, or the one a child
+ * patching it (--patch PATH) is given. */
+static char archive_path[512];
 
 /* An xz archive of random bytes, all stored, with zero padding after. */
 static void make_archive(void)
 {
 	unsigned long long seed = 42;
 	uint8_t *image = malloc(IMAGE_SIZE);
-	for (size_t i = 0; i < IMAGE_SIZE; i++)
-		image[i] = (uint8_t)unit_random(&seed);
-	int in = open(image_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	int out = open(archive_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (in < 0 || out < 0 || pp_write_full(in, image, IMAGE_SIZE) ||
-	    lseek(in, 0, SEEK_SET) != 0)
-		abort();
+	unit_noise(image, IMAGE_SIZE, &seed);
+	unit_write_file("image", image, IMAGE_SIZE);
 	pp_range keep = { 0, IMAGE_SIZE };
-	pp_pack_options options;
-	pp_pack_options_init(&options);
-	options.block_size = BLOCK_SIZE;
-	options.keep = &keep;
-	options.keep_count = 1;
+	pp_pack_options options = unit_options(PP_FORMAT_XZ, PP_CHECK_CRC64,
+					       BLOCK_SIZE, &keep, 1);
 	options.threads = 1;
-	pp_error err;
-	uint8_t zeros[PADDING] = { 0 };
-	if (pp_pack(in, image_path, out, archive_path, &options, &err) ||
-	    pp_write_full(out, zeros, sizeof zeros))
+	if (unit_pack("image", ARCHIVE, &options, NULL))
 		abort();
-	close(in);
-	close(out);
+	size_t len;
+	uint8_t *archive = unit_read_file(ARCHIVE, &len);
+	archive = realloc(archive, len + PADDING);
+	memset(archive + len, 0, PADDING);
+	unit_write_file(ARCHIVE, archive, len + PADDING);
+	free(archive);
 	free(image);
 }
 
@@ -158,44 +141,28 @@ static bool recover(void)
 	return pp_recover(archive_path, &recovered, &err) == 0;
 }
 
-static void write_all(const char *path, const uint8_t *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-	if (fd < 0 || pp_write_full(fd, data, len))
-		abort();
-	close(fd);
-}
-
-static bool same(const uint8_t *a, size_t a_len, const uint8_t *b,
-		 size_t b_len)
-{
-	return a && b && a_len == b_len && memcmp(a, b, a_len) == 0;
-}
-
 /* Old or new, never between: the crash tests' rule (crash.sh). */
 static void test_undo_restores_both(void)
 {
 	size_t old_len, new_len;
-	uint8_t *old = read_all(archive_path, &old_len);
+	uint8_t *old = unit_read_file(ARCHIVE, &old_len);
 	bool ran = run_cut_short(0) == 0;
-	uint8_t *new = read_all(archive_path, &new_len);
-	CHECK(ran && !same(old, old_len, new, new_len),
+	uint8_t *new = unit_read_file(ARCHIVE, &new_len);
+	CHECK(ran && !unit_same_file(ARCHIVE, old, old_len),
 	      "an uninterrupted patch changes the archive");
 	int cuts = 0, exit_status = 99;
 	bool all_whole = true, some_restored = false;
 	for (int k = 1; exit_status == 99 && k < 100; k++) {
-		write_all(archive_path, old, old_len);
+		unit_write_file(ARCHIVE, old, old_len);
 		exit_status = run_cut_short(k);
 		if (exit_status != 99)
 			break;
 		cuts++;
-		size_t now_len;
-		uint8_t *now = recover() ? read_all(archive_path, &now_len) :
-					   NULL;
-		bool is_old = same(now, now_len, old, old_len);
+		bool recovered = recover();
+		bool is_old = recovered && unit_same_file(ARCHIVE, old, old_len);
+		bool is_new = recovered && unit_same_file(ARCHIVE, new, new_len);
 		some_restored |= is_old;
-		all_whole &= is_old || same(now, now_len, new, new_len);
-		free(now);
+		all_whole &= is_old || is_new;
 	}
 	CHECK(cuts > 3 && exit_status == 0,
 	      "the patch was cut short at each of its %d steps, then ran "
@@ -208,8 +175,8 @@ static void test_undo_restores_both(void)
 
 static void test_unknown_kind_refused(void)
 {
-	size_t old_len, now_len;
-	uint8_t *old = read_all(archive_path, &old_len);
+	size_t old_len;
+	uint8_t *old = unit_read_file(ARCHIVE, &old_len);
 	pp_archive *archive;
 	pp_error err;
 	int status = pp_open(archive_path, PP_OPEN_WRITE, &archive, &err);
@@ -220,12 +187,11 @@ static void test_unknown_kind_refused(void)
 				  sizeof data, 0, NULL, &err);
 		pp_close(archive);
 	}
-	uint8_t *now = read_all(archive_path, &now_len);
 	CHECK(status == PP_ERR_FORMAT && strstr(err.message, "unknown type"),
 	      "a check of unknown kind is refused: %s", err.message);
-	CHECK(same(old, old_len, now, now_len), "... with nothing written");
+	CHECK(unit_same_file(ARCHIVE, old, old_len),
+	      "... with nothing written");
 	free(old);
-	free(now);
 }
 
 /* The child of run_cut_short: patches, nothing else. */
@@ -244,17 +210,13 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--patch") == 0)
 		return patch_only(argv[2]);
-	if (!mkdtemp(dir))
-		abort();
-	snprintf(image_path, sizeof image_path, "%s/image", dir);
-	snprintf(archive_path, sizeof archive_path, "%s/image.xz", dir);
+	unit_mkdir("test-check-copy");
+	unit_path_to(archive_path, sizeof archive_path, ARCHIVE);
 	make_archive();
 	test_undo_restores_both();
 	make_archive();
 	test_both_written();
 	make_archive();
 	test_unknown_kind_refused();
-	char command[512];
-	snprintf(command, sizeof command, "rm -rf %s", dir);
-	return system(command) == 0 ? unit_done() : EXIT_FAILURE;
+	return unit_rmdir() == 0 ? unit_done() : EXIT_FAILURE;
 }

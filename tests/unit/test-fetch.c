@@ -129,7 +129,7 @@ static void check_seeds(const uint8_t *old_image, enum pp_format format)
 	const char *archive_seed[] = { old_pp };
 	int status = fetch("new.pp", "out.raw", archive_seed, 1, 0, NULL, &r,
 			   &err);
-	CHECK(status == 0 && unit_file_equals("out.raw", image, IMAGE) &&
+	CHECK(status == 0 && unit_same_file("out.raw", image, IMAGE) &&
 	      r.fetched_blocks == 2 && r.seeded_blocks + 2 + 1 >= 7,
 	      "%s: an archive seed: the two changed blocks fetched, the others "
 	      "seeded or zeros (%llu fetched, %llu seeded)%s%s", name,
@@ -138,14 +138,14 @@ static void check_seeds(const uint8_t *old_image, enum pp_format format)
 	      status ? err.message : "");
 	const char *raw_seed[] = { old_raw };
 	status = fetch("new.pp", "out.raw", raw_seed, 1, 0, NULL, &r, &err);
-	CHECK(status == 0 && unit_file_equals("out.raw", image, IMAGE) &&
+	CHECK(status == 0 && unit_same_file("out.raw", image, IMAGE) &&
 	      r.fetched_blocks == 2, "%s: a raw seed: the same (%llu fetched)",
 	      name, (unsigned long long)r.fetched_blocks);
 	status = fetch("new.pp", "out.pp", archive_seed, 1, PP_FETCH_ARCHIVE,
 		       NULL, &r, &err);
 	size_t want_len;
 	uint8_t *want = unit_read_file("new.pp", &want_len);
-	CHECK(status == 0 && unit_file_equals("out.pp", want, want_len) &&
+	CHECK(status == 0 && unit_same_file("out.pp", want, want_len) &&
 	      r.seeded_blocks >= 4, "%s: --archive: the served file byte for "
 	      "byte, %llu blocks copied from the seed", name,
 	      (unsigned long long)r.seeded_blocks);
@@ -174,7 +174,7 @@ static void check_bad_seed(const uint8_t *image)
 	snprintf(bad, sizeof bad, "%s", unit_path("bad.pp"));
 	const char *seeds[] = { bad };
 	int status = fetch("new.pp", "out.raw", seeds, 1, 0, NULL, &r, &err);
-	CHECK(status == 0 && unit_file_equals("out.raw", image, IMAGE) &&
+	CHECK(status == 0 && unit_same_file("out.raw", image, IMAGE) &&
 	      r.fetched_blocks == 1, "a seed block that fails to decode is "
 	      "fetched instead (%llu fetched)",
 	      (unsigned long long)r.fetched_blocks);
@@ -195,7 +195,7 @@ static void check_digest(const uint8_t *image)
 	pp_error err;
 	unlink(unit_path("out2.raw"));
 	CHECK(fetch("new.pp", "out2.raw", NULL, 0, 0, hex, &r, &err) == 0 &&
-	      unit_file_equals("out2.raw", image, IMAGE), "the image's SHA-256 verified");
+	      unit_same_file("out2.raw", image, IMAGE), "the image's SHA-256 verified");
 	hex[10] ^= 1;
 	unlink(unit_path("out2.raw"));
 	int status = fetch("new.pp", "out2.raw", NULL, 0, 0, hex, &r, &err);

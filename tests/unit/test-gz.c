@@ -22,61 +22,14 @@ extern const pp_container_ops pp_gz_container;
 #define FRAME 26                /* an index member without its entries */
 #define ENTRY 9
 
-static char tmpdir[256];
-
 /* ---- helpers ---------------------------------------------------------- */
-
-typedef struct buffer {
-	uint8_t *data;
-	size_t len, cap;
-} buffer;
-
-static void buffer_add(buffer *b, const void *data, size_t len)
-{
-	if (b->len + len > b->cap) {
-		b->cap = (b->len + len) * 2;
-		b->data = realloc(b->data, b->cap);
-		if (!b->data)
-			abort();
-	}
-	if (len > 0)
-		memcpy(b->data + b->len, data, len);
-	b->len += len;
-}
 
 static int collect(void *opaque, const uint8_t *data, size_t len,
 		   pp_error *err)
 {
 	(void)err;
-	buffer_add(opaque, data, len);
+	unit_buffer_add(opaque, data, len);
 	return 0;
-}
-
-static void temp_path(char *path, size_t size, const char *name)
-{
-	snprintf(path, size, "%s/%s", tmpdir, name);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || pp_write_full(fd, data, len) < 0 || close(fd) < 0)
-		abort();
-}
-
-static buffer read_file(const char *path)
-{
-	buffer b = { 0 };
-	int fd = open(path, O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		abort();
-	b.len = b.cap = (size_t)st.st_size;
-	b.data = malloc(b.len ? b.len : 1);
-	if (!b.data || pp_pread_full(fd, b.data, b.len, 0) < 0)
-		abort();
-	close(fd);
-	return b;
 }
 
 /* Half compressible text, half noise: deflate has something to do and
@@ -180,7 +133,7 @@ static int open_status(const char *path, pp_error *err)
 }
 
 static int decode(pp_archive *archive, size_t block, uint64_t limit,
-		  buffer *out, pp_error *err)
+		  unit_buffer *out, pp_error *err)
 {
 	out->len = 0;
 	return archive->ops->decode(archive, block, limit, collect, out, err);
@@ -188,21 +141,16 @@ static int decode(pp_archive *archive, size_t block, uint64_t limit,
 
 static bool gzip_accepts(const char *path)
 {
-	char command[600];
-	snprintf(command, sizeof command, "gzip -t '%s' 2>/dev/null", path);
-	return system(command) == 0;
+	return unit_shell("gzip -t '%s' 2>/dev/null", path) == 0;
 }
 
 static bool zcat_gives(const char *path, const char *expected_path)
 {
-	char command[1200];
-	snprintf(command, sizeof command, "zcat '%s' | cmp -s - '%s'", path,
-		 expected_path);
-	return system(command) == 0;
+	return unit_shell("zcat '%s' | cmp -s - '%s'", path, expected_path) == 0;
 }
 
 /* Every extent's bytes in the file are the image's bytes. */
-static bool extents_match(const pp_extent_list *list, const buffer *file,
+static bool extents_match(const pp_extent_list *list, const unit_buffer *file,
 			  const uint8_t *image)
 {
 	for (size_t i = 0; i < list->count; i++) {
@@ -259,7 +207,8 @@ static void check_records(const pp_block_record *records)
 	CHECK(ok, "records: sizes, flags, stored member sizes");
 }
 
-static void check_file_shape(const buffer *file, const pp_block_record *records)
+static void check_file_shape(const unit_buffer *file,
+			     const pp_block_record *records)
 {
 	uint64_t data = 0;
 	for (size_t i = 0; i < MIXED_COUNT; i++)
@@ -279,7 +228,7 @@ static void check_file_shape(const buffer *file, const pp_block_record *records)
 }
 
 static void check_table(const pp_archive *archive, const uint8_t *image,
-			const buffer *file)
+			const unit_buffer *file)
 {
 	bool ok = archive->block_count == MIXED_COUNT;
 	uint64_t uoffset = 0, foffset = 0;
@@ -301,7 +250,7 @@ static void check_table(const pp_archive *archive, const uint8_t *image,
 }
 
 static void check_extents(pp_archive *archive, const uint8_t *image,
-			  const buffer *file)
+			  const unit_buffer *file)
 {
 	for (size_t i = 0; i < MIXED_COUNT; i++) {
 		pp_extent_list list = { 0 };
@@ -320,7 +269,7 @@ static void check_extents(pp_archive *archive, const uint8_t *image,
 
 static void check_decode(pp_archive *archive, const uint8_t *image)
 {
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	pp_error err = { 0 };
 	bool ok = true;
 	for (size_t i = 0; i < archive->block_count; i++) {
@@ -356,17 +305,17 @@ static void check_decode(pp_archive *archive, const uint8_t *image)
 static void test_mixed(void)
 {
 	char path[512], raw[512];
-	temp_path(path, sizeof path, "mixed.gz");
-	temp_path(raw, sizeof raw, "mixed.img");
+	unit_path_to(path, sizeof path, "mixed.gz");
+	unit_path_to(raw, sizeof raw, "mixed.img");
 	size_t total = specs_total(mixed, MIXED_COUNT);
 	uint8_t *image = make_image(total, 1);
-	write_file(raw, image, total);
+	unit_write_path(raw, image, total);
 	pp_block_record records[MIXED_COUNT];
 	pp_error err = { 0 };
 	int ret = write_archive(path, image, mixed, MIXED_COUNT, records, &err);
 	CHECK(ret == 0, "write a mixed archive (%s)", ret ? err.message : "");
 	check_records(records);
-	buffer file = read_file(path);
+	unit_buffer file = unit_read_path(path);
 	check_file_shape(&file, records);
 	CHECK(gzip_accepts(path), "gzip -t accepts it");
 	CHECK(zcat_gives(path, raw), "zcat gives the image back");
@@ -413,7 +362,7 @@ static void test_index_sizes(void)
 {
 	enum { COUNT = 7300, SIZE = 3 };
 	char path[512];
-	temp_path(path, sizeof path, "many.gz");
+	unit_path_to(path, sizeof path, "many.gz");
 	spec *specs = malloc(COUNT * sizeof *specs);
 	pp_block_record *records = malloc(COUNT * sizeof *records);
 	for (size_t i = 0; i < COUNT; i++)
@@ -421,7 +370,7 @@ static void test_index_sizes(void)
 	uint8_t *image = make_image(COUNT * SIZE, 3);
 	pp_error err = { 0 };
 	int ret = write_archive(path, image, specs, COUNT, records, &err);
-	buffer file = read_file(path);
+	unit_buffer file = unit_read_path(path);
 	uint64_t data = 0;
 	for (size_t i = 0; i < COUNT; i++)
 		data += records[i].fsize;
@@ -436,7 +385,7 @@ static void test_index_sizes(void)
 	CHECK(gzip_accepts(path), "gzip -t accepts it");
 	pp_archive archive;
 	ret = open_archive(&archive, path, &err);
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	CHECK(ret == 0 && archive.block_count == COUNT &&
 	      archive.blocks[7290].uoffset == 7290 * SIZE &&
 	      !archive.blocks[7291].stored &&
@@ -447,9 +396,9 @@ static void test_index_sizes(void)
 	free(out.data);
 	free(file.data);
 
-	temp_path(path, sizeof path, "empty.gz");
+	unit_path_to(path, sizeof path, "empty.gz");
 	ret = write_archive(path, image, specs, 0, records, &err);
-	file = read_file(path);
+	file = unit_read_path(path);
 	CHECK(ret == 0 && file.len == FRAME + TAIL_SIZE,
 	      "empty image: one empty index member and the tail");
 	CHECK(gzip_accepts(path), "gzip -t accepts it");
@@ -495,7 +444,7 @@ static void test_limits(void)
 	CHECK(ret == PP_ERR_INTERNAL, "neither is a compressed one (%s)",
 	      err.message);
 	char path[512];
-	temp_path(path, sizeof path, "refused.gz");
+	unit_path_to(path, sizeof path, "refused.gz");
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	pp_block_record records[2] = {
 		{ .usize = 10, .fsize = 33, .index_size = 33, .stored = true },
@@ -516,16 +465,16 @@ static void test_limits(void)
 
 /* ---- damaged archives ------------------------------------------------- */
 
-static int open_variant(const char *name, const buffer *file, size_t len,
+static int open_variant(const char *name, const unit_buffer *file, size_t len,
 			size_t flip, pp_error *err)
 {
 	char path[512];
-	temp_path(path, sizeof path, name);
+	unit_path_to(path, sizeof path, name);
 	uint8_t *copy = malloc(file->len + 16);
 	memcpy(copy, file->data, file->len);
 	if (flip < len)
 		copy[flip] ^= 0x40;
-	write_file(path, copy, len);
+	unit_write_path(path, copy, len);
 	free(copy);
 	return open_status(path, err);
 }
@@ -533,8 +482,8 @@ static int open_variant(const char *name, const buffer *file, size_t len,
 static void test_damage(void)
 {
 	char path[512];
-	temp_path(path, sizeof path, "mixed.gz");
-	buffer file = read_file(path);
+	unit_path_to(path, sizeof path, "mixed.gz");
+	unit_buffer file = unit_read_path(path);
 	size_t len = file.len, none = SIZE_MAX;
 	size_t index = len - TAIL_SIZE - FRAME - ENTRY * MIXED_COUNT;
 	pp_error err = { 0 };
@@ -562,13 +511,11 @@ static void test_damage(void)
 
 	/* Trailing bytes hide the tail: the file is scanned and refused. */
 	char junk_path[512];
-	temp_path(junk_path, sizeof junk_path, "junk.gz");
-	buffer junk = file;
-	junk.data = NULL;
-	junk.len = junk.cap = 0;
-	buffer_add(&junk, file.data, file.len);
-	buffer_add(&junk, "junk", 4);
-	write_file(junk_path, junk.data, junk.len);
+	unit_path_to(junk_path, sizeof junk_path, "junk.gz");
+	unit_buffer junk = { 0 };
+	unit_buffer_add(&junk, file.data, file.len);
+	unit_buffer_add(&junk, "junk", 4);
+	unit_write_path(junk_path, junk.data, junk.len);
 	ret = open_status(junk_path, &err);
 	CHECK(ret == PP_ERR_FORMAT && strstr(err.message, "trailing"),
 	      "trailing junk: %s", err.message);
@@ -580,9 +527,9 @@ static void test_damage(void)
 static void test_flipped_data(void)
 {
 	char path[512], flipped[512];
-	temp_path(path, sizeof path, "mixed.gz");
-	temp_path(flipped, sizeof flipped, "flipped.gz");
-	buffer file = read_file(path);
+	unit_path_to(path, sizeof path, "mixed.gz");
+	unit_path_to(flipped, sizeof flipped, "flipped.gz");
+	unit_buffer file = unit_read_path(path);
 	pp_archive archive;
 	pp_error err = { 0 };
 	int ret = open_archive(&archive, path, &err);
@@ -597,10 +544,10 @@ static void test_flipped_data(void)
 	uint64_t at = b->foffset + 10 + 5 + 40000;
 	close_archive(&archive);
 	file.data[at] ^= 1;
-	write_file(flipped, file.data, file.len);
+	unit_write_path(flipped, file.data, file.len);
 	ret = open_archive(&archive, flipped, &err);
 	CHECK(ret == 0, "flipped stored byte: open still works");
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	ret = decode(&archive, 1, UINT64_MAX, &out, &err);
 	CHECK(ret == PP_ERR_CHECK && strstr(err.message, "member 2: CRC-32"),
 	      "decode reports it: %s", err.message);
@@ -622,14 +569,14 @@ static void test_flipped_data(void)
  * gave.  Flips byte `at` of block 0 (compressed, 100000 bytes) and
  * checks that both say `status` and `says`.
  */
-static void check_damaged_member(const buffer *file, const char *what,
+static void check_damaged_member(const unit_buffer *file, const char *what,
 				 size_t at, uint8_t mask, int status,
 				 const char *says)
 {
 	char path[512];
-	temp_path(path, sizeof path, "member.gz");
+	unit_path_to(path, sizeof path, "member.gz");
 	file->data[at] ^= mask;
-	write_file(path, file->data, file->len);
+	unit_write_path(path, file->data, file->len);
 	file->data[at] ^= mask;
 	pp_archive archive;
 	pp_error err = { 0 }, whole_err = { 0 };
@@ -640,7 +587,7 @@ static void check_damaged_member(const buffer *file, const char *what,
 		close_archive(&archive);
 		return;
 	}
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	ret = decode(&archive, 0, UINT64_MAX, &out, &err);
 	CHECK(ret == status && strstr(err.message, says),
 	      "%s: decode says %d: %s", what, ret, err.message);
@@ -657,8 +604,8 @@ static void check_damaged_member(const buffer *file, const char *what,
 static void test_damaged_members(void)
 {
 	char path[512];
-	temp_path(path, sizeof path, "mixed.gz");
-	buffer file = read_file(path);
+	unit_path_to(path, sizeof path, "mixed.gz");
+	unit_buffer file = unit_read_path(path);
 	pp_archive archive;
 	pp_error err = { 0 };
 	int ret = open_archive(&archive, path, &err);
@@ -693,24 +640,24 @@ static void test_not_gzip(void)
 	uint8_t noise[4096];
 	for (size_t i = 0; i < sizeof noise; i++)
 		noise[i] = (uint8_t)unit_random(&seed);
-	temp_path(path, sizeof path, "noise");
-	write_file(path, noise, sizeof noise);
+	unit_path_to(path, sizeof path, "noise");
+	unit_write_path(path, noise, sizeof noise);
 	int ret = open_status(path, &err);
 	CHECK(ret == PP_ERR_FORMAT, "random bytes: %s", err.message);
 	noise[0] = 0x1f;
 	noise[1] = 0x8b;
 	noise[2] = 8;
 	noise[3] = 0;
-	write_file(path, noise, sizeof noise);
+	unit_write_path(path, noise, sizeof noise);
 	ret = open_status(path, &err);
 	CHECK(ret == PP_ERR_FORMAT, "random bytes after a gzip header: %s",
 	      err.message);
-	temp_path(path, sizeof path, "empty");
-	write_file(path, noise, 0);
+	unit_path_to(path, sizeof path, "empty");
+	unit_write_path(path, noise, 0);
 	ret = open_status(path, &err);
 	CHECK(ret == PP_ERR_FORMAT && strstr(err.message, "empty"),
 	      "empty file: %s", err.message);
-	write_file(path, noise, 2);
+	unit_write_path(path, noise, 2);
 	ret = open_status(path, &err);
 	CHECK(ret == PP_ERR_FORMAT && strstr(err.message, "truncated"),
 	      "bare magic: %s", err.message);
@@ -778,7 +725,7 @@ static uint64_t extents_cover(const pp_extent_list *list, uint64_t from,
  * C may copy from its last 32 KiB.  Returns the file offset of a byte in
  * the middle of them. */
 static uint64_t check_region_b(pp_archive *archive, const uint8_t *image,
-			       const buffer *file)
+			       const unit_buffer *file)
 {
 	pp_extent_list list = { 0 };
 	pp_error err = { 0 };
@@ -805,21 +752,21 @@ static uint64_t check_region_b(pp_archive *archive, const uint8_t *image,
 static void test_foreign_params(void)
 {
 	char path[512], raw[512];
-	temp_path(path, sizeof path, "params.gz");
-	temp_path(raw, sizeof raw, "params.img");
+	unit_path_to(path, sizeof path, "params.gz");
+	unit_path_to(raw, sizeof raw, "params.img");
 	size_t total = REGION_A + REGION_B + REGION_C;
 	uint8_t *image = make_image(total, 5);
-	write_file(raw, image, total);
+	unit_write_path(raw, image, total);
 	size_t cap = compressBound(total) + 1024;
 	uint8_t *out = malloc(cap);
 	size_t len = zlib_params_file(image, out, cap);
-	write_file(path, out, len);
+	unit_write_path(path, out, len);
 	CHECK(gzip_accepts(path) && zcat_gives(path, raw),
 	      "zlib deflateParams file is valid gzip");
 
 	pp_archive archive;
 	pp_error err = { 0 };
-	buffer file = read_file(path);
+	unit_buffer file = unit_read_path(path);
 	int ret = open_archive(&archive, path, &err);
 	CHECK(ret == 0 && archive.block_count == 1 &&
 	      !archive.blocks[0].stored_known &&
@@ -827,7 +774,7 @@ static void test_foreign_params(void)
 	      archive.blocks[0].fsize == len &&
 	      archive.blocks[0].check_offset == len - 8,
 	      "scanned: one member of %zu bytes (%s)", total, err.message);
-	buffer decoded = { 0 };
+	unit_buffer decoded = { 0 };
 	uint64_t stored_byte = 0;
 	if (ret == 0) {
 		stored_byte = check_region_b(&archive, image, &file);
@@ -841,7 +788,7 @@ static void test_foreign_params(void)
 	/* Edit a stored byte by hand, leaving the CRC stale: this must
 	 * still open, so partpatch can repair it; decode reports it. */
 	file.data[stored_byte] ^= 0x20;
-	write_file(path, file.data, file.len);
+	unit_write_path(path, file.data, file.len);
 	ret = open_archive(&archive, path, &err);
 	CHECK(ret == 0, "stale CRC: open still works (%s)",
 	      ret ? err.message : "");
@@ -860,32 +807,31 @@ static void test_foreign_params(void)
 /* gzip's own output (FNAME) followed by a zlib member: two blocks. */
 static void test_foreign_members(void)
 {
-	char raw[512], path[512], command[1200];
-	temp_path(raw, sizeof raw, "two.img");
-	temp_path(path, sizeof path, "two.gz");
+	char raw[512], path[512];
+	unit_path_to(raw, sizeof raw, "two.img");
+	unit_path_to(path, sizeof path, "two.gz");
 	size_t first = 150000, total = first + REGION_A + REGION_B + REGION_C;
 	uint8_t *image = make_image(total, 6);
-	write_file(raw, image, first);
-	snprintf(command, sizeof command, "gzip -c '%s' > '%s'", raw, path);
-	int ret = system(command);
-	CHECK(ret == 0, "gzip -c made a member with FNAME");
-	buffer file = read_file(path);
+	unit_write_path(raw, image, first);
+	CHECK(unit_shell("gzip -c '%s' > '%s'", raw, path) == 0,
+	      "gzip -c made a member with FNAME");
+	unit_buffer file = unit_read_path(path);
 	size_t cap = compressBound(total) + 1024;
 	uint8_t *out = malloc(cap);
 	size_t len = zlib_params_file(image + first, out, cap);
 	size_t first_len = file.len;
-	buffer_add(&file, out, len);
-	write_file(path, file.data, file.len);
+	unit_buffer_add(&file, out, len);
+	unit_write_path(path, file.data, file.len);
 
 	pp_archive archive;
 	pp_error err = { 0 };
-	ret = open_archive(&archive, path, &err);
+	int ret = open_archive(&archive, path, &err);
 	CHECK(ret == 0 && archive.block_count == 2 &&
 	      archive.blocks[0].usize == first &&
 	      archive.blocks[1].uoffset == first &&
 	      archive.blocks[1].foffset == first_len,
 	      "gzip member + zlib member: two blocks (%s)", err.message);
-	buffer decoded = { 0 };
+	unit_buffer decoded = { 0 };
 	bool ok = ret == 0;
 	for (size_t i = 0; ok && i < 2; i++) {
 		const pp_block *b = &archive.blocks[i];
@@ -953,22 +899,22 @@ static void deflate_part(z_stream *strm, const uint8_t *data, size_t len,
 }
 
 /* Appends what deflate wrote to out so far and makes room again. */
-static void take_output(z_stream *strm, buffer *out, uint8_t *room,
+static void take_output(z_stream *strm, unit_buffer *out, uint8_t *room,
 			size_t room_len)
 {
-	buffer_add(out, room, room_len - strm->avail_out);
+	unit_buffer_add(out, room, room_len - strm->avail_out);
 	strm->next_out = room;
 	strm->avail_out = (uInt)room_len;
 }
 
 /* A gzip file as zlib writes it with deflateParams switching to level 0
  * for the region and back to level 6 after it. */
-static buffer region_file(const uint8_t *image, enum after_kind kind)
+static unit_buffer region_file(const uint8_t *image, enum after_kind kind)
 {
 	enum { ROOM = 1 << 20 };
 	static uint8_t room[ROOM];
 	static const uint8_t flush_marker[] = { 0, 0, 0, 0xff, 0xff };
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	z_stream strm;
 	memset(&strm, 0, sizeof strm);
 	if (deflateInit2(&strm, 6, Z_DEFLATED, 15 + 16, 8,
@@ -991,7 +937,7 @@ static buffer region_file(const uint8_t *image, enum after_kind kind)
 		deflate_part(&strm, after, 1, Z_SYNC_FLUSH);
 		take_output(&strm, &out, room, ROOM);
 		for (int i = 0; i < 1000000; i++)
-			buffer_add(&out, flush_marker, sizeof flush_marker);
+			unit_buffer_add(&out, flush_marker, sizeof flush_marker);
 		after++;
 		after_len--;
 	}
@@ -1002,9 +948,9 @@ static buffer region_file(const uint8_t *image, enum after_kind kind)
 }
 
 /* Decodes a gzip file with zlib, whatever its CRC says. */
-static buffer gunzip(const buffer *file)
+static unit_buffer gunzip(const unit_buffer *file)
 {
-	buffer out = { 0 };
+	unit_buffer out = { 0 };
 	uint8_t room[1 << 16];
 	z_stream strm;
 	memset(&strm, 0, sizeof strm);
@@ -1017,7 +963,7 @@ static buffer gunzip(const buffer *file)
 		strm.next_out = room;
 		strm.avail_out = sizeof room;
 		ret = inflate(&strm, Z_NO_FLUSH);
-		buffer_add(&out, room, sizeof room - strm.avail_out);
+		unit_buffer_add(&out, room, sizeof room - strm.avail_out);
 	} while (ret == Z_OK);
 	inflateEnd(&strm);
 	return out;
@@ -1055,7 +1001,7 @@ static uint64_t ranges_total(const pp_range *ranges, size_t count)
 /* Skips any stored block headers at `at`: the file offset of the next
  * stored byte.  The region holds text, never the 00 or 01 that starts a
  * header. */
-static uint64_t skip_headers(const buffer *file, uint64_t at)
+static uint64_t skip_headers(const unit_buffer *file, uint64_t at)
 {
 	while (at + 5 <= file->len && file->data[at] <= 1) {
 		const uint8_t *p = file->data + at;
@@ -1070,13 +1016,13 @@ static uint64_t skip_headers(const buffer *file, uint64_t at)
 
 /* Whether flipping the stored byte at foffset (image byte u) changes some
  * other byte of the output: whether later data copies from it. */
-static bool copied_elsewhere(const buffer *file, uint64_t foffset,
+static bool copied_elsewhere(const unit_buffer *file, uint64_t foffset,
 			     const uint8_t *image, uint64_t u, size_t total)
 {
-	buffer copy = { 0 };
-	buffer_add(&copy, file->data, file->len);
+	unit_buffer copy = { 0 };
+	unit_buffer_add(&copy, file->data, file->len);
 	copy.data[foffset] ^= 0xff;
-	buffer out = gunzip(&copy);
+	unit_buffer out = gunzip(&copy);
 	bool changed = out.len != total;
 	for (size_t i = 0; !changed && i < total; i++)
 		changed = i != u && out.data[i] != image[i];
@@ -1094,7 +1040,7 @@ static bool copied_elsewhere(const buffer *file, uint64_t foffset,
  * byte held back, counting them in *checked.  Returns how many of those
  * are not copied from (or 1 if the walk lost its way).
  */
-static int count_needlessly_held(pp_archive *archive, const buffer *file,
+static int count_needlessly_held(pp_archive *archive, const unit_buffer *file,
 				 const uint8_t *image, size_t total,
 				 uint64_t step, uint64_t *checked)
 {
@@ -1149,9 +1095,9 @@ static int patch_ranges(pp_archive *archive, const pp_range *ranges,
 }
 
 /* Whether the file at path holds exactly want's bytes. */
-static bool file_is(const char *path, const buffer *want)
+static bool file_is(const char *path, const unit_buffer *want)
 {
-	buffer now = read_file(path);
+	unit_buffer now = unit_read_path(path);
 	bool same = now.len == want->len &&
 		    !memcmp(now.data, want->data, want->len);
 	free(now.data);
@@ -1164,7 +1110,7 @@ static void check_whole_region(pp_archive *archive, const char *name,
 			       const char *path, const uint8_t *image,
 			       bool offered)
 {
-	buffer before = read_file(path);
+	unit_buffer before = unit_read_path(path);
 	pp_error err = { 0 };
 	uint8_t *changed = malloc(REGION);
 	for (size_t i = 0; i < REGION; i++)
@@ -1198,12 +1144,12 @@ static void check_whole_region(pp_archive *archive, const char *name,
 static void check_region(const char *name, enum after_kind kind)
 {
 	char path[512], raw[600];
-	temp_path(path, sizeof path, name);
+	unit_path_to(path, sizeof path, name);
 	snprintf(raw, sizeof raw, "%s.img", path);
 	size_t total = LEAD + REGION + AFTER;
 	uint8_t *image = make_region_image(kind);
-	buffer file = region_file(image, kind);
-	write_file(path, file.data, file.len);
+	unit_buffer file = region_file(image, kind);
+	unit_write_path(path, file.data, file.len);
 	pp_archive *archive = NULL;
 	pp_error err = { 0 };
 	int ret = pp_open(path, PP_OPEN_WRITE, &archive, &err);
@@ -1259,7 +1205,7 @@ static void check_region(const char *name, enum after_kind kind)
 	CHECK(ret == 0, "%s: patch all %zu offered ranges (%s)", name, count,
 	      ret ? err.message : "");
 	pp_close(archive);
-	write_file(raw, expected, total);
+	unit_write_path(raw, expected, total);
 	CHECK(gzip_accepts(path) && zcat_gives(path, raw),
 	      "%s: gzip -t accepts it, zcat gives the patched image", name);
 	free(expected);
@@ -1277,7 +1223,7 @@ static void test_foreign_copies(void)
 }
 
 /* Appends one member encoded by pp_gz_container, as a bare gzip member. */
-static void add_member(buffer *file, const uint8_t *data, size_t len,
+static void add_member(unit_buffer *file, const uint8_t *data, size_t len,
 		       bool stored)
 {
 	pp_pack_options options;
@@ -1290,7 +1236,7 @@ static void add_member(buffer *file, const uint8_t *data, size_t len,
 	if (pp_gz_container.encode_block(&options, data, len, stored, out,
 				      &out_len, &record, &err) != 0)
 		abort();
-	buffer_add(file, out, out_len);
+	unit_buffer_add(file, out, out_len);
 	free(out);
 }
 
@@ -1304,17 +1250,17 @@ static void test_chunk_edges(void)
 {
 	enum { BIG = 1300000 };
 	char path[512];
-	temp_path(path, sizeof path, "edges.gz");
+	unit_path_to(path, sizeof path, "edges.gz");
 	uint8_t *image = make_image(70000 + BIG, 7);
 	bool ok = true;
 	pp_error err = { 0 };
 	/* 18 + 5 + first, then 10 + 15 stored blocks of 65540 bytes, puts
 	 * that header at 1048574 - 65441 + first. */
 	for (size_t first = 65441 - 6; ok && first <= 65441 + 6; first++) {
-		buffer file = { 0 };
+		unit_buffer file = { 0 };
 		add_member(&file, image, first, true);
 		add_member(&file, image + first, BIG, true);
-		write_file(path, file.data, file.len);
+		unit_write_path(path, file.data, file.len);
 		pp_archive archive;
 		pp_extent_list list = { 0 };
 		ok &= open_archive(&archive, path, &err) == 0 &&
@@ -1336,17 +1282,7 @@ static void test_chunk_edges(void)
 
 int main(void)
 {
-	/* tests/run gives each test a fresh $TESTDIR. */
-	const char *base = getenv("TESTDIR");
-	if (!base || !*base)
-		base = getenv("TMPDIR");
-	if (!base || !*base || strlen(base) > 150)
-		base = "/tmp";
-	snprintf(tmpdir, sizeof tmpdir, "%s/test-gz-XXXXXX", base);
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
+	unit_mkdir("test-gz");
 	test_mixed();
 	test_deterministic();
 	test_index_sizes();
@@ -1359,9 +1295,7 @@ int main(void)
 	test_foreign_members();
 	test_foreign_copies();
 	test_chunk_edges();
-	char command[300];
-	snprintf(command, sizeof command, "rm -rf '%s'", tmpdir);
-	if (system(command) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	if (unit_rmdir() != 0)
+		return EXIT_FAILURE;
 	return unit_done();
 }

@@ -1,10 +1,10 @@
 /*
- * test-patch.c - patch transactions on archives of every check kind (xz's
- * three, gzip's CRC-32, zstd's XXH64 with its copy in the seek table): ranges
- * laid over each other (the later wins), refused ranges that leave the rest
- * queued, abort and dry run writing nothing, one report for the whole
- * transaction, and the check of a touched block verified before anything is
- * written.
+ * test-patch.c - patch transactions on archives of every format and check
+ * kind the registry lists (xz's three, gzip's CRC-32, zstd's XXH64 with its
+ * copy in the seek table): ranges laid over each other (the later wins),
+ * refused ranges that leave the rest queued, abort and dry run writing
+ * nothing, one report for the whole transaction, and the check of a
+ * touched block verified before anything is written.
  */
 #include "partpack.h"
 #include "unit.h"
@@ -21,7 +21,6 @@
 #define KEPT_LENGTH 600000u
 
 static uint8_t image[IMAGE_SIZE];
-
 
 static bool no_undo_record(const char *name)
 {
@@ -106,7 +105,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 		pp_patch_add(txn, ranges[i].offset, data[i], ranges[i].len, &err);
 	pp_patch_abort(txn);
 	pp_close(a);
-	CHECK(unit_file_equals(name, base, base_len) && no_undo_record(name),
+	CHECK(unit_same_file(name, base, base_len) && no_undo_record(name),
 	      "%s: abort writes nothing", name);
 
 	/* A dry run checks and reports, and writes nothing either. */
@@ -118,7 +117,7 @@ static void test_transaction(const char *name, unsigned long long *seed)
 	      pp_patch_commit(txn, &report, &err) == 0,
 	      "%s: dry run", name);
 	pp_close(a);
-	CHECK(unit_file_equals(name, base, base_len) && no_undo_record(name) &&
+	CHECK(unit_same_file(name, base, base_len) && no_undo_record(name) &&
 	      report.data_bytes == ranges[0].len && report.blocks_touched == 2 &&
 	      report.first_block == 4, "%s: ... writes nothing and reports "
 	      "two blocks from block 4 (%llu from %llu)", name,
@@ -197,7 +196,7 @@ static void test_corrupt_block(const char *name, unsigned long long *seed)
 		pp_close(a);
 	}
 	CHECK(status == PP_ERR_CHECK && strstr(err.message, "block 9 ") &&
-	      unit_file_equals(name, file, len) && no_undo_record(name),
+	      unit_same_file(name, file, len) && no_undo_record(name),
 	      "%s: a transaction touching a corrupt block is refused whole, "
 	      "naming it (%s)", name, err.message);
 	status = -1;
@@ -220,9 +219,8 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 	for (size_t i = half; i < 2 * half; i++)
 		data[i] = (uint8_t)unit_random(seed);
 	unit_write_file("mixed", data, 2 * half);
-	char command[300];
-	snprintf(command, sizeof command, "xz -k -6 %s", unit_path("mixed"));
-	CHECK(system(command) == 0, "stock xz on text then noise");
+	CHECK(unit_shell("xz -k -6 %s", unit_path("mixed")) == 0,
+	      "stock xz on text then noise");
 	size_t len;
 	uint8_t *file = unit_read_file("mixed.xz", &len);
 	file[100] ^= 0x55;          /* inside the LZMA data of block 1 */
@@ -237,7 +235,7 @@ static void test_corrupt_mixed_block(unsigned long long *seed)
 		pp_close(a);
 	}
 	CHECK(status == PP_ERR_CHECK && strstr(err.message, "block 1 ") &&
-	      unit_file_equals("mixed.xz", file, len),
+	      unit_same_file("mixed.xz", file, len),
 	      "a patch of a block whose compressed part is corrupt is refused "
 	      "(%s)", err.message);
 	free(file);
@@ -253,21 +251,23 @@ int main(void)
 			(uint8_t)(unit_random(&seed) % 3 == 0 ? i : 0);
 	unit_write_file("image", image, IMAGE_SIZE);
 
-	static const struct {
-		const char *name;
-		enum pp_format format;
-		enum pp_check check;
-	} kinds[] = {
-		{ "crc32.xz", PP_FORMAT_XZ, PP_CHECK_CRC32 },
-		{ "crc64.xz", PP_FORMAT_XZ, PP_CHECK_CRC64 },
-		{ "sha256.xz", PP_FORMAT_XZ, PP_CHECK_SHA256 },
-		{ "ours.gz", PP_FORMAT_GZIP, PP_CHECK_CRC32 },
-		{ "ours.zst", PP_FORMAT_ZSTD, PP_CHECK_XXH64 },
-	};
-	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-		pack(kinds[i].name, kinds[i].format, kinds[i].check);
-		test_transaction(kinds[i].name, &seed);
-		test_corrupt_block(kinds[i].name, &seed);
+	/* Every check of every format the registry lists ("none" has nothing
+	 * to find a corrupt block with). */
+	for (size_t f = 0; pp_format_at(f) != 0; f++) {
+		enum pp_format format = pp_format_at(f);
+		enum pp_check checks[32];
+		size_t count = formats_checks(format, checks);
+		for (size_t c = 0; c < count; c++) {
+			if (checks[c] == PP_CHECK_NONE)
+				continue;
+			char name[64];
+			snprintf(name, sizeof name, "%s%s",
+				 pp_check_name(checks[c]),
+				 pp_format_suffix(format));
+			pack(name, format, checks[c]);
+			test_transaction(name, &seed);
+			test_corrupt_block(name, &seed);
+		}
 	}
 	test_corrupt_mixed_block(&seed);
 	if (unit_rmdir() != 0)

@@ -9,13 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int shell(const char *fmt, const char *a, const char *b)
-{
-	char command[1024];
-	snprintf(command, sizeof command, fmt, a, b);
-	return system(command);
-}
-
 /* Text-like data that compresses, in this test's words. */
 static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
 {
@@ -24,23 +17,13 @@ static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
 	unit_text(p, len, seed, words);
 }
 
-static int pack_file(const char *in, const char *out, const pp_range *keep,
-		     size_t nkeep, enum pp_check check)
-{
-	pp_pack_options options;
-	pp_pack_options_init(&options);
-	options.block_size = 256 << 10;
-	options.keep = keep;
-	options.keep_count = nkeep;
-	options.check = check;
-	options.threads = 2;
-	return unit_pack(in, out, &options, NULL);
-}
-
 static void test_our_file(const uint8_t *image, size_t size)
 {
 	pp_range keep = { .offset = 300000, .length = 400000 };
-	CHECK(pack_file("image", "ours.xz", &keep, 1, PP_CHECK_CRC64) == 0,
+	pp_pack_options options = unit_options(PP_FORMAT_XZ, PP_CHECK_CRC64,
+					       256 << 10, &keep, 1);
+	options.threads = 2;
+	CHECK(unit_pack("image", "ours.xz", &options, NULL) == 0,
 	      "pack with one kept range");
 	pp_archive *a;
 	pp_info info;
@@ -117,15 +100,16 @@ static void test_stock_streams(void)
 	/* Two streams with padding between them and after, one with the
 	 * x86 filter: the reader must number blocks across streams and
 	 * never offer filtered bytes as stored. */
-	CHECK(shell("head -c 100000 %s/image | xz -0 --check=crc32 > %s/a.xz",
-		    unit_dir, unit_dir) == 0, "stock xz stream 1");
-	CHECK(shell("tail -c 50000 %s/image | xz --x86 --lzma2=preset=0 "
-		    "--check=sha256 > %s/b.xz", unit_dir, unit_dir) == 0,
+	CHECK(unit_shell("head -c 100000 %s/image | xz -0 --check=crc32 "
+			 "> %s/a.xz", unit_dir, unit_dir) == 0,
+	      "stock xz stream 1");
+	CHECK(unit_shell("tail -c 50000 %s/image | xz --x86 --lzma2=preset=0 "
+			 "--check=sha256 > %s/b.xz", unit_dir, unit_dir) == 0,
 	      "stock xz stream 2 with the x86 filter");
-	CHECK(shell("cd %s && { cat a.xz; printf '\\0\\0\\0\\0'; cat b.xz; "
-		    "printf '\\0\\0\\0\\0\\0\\0\\0\\0'; } > %s/multi.xz",
-		    unit_dir, unit_dir) == 0
-	      && shell("xz -t %s/multi.xz%s", unit_dir, "") == 0,
+	CHECK(unit_shell("cd %s && { cat a.xz; printf '\\0\\0\\0\\0'; cat b.xz; "
+			 "printf '\\0\\0\\0\\0\\0\\0\\0\\0'; } > %s/multi.xz",
+			 unit_dir, unit_dir) == 0
+	      && unit_shell("xz -t %s/multi.xz", unit_dir) == 0,
 	      "two streams with padding pass xz -t");
 	pp_archive *a;
 	pp_info info;
@@ -160,8 +144,8 @@ static void test_mixed_chunks(unsigned long long *seed)
 	make_text(data, half, seed);
 	unit_noise(data + half, half, seed);
 	unit_write_file("text-noise", data, 2 * half);
-	CHECK(shell("xz -k -6 %s/noise-text && xz -k -6 %s/text-noise", unit_dir,
-		    unit_dir) == 0, "stock xz on mixed data");
+	CHECK(unit_shell("xz -k -6 %s/noise-text && xz -k -6 %s/text-noise",
+			 unit_dir, unit_dir) == 0, "stock xz on mixed data");
 	pp_archive *a;
 	pp_info info;
 	CHECK(pp_open(unit_path("noise-text.xz"), PP_OPEN_READ, &a, NULL) == 0 &&
@@ -182,8 +166,9 @@ static void test_mixed_chunks(unsigned long long *seed)
 	      "patch a stock xz file");
 	memcpy(data + at, patch, sizeof patch);
 	unit_write_file("text-noise.expected", data, 2 * half);
-	CHECK(shell("xz -dc %s/text-noise.xz | cmp -s - %s/text-noise.expected",
-		    unit_dir, unit_dir) == 0, "stock xz decodes the patched bytes");
+	CHECK(unit_shell("xz -dc %s/text-noise.xz | "
+			 "cmp -s - %s/text-noise.expected", unit_dir,
+			 unit_dir) == 0, "stock xz decodes the patched bytes");
 	pp_info_free(&info);
 	pp_close(a);
 	free(data);

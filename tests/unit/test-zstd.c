@@ -21,17 +21,12 @@ static void make_text(uint8_t *p, size_t len, unsigned long long *seed)
 	unit_text(p, len, seed, words);
 }
 
+/* IN packed to OUT as zstd at the default level, in blocks of 256 KiB. */
 static int pack_file(const char *in, const char *out, const pp_range *keep,
 		     size_t nkeep, enum pp_check check, unsigned threads)
 {
-	pp_pack_options options;
-	pp_pack_options_init(&options);
-	options.format = PP_FORMAT_ZSTD;
-	options.level = 3;
-	options.block_size = 256 << 10;
-	options.keep = keep;
-	options.keep_count = nkeep;
-	options.check = check;
+	pp_pack_options options = unit_options(PP_FORMAT_ZSTD, check,
+					       256 << 10, keep, nkeep);
 	options.threads = threads;
 	return unit_pack(in, out, &options, NULL);
 }
@@ -212,33 +207,21 @@ static void test_no_check_and_empty(const uint8_t *image)
 
 /* ---- hand-made frames ---------------------------------------------------- */
 
-typedef struct buffer {
-	uint8_t *p;
-	size_t len;
-} buffer;
-
-static void put(buffer *b, const void *data, size_t len)
-{
-	b->p = realloc(b->p, b->len + len);
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-}
-
-static void put_block_header(buffer *b, bool last, unsigned type,
+static void put_block_header(unit_buffer *b, bool last, unsigned type,
 			     uint32_t size)
 {
 	uint32_t v = (last ? 1u : 0u) | type << 1 | size << 3;
 	uint8_t h[3] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16) };
-	put(b, h, 3);
+	unit_buffer_add(b, h, 3);
 }
 
 /* Frame header: checksum flag, 8-byte content size, 1 MiB window. */
-static void put_frame_header(buffer *b, uint64_t content, bool checksum)
+static void put_frame_header(unit_buffer *b, uint64_t content, bool checksum)
 {
 	uint8_t h[14] = { 0x28, 0xB5, 0x2F, 0xFD,
 			  (uint8_t)(0xC0 | (checksum ? 4 : 0)), 10 << 3 };
 	pp_put_le64(h + 6, content);
-	put(b, h, sizeof h);
+	unit_buffer_add(b, h, sizeof h);
 }
 
 /* The size of the frame header at f (RFC 8878, 3.1.1.1). */
@@ -252,29 +235,30 @@ static size_t frame_header_size(const uint8_t *f)
 }
 
 /* The single compressed block of a frame libzstd makes of len bytes. */
-static buffer compressed_block(const uint8_t *data, size_t len)
+static unit_buffer compressed_block(const uint8_t *data, size_t len)
 {
 	size_t room = ZSTD_compressBound(len);
 	uint8_t *f = malloc(room);
 	size_t n = ZSTD_compress(f, room, data, len, 1);
 	/* ZSTD_compress writes the content size and no checksum. */
 	size_t header = frame_header_size(f);
-	buffer b = { 0 };
+	unit_buffer b = { 0 };
 	uint32_t bh = (uint32_t)f[header] | (uint32_t)f[header + 1] << 8 |
 		(uint32_t)f[header + 2] << 16;
 	if (ZSTD_isError(n) || (bh >> 1 & 3) != 2 ||
 	    !(bh & 1) || header + 3 + (bh >> 3) != n)
 		abort();   /* not one compressed block: change the data */
-	put(&b, f + header, n - header);
+	unit_buffer_add(&b, f + header, n - header);
 	free(f);
 	return b;
 }
 
 /* A raw block (last or not) holding data. */
-static void put_raw(buffer *b, bool last, const uint8_t *data, uint32_t len)
+static void put_raw(unit_buffer *b, bool last, const uint8_t *data,
+		    uint32_t len)
 {
 	put_block_header(b, last, 0, len);
-	put(b, data, len);
+	unit_buffer_add(b, data, len);
 }
 
 static void test_foreign(void)
@@ -283,25 +267,25 @@ static void test_foreign(void)
 	uint8_t text[60000], raw[200000];
 	make_text(text, sizeof text, &seed);
 	unit_noise(raw, sizeof raw, &seed);
-	buffer cb = compressed_block(text, sizeof text);
+	unit_buffer cb = compressed_block(text, sizeof text);
 	/* The compressed block must end the frame: clear its Last_Block bit
 	 * where another block follows. */
-	buffer cb_mid = { 0 };
-	put(&cb_mid, cb.p, cb.len);
-	cb_mid.p[0] &= 0xFE;
+	unit_buffer cb_mid = { 0 };
+	unit_buffer_add(&cb_mid, cb.data, cb.len);
+	cb_mid.data[0] &= 0xFE;
 
 	/* Frame A: compressed, raw, RLE of 7 x 'R', raw: the raw blocks and
 	 * the RLE after the compressed one are the tail: offered, placed by
 	 * counting back from the content size. */
 	uint8_t rle = 'R';
 	uint64_t a_size = sizeof text + 100000 + 7 + 100000;
-	buffer f = { 0 };
+	unit_buffer f = { 0 };
 	put_frame_header(&f, a_size, true);
-	put(&f, cb_mid.p, cb_mid.len);
+	unit_buffer_add(&f, cb_mid.data, cb_mid.len);
 	size_t raw1_at = f.len + 3;
 	put_raw(&f, false, raw, 100000);
 	put_block_header(&f, false, 1, 7);
-	put(&f, &rle, 1);
+	unit_buffer_add(&f, &rle, 1);
 	size_t raw2_at = f.len + 3;
 	put_raw(&f, true, raw + 100000, 100000);
 	uint8_t *content = malloc(a_size);
@@ -311,25 +295,25 @@ static void test_foreign(void)
 	memcpy(content + sizeof text + 100007, raw + 100000, 100000);
 	uint8_t sum[4];
 	pp_put_le32(sum, xxh64_low(content, a_size));
-	put(&f, sum, 4);
+	unit_buffer_add(&f, sum, 4);
 	/* Frame B: raw, then compressed: the raw block may be copied from by
 	 * later matches: nothing offered.  No checksum. */
 	size_t b_at = f.len;
 	put_frame_header(&f, 100000 + sizeof text, false);
 	put_raw(&f, false, raw, 100000);
-	put(&f, cb.p, cb.len);
+	unit_buffer_add(&f, cb.data, cb.len);
 	/* A skippable frame between them, then frame C in the 2-byte
 	 * content size form (size - 256) with Single_Segment: raw only. */
 	static const uint8_t skip[] = { 0x5A, 0x2A, 0x4D, 0x18, 3, 0, 0, 0,
 					1, 2, 3 };
-	put(&f, skip, sizeof skip);
+	unit_buffer_add(&f, skip, sizeof skip);
 	size_t c_at = f.len;
 	uint8_t hc[7] = { 0x28, 0xB5, 0x2F, 0xFD, 0x60 };
 	hc[5] = (uint8_t)(5000 - 256);
 	hc[6] = (uint8_t)((5000 - 256) >> 8);
-	put(&f, hc, sizeof hc);
+	unit_buffer_add(&f, hc, sizeof hc);
 	put_raw(&f, true, raw, 5000);
-	unit_write_file("foreign.zst", f.p, f.len);
+	unit_write_file("foreign.zst", f.data, f.len);
 
 	uint64_t total = a_size + 100000 + sizeof text + 5000;
 	uint8_t *want = malloc(total);
@@ -382,11 +366,11 @@ static void test_foreign(void)
 
 	/* No content size (zstd reading a pipe): measured by decoding it
 	 * when opened; read like any frame, patched never. */
-	buffer g = { 0 };
+	unit_buffer g = { 0 };
 	uint8_t hg[6] = { 0x28, 0xB5, 0x2F, 0xFD, 0x00, 10 << 3 };
-	put(&g, hg, sizeof hg);
+	unit_buffer_add(&g, hg, sizeof hg);
 	put_raw(&g, true, raw, 1000);
-	unit_write_file("nosize.zst", g.p, g.len);
+	unit_write_file("nosize.zst", g.data, g.len);
 	uint8_t back[1000];
 	pp_info nosize_info = { 0 };
 	uint64_t run = 1;
@@ -404,15 +388,15 @@ static void test_foreign(void)
 	pp_info_free(&nosize_info);
 	pp_close(a);
 	/* Garbage after the frames. */
-	put(&g, "junk", 4);
-	g.p[4] = 0x80;       /* now a 2-byte content size... */
-	unit_write_file("junk.zst", g.p, g.len);
+	unit_buffer_add(&g, "junk", 4);
+	g.data[4] = 0x80;       /* now a 2-byte content size... */
+	unit_write_file("junk.zst", g.data, g.len);
 	CHECK(pp_open(unit_path("junk.zst"), PP_OPEN_READ, &a, &err) ==
 	      PP_ERR_FORMAT, "trailing garbage or a bad frame: format error");
-	free(g.p);
-	free(f.p);
-	free(cb.p);
-	free(cb_mid.p);
+	free(g.data);
+	free(f.data);
+	free(cb.data);
+	free(cb_mid.data);
 	free(content);
 	free(want);
 }

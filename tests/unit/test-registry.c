@@ -1,5 +1,5 @@
 /*
- * test-format.c - the registry of formats: every question a caller may ask
+ * test-registry.c - the registry of formats: every question a caller may ask
  * about formats without naming one gets the answer the containers give,
  * and the answers agree with each other.
  */

@@ -1,13 +1,13 @@
 /*
- * fuzz-xz-open.c - libFuzzer harness for the container parsers, seen from
+ * fuzz-open.c - libFuzzer harness for the container parsers, seen from
  * the public API: whatever the bytes of an archive, pp_open, pp_get_info,
  * pp_verify, pp_stored_run and pp_pread either succeed or fail with a
  * status and a message, and never crash, hang or leak.
  *
  * pp_open probes the container by its magic, so this one harness reaches
- * every parser; it is built three times (fuzz-gz-open.c and
- * fuzz-zstd-open.c include this file) only so each format grows its own
- * corpus from its own seeds.
+ * every parser; tests/fuzz/fuzz.mk builds it once per format (fuzz-xz-open,
+ * fuzz-gz-open, fuzz-zstd-open) only so each format grows its own corpus
+ * from its own seeds.
  *
  * Beyond "no crash", it checks what any caller relies on: a failure sets
  * err to the status it returns; the stored ranges lie sorted inside the

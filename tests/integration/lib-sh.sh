@@ -1,4 +1,4 @@
-# helpers.sh - checks the test helpers of tests/lib.sh themselves: the GPT
+# lib-sh.sh - tests tests/lib.sh, the integration scripts' helpers: the GPT
 # image builder, the boot filesystem builder, the partition offset helpers
 # and the TAP helpers.  Needs only stock tools (sfdisk, mke2fs, e2fsck,
 # dumpe2fs, debugfs).
@@ -102,6 +102,31 @@ check_eq "pp_bytes 8MiB" 8388608 "$(pp_bytes 8MiB)"
 check_eq "pp_bytes 4K" 4096 "$(pp_bytes 4K)"
 check_eq "pp_bytes 1G" 1073741824 "$(pp_bytes 1G)"
 check_eq "pp_bytes 512" 512 "$(pp_bytes 512)"
+
+# ---- the registry's formats, as partpack and their own tools see them -----
+# json_field FILE KEY: a top-level string of partinfo --json.
+json_field() { partinfo --json "$1" | sed -n 's/.*"'"$2"'": "\([^"]*\)".*/\1/p'; }
+formats=$(pp_formats) || bail "pp_formats failed"
+check "pp_formats lists the default format, xz, first, then others" \
+	bash -c '[[ "$1" == "xz "?* ]]' _ "$formats"
+head -c 65536 disk.img >head.img
+for fmt in $formats; do
+	tool=$(pp_format_tool "$fmt")
+	check "$fmt: partpack -F $tool (pp_format_tool) writes a .$fmt" \
+		partpack -q -F "$tool" -o "head.$fmt" head.img
+	check_eq "$fmt: ... which partinfo calls $tool" "$tool" "$(json_field "head.$fmt" format)"
+	check "$fmt: test_archive runs $tool -t on it" test_archive "head.$fmt"
+	check_stdout_cmp "$fmt: decode_archive gives the image" head.img decode_archive "head.$fmt"
+	checks=$(pp_format_checks "$fmt")
+	check_eq "$fmt: pp_format_checks names the default check first" \
+		"$(json_field "head.$fmt" check)" "${checks%% *}"
+	for ck in $checks; do
+		partpack -q -f -F "$tool" -C "$ck" -o "head.$fmt" head.img &&
+			check_eq "$fmt: ... --check $ck is carried" "$ck" "$(json_field "head.$fmt" check)" ||
+			not_ok "$fmt: ... --check $ck is carried" "partpack -C $ck failed"
+	done
+done
+check_fails "pp_format_tool of no format: status 1, one line" 1 pp_format_tool bz2
 
 # The TAP helpers, run in a child bash so their failures stay there.
 tap() {
