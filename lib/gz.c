@@ -195,8 +195,9 @@ static size_t put_stored_blocks(uint8_t *out, const uint8_t *in, size_t usize)
 
 /*
  * Raw deflate of a whole block with libdeflate, which on disk images is
- * about 2.7 times as fast as zlib at level 6 and slightly smaller (see the
- * README).  A fresh compressor per block keeps this pure and repeatable.
+ * about 2.7 times as fast as zlib at level 6 and slightly smaller (see
+ * lib/design.md, "Why libdeflate").  A fresh compressor per block keeps
+ * this pure and repeatable.
  */
 static int put_deflated(const pp_pack_options *options, const uint8_t *in,
 			size_t usize, uint8_t *out, size_t room,
