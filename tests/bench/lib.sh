@@ -33,6 +33,25 @@ subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
 }
 
+# timed_rss VAR RSS_VAR CMD...: as timed, and CMD's peak resident set in
+# KiB into RSS_VAR, from the same run (the clock starts and stops around
+# CMD alone, not the interpreter that waits for it).
+timed_rss() {
+	local var=$1 rss_var=$2 measured=$work/.measured/.timed_rss out
+	shift 2
+	python3 -c '
+import resource, subprocess, sys, time
+start = time.monotonic()
+status = subprocess.run(sys.argv[2:]).returncode
+wall = time.monotonic() - start
+with open(sys.argv[1], "w") as f:
+    f.write("%.3f %d\n" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(status)' "$measured" "$@" || return 1
+	read -r out <"$measured"
+	printf -v "$var" '%s' "${out% *}"
+	printf -v "$rss_var" '%s' "${out#* }"
+}
+
 # remember NAME VALUE / recall NAME: measurements kept for later rows.
 remember() { echo "$2" >"$work/.measured/$1"; }
 recall() { cat "$work/.measured/$1" 2>/dev/null; }
