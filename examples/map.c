@@ -1,5 +1,5 @@
 /*
- * map - list the image inside an .xz or .gz archive as extents of stored
+ * map - list the image inside an .xz, .gz or .zst archive as extents of stored
  * data, compressed data and zeros, from the archive's index alone (no
  * block is decoded), the way SEEK_DATA or NBD block status see a disk.
  *

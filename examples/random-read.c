@@ -1,5 +1,5 @@
 /*
- * random-read - random reads of the image inside an .xz or .gz archive
+ * random-read - random reads of the image inside an .xz, .gz or .zst archive
  * through pp_pread, timed: how fast a disk served from an archive would
  * answer.  Offsets come from a fixed seed, so runs compare.
  *

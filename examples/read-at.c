@@ -1,6 +1,6 @@
 /*
  * read-at - a small program using libpartpack: print bytes of the image
- * inside an .xz or .gz archive, decoding only the blocks that hold them,
+ * inside an .xz, .gz or .zst archive, decoding only the blocks that hold them,
  * and say whether they could be patched in place.
  *
  *   cc read-at.c $(pkg-config --cflags --libs partpack) -o read-at
