@@ -340,6 +340,27 @@ nbdkit_() {
 	LD_PRELOAD="$preload${LD_PRELOAD:+${preload:+:}$LD_PRELOAD}" nbdkit "$@"
 }
 
+# nbdkit_on_path: for tools of the build that start nbdkit themselves
+# (partpatch's appliance edits), an `nbdkit` first on PATH that runs the
+# real one as nbdkit_ does, so a sanitizer build's filter loads.  Nothing
+# changes for a plain build.
+nbdkit_on_path() {
+	case ${PP_TEST_CFLAGS:-} in
+	*fsanitize=address*) ;;
+	*) return 0 ;;
+	esac
+	local real
+	real=$(command -v nbdkit) || return 0
+	mkdir -p "$TESTDIR/.nbdkit-bin"
+	cat >"$TESTDIR/.nbdkit-bin/nbdkit" <<WRAPPER
+#!/bin/sh
+LD_PRELOAD="$(cc -print-file-name=libasan.so)\${LD_PRELOAD:+:\$LD_PRELOAD}" \\
+ASAN_OPTIONS="\${ASAN_OPTIONS:-}:detect_leaks=0" exec "$real" "\$@"
+WRAPPER
+	chmod +x "$TESTDIR/.nbdkit-bin/nbdkit"
+	PATH=$TESTDIR/.nbdkit-bin:$PATH
+}
+
 _pp_end() {
 	local st=$?
 	echo "1..$_pp_n"

@@ -17,6 +17,7 @@
 
 require_cmd partpack partpatch partinfo nbdkit xz gzip cmp debugfs python3 cc \
 	bmaptool timeout
+nbdkit_on_path
 
 make_gpt_image img || bail "make_gpt_image failed"
 P1=$(part_offset img 1) && S1=$(part_size img 1) || bail "no partition 1"

@@ -206,7 +206,10 @@ cd .. || bail "cd .."
 cd ext4 || bail "cd ext4"
 # An appliance whose hypervisor is /bin/false fails at once.
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_HV=/bin/false
+# (libguestfs's launch error path passes strndup a NULL string of length
+# 0, harmless in glibc, which ASan's strict_string_checks would fault on.)
 check "with the appliance broken, a label no partition holds fails" \
+	env ASAN_OPTIONS="${ASAN_OPTIONS:-}:strict_string_checks=0" \
 	bash -c '! partpack -q --keep-raw label:nowhere -o mnt.xz img 2>mnt.err'
 check "... because the appliance could not start" \
 	grep -q "appliance failed to start" mnt.err

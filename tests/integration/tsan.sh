@@ -12,7 +12,7 @@ if [ -n "${PP_TEST_CFLAGS:-}" ]; then
 fi
 src=$PP_SRCDIR
 # The packages the GNUmakefile builds with (PKGS): every lib/*.c is linked.
-pkgs="liblzma zlib libdeflate libzstd libnbd json-c ext2fs com_err blkid"
+pkgs=$(sed -n 's/^PKGS := //p' "$src/GNUmakefile")
 flags="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread -O1 -g -fsanitize=thread -I$src/lib $(pkg-config --cflags $pkgs libguestfs 2>/dev/null)"
 mkdir -p obj
 # shellcheck disable=SC2086  # flags is a list
