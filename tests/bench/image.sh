@@ -56,7 +56,18 @@ root_start_mib() { echo $((1 + boot_mib)); }
 need_pp_xz() {
 	need_image
 	once pp.xz partpack -q -T"$threads" -6 --block-size=16MiB --keep-raw part1 \
-		-o pp.xz disk.img
+		--bmap pp.bmap -o pp.xz disk.img
+}
+# pp.xz's bmap (the same bytes with or without --bmap, as row pack-bmap
+# checks), made by packing again only where pp.xz came without it.
+need_pp_bmap() {
+	need_pp_xz
+	[ -e pp.bmap ] && return 0
+	partpack -q -T"$threads" -6 --block-size=16MiB --keep-raw part1 \
+		--bmap pp.bmap.tmp -o ppb.xz disk.img
+	cmp pp.xz ppb.xz
+	rm -f ppb.xz
+	mv pp.bmap.tmp pp.bmap
 }
 need_pp0_xz() {
 	need_image
