@@ -180,20 +180,21 @@ uint64_t pp_archive_image_size(const pp_archive *archive)
 	return last->uoffset + last->usize;
 }
 
+/* Whether a block ends after the offset key (the blocks are in order). */
+static bool block_ends_after(const void *item, const void *key)
+{
+	const pp_block *b = item;
+	uint64_t offset = *(const uint64_t *)key;
+	return offset < b->uoffset || offset - b->uoffset < b->usize;
+}
+
 size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
 {
-	size_t low = 0, high = archive->block_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		const pp_block *b = &archive->blocks[mid];
-		if (offset < b->uoffset)
-			high = mid;
-		else if (offset - b->uoffset >= b->usize)
-			low = mid + 1;
-		else
-			return mid;
-	}
-	return archive->block_count;
+	size_t i = pp_search_first(archive->blocks, archive->block_count,
+				   sizeof *archive->blocks, block_ends_after,
+				   &offset);
+	return i < archive->block_count && archive->blocks[i].uoffset <= offset ?
+		i : archive->block_count;
 }
 
 int pp_archive_stored_extents(pp_archive *archive, size_t block,

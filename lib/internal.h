@@ -46,6 +46,18 @@ void pp_progress(uint64_t done, uint64_t total);
  */
 void *pp_grow(void *items, size_t count, size_t *capacity, size_t item_size,
 	      size_t first);
+/*
+ * The first of count sorted items for which reached(item, key) holds,
+ * where it is false for some first items and true for all after them (a
+ * lower bound); count when it holds for none.  The one binary search of
+ * the library's sorted tables (blocks, ranges, extents, runs).
+ */
+size_t pp_search_first(const void *items, size_t count, size_t item_size,
+		       bool (*reached)(const void *item, const void *key),
+		       const void *key);
+/* The first of sorted, disjoint ranges that ends after pos, or count. */
+size_t pp_first_range_after(const pp_range *ranges, size_t count,
+			    uint64_t pos);
 
 /* ---- whole-buffer I/O (io.c) ------------------------------------------ */
 

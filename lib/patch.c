@@ -180,18 +180,18 @@ static int refuse(pp_archive *archive, uint64_t offset, pp_error *err)
 		       archive->path, (unsigned long long)offset, nearest);
 }
 
+static bool extents_reach(const void *item, const void *key)
+{
+	return ((const block_extents *)item)->block >= *(const size_t *)key;
+}
+
 /* The stored extents of a block, listed on first use. */
 static int stored_extents(pp_patch_txn *txn, size_t block,
 			  const pp_extent_list **list, pp_error *err)
 {
-	size_t low = 0, high = txn->extents_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (txn->extents[mid].block < block)
-			low = mid + 1;
-		else
-			high = mid;
-	}
+	size_t low = pp_search_first(txn->extents, txn->extents_count,
+				     sizeof *txn->extents, extents_reach,
+				     &block);
 	if (low == txn->extents_count || txn->extents[low].block != block) {
 		pp_extent_list stored = { 0 };
 		int status = txn->archive->ops->stored_extents(txn->archive,
@@ -256,21 +256,21 @@ static int walk_stored(pp_patch_txn *txn, uint64_t offset, uint64_t end,
 	return 0;
 }
 
+static bool run_ends_after(const void *item, const void *key)
+{
+	const layer_run *r = item;
+	return r->uoffset + r->length > *(const uint64_t *)key;
+}
+
 /* Lays [offset, offset + len) over the layer: what it covers of earlier
  * runs goes, what sticks out on either side stays. */
 static int lay_over(pp_patch_txn *txn, uint64_t offset, const uint8_t *data,
 		    uint64_t len, pp_error *err)
 {
 	uint64_t end = offset + len;
-	size_t first = 0, high = txn->run_count;
-	while (first < high) {  /* the first run ending after offset */
-		size_t mid = first + (high - first) / 2;
-		const layer_run *r = &txn->runs[mid];
-		if (r->uoffset + r->length <= offset)
-			first = mid + 1;
-		else
-			high = mid;
-	}
+	size_t first = pp_search_first(txn->runs, txn->run_count,
+				       sizeof *txn->runs, run_ends_after,
+				       &offset);
 	size_t last = first;    /* one past the last run starting before end */
 	while (last < txn->run_count && txn->runs[last].uoffset < end)
 		last++;
