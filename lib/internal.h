@@ -392,7 +392,7 @@ enum pp_reuse_fit {
 typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
 			  pp_error *err);
 
-/* A sink that copies what it gets to dest, up to room bytes (read.c). */
+/* A sink that copies what it gets to dest, up to room bytes (container.c). */
 typedef struct pp_fill_sink {
 	uint8_t *dest;
 	size_t filled;
@@ -499,10 +499,22 @@ typedef struct pp_container_ops {
 	void (*release)(pp_archive *archive);
 } pp_container_ops;
 
+/* ---- helpers the containers share (container.c) ---------------------- */
+
 /* write_header for a format whose blocks frame themselves, so that nothing
  * precedes the first (gzip's members, zstd's frames): writes nothing. */
 int pp_write_no_header(const pp_pack_options *options, int fd,
 		       const char *name, pp_error *err);
+/*
+ * For a container's reuse_record whose index counts a compressed block by
+ * its file size (gzip, zstd): the block fits as it stands, and its record
+ * is what encode_block would write for it.  Returns 0.
+ */
+int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
+			enum pp_reuse_fit *fit);
+/* Decodes a whole block into buf (usize bytes), comparing its check. */
+int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
+		    pp_error *err);
 
 /* ---- the registry of containers (format.c) ----------------------------- */
 
@@ -643,9 +655,6 @@ void pp_read_release(pp_archive *archive);
 void pp_map_invalidate(pp_archive *archive, size_t first, size_t end);
 void pp_map_release(pp_archive *archive);
 
-/* Decodes a whole block into buf (usize bytes), comparing its check. */
-int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
-		    pp_error *err);
 /*
  * Whether a block is one of the all-zero blocks the index alone reveals
  * (lib/map.md), from the handle's memory of earlier verdicts or by
@@ -701,13 +710,6 @@ int pp_reuse_block(pp_reuse *reuse, uint64_t uoffset, const uint8_t *in,
 		   size_t usize, bool stored, uint8_t *out, size_t out_room,
 		   size_t *out_len, pp_block_record *record, bool *reused,
 		   pp_error *err);
-/*
- * For a container's reuse_record whose index counts a compressed block by
- * its file size (gzip, zstd): the block fits as it stands, and its record
- * is what encode_block would write for it.  Returns 0.
- */
-int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
-			enum pp_reuse_fit *fit);
 /* After the last block: waits for the probe; *trusted says whether it
  * passed, a status its failure (with PP_REUSE_STRICT, PP_ERR_REUSE). */
 int pp_reuse_finish(pp_reuse *reuse, bool *trusted, pp_error *err);

@@ -341,16 +341,6 @@ static int check_options(const pp_pack_options *options,
 	return 0;
 }
 
-int pp_write_no_header(const pp_pack_options *options, int fd,
-		       const char *name, pp_error *err)
-{
-	(void)options;
-	(void)fd;
-	(void)name;
-	(void)err;
-	return 0;
-}
-
 /* The pack of whatever source: pp_pack's and pp_pack_source's. */
 static int pack_from(pp_source *source, const char *in_name, int out_fd,
 		     const char *out_name, const pp_pack_options *options,

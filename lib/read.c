@@ -88,28 +88,6 @@ int pp_set_cache_size(pp_archive *archive, uint64_t bytes, pp_error *err)
 	return status;
 }
 
-int pp_fill_sink_fn(void *opaque, const uint8_t *data, size_t len,
-		    pp_error *err)
-{
-	pp_fill_sink *f = opaque;
-	(void)err;
-	size_t piece = PP_MIN(len, f->room - f->filled);
-	memcpy(f->dest + f->filled, data, piece);
-	f->filled += piece;
-	return 0;
-}
-
-int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
-		    pp_error *err)
-{
-	if (archive->ops->decode_whole)
-		return archive->ops->decode_whole(archive, block, buf, err);
-	pp_fill_sink f = { .dest = buf,
-			   .room = (size_t)archive->blocks[block].usize };
-	return archive->ops->decode(archive, block, UINT64_MAX,
-				    pp_fill_sink_fn, &f, err);
-}
-
 static int stored_extents(pp_archive *archive, pp_read_state *state,
 			  size_t block, const pp_extent_list **out,
 			  pp_error *err)

@@ -496,19 +496,6 @@ static int await_verdict(pp_reuse *reuse, bool *trusted, pp_error *err)
 
 /* ---- the pack's side --------------------------------------------------- */
 
-int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
-			enum pp_reuse_fit *fit)
-{
-	*record = (pp_block_record){
-		.usize = block->usize,
-		.fsize = block->fsize,
-		.index_size = block->fsize,
-		.stored = false,
-	};
-	*fit = PP_REUSE_YES;
-	return 0;
-}
-
 int pp_reuse_finish(pp_reuse *reuse, bool *trusted, pp_error *err)
 {
 	if (reuse->prober_started) {
