@@ -392,7 +392,9 @@ enum pp_reuse_fit {
 typedef int (*pp_sink_fn)(void *opaque, const uint8_t *data, size_t len,
 			  pp_error *err);
 
-/* A sink that copies what it gets to dest, up to room bytes (container.c). */
+/* A sink that copies what it gets to dest, up to room bytes (container.c):
+ * a block that decodes to more than its size fails in the container's
+ * decode, and this keeps the copy inside dest until it does. */
 typedef struct pp_fill_sink {
 	uint8_t *dest;
 	size_t filled;
@@ -451,7 +453,8 @@ typedef struct pp_container_ops {
 			      pp_extent_list *list, pp_error *err);
 	/* Decodes one block from its start, feeding sink; stops early
 	 * (returning 0) once `limit` bytes were fed.  Checks the stored
-	 * check only if it decoded the whole block. */
+	 * check, and that the block decodes to exactly usize bytes
+	 * (PP_ERR_FORMAT if not), only if it decoded the whole block. */
 	int (*decode)(pp_archive *archive, size_t block, uint64_t limit,
 		      pp_sink_fn sink, void *opaque, pp_error *err);
 	/* Optional: decode with no limit, straight into buf (usize bytes),
@@ -512,7 +515,8 @@ int pp_write_no_header(const pp_pack_options *options, int fd,
  */
 int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
 			enum pp_reuse_fit *fit);
-/* Decodes a whole block into buf (usize bytes), comparing its check. */
+/* Decodes a whole block into buf (usize bytes), comparing its check: the
+ * one way the library decodes a block whole. */
 int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
 		    pp_error *err);
 

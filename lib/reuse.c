@@ -145,25 +145,6 @@ static int compare_bytes(void *opaque, const uint8_t *data, size_t len,
 	return 0;
 }
 
-/* Collects a block's decoded bytes. */
-typedef struct collect_sink {
-	uint8_t *dest;
-	size_t room;
-	size_t seen;
-} collect_sink;
-
-static int collect_bytes(void *opaque, const uint8_t *data, size_t len,
-			 pp_error *err)
-{
-	collect_sink *c = opaque;
-	if (len > c->room - c->seen)
-		return pp_fail(err, PP_ERR_FORMAT, "a block decodes to more "
-			       "bytes than its size");
-	memcpy(c->dest + c->seen, data, len);
-	c->seen += len;
-	return 0;
-}
-
 /* Reads a block's encoded bytes, as they would be written. */
 static int read_encoded(const pp_reuse *reuse, size_t block, uint8_t *out,
 			pp_error *err)
@@ -339,12 +320,9 @@ static int compare_probes(const void *a, const void *b)
 static int decode_probe(pp_reuse *reuse, size_t i, uint8_t *data,
 			bool *decoded, pp_error *err)
 {
-	const pp_block *b = &reuse->base->blocks[i];
-	collect_sink sink = { .dest = data, .room = (size_t)b->usize };
 	pp_error why;
-	int status = reuse->base->ops->decode(reuse->base, i, UINT64_MAX,
-					      collect_bytes, &sink, &why);
-	*decoded = status == 0 && sink.seen == b->usize;
+	int status = pp_decode_block(reuse->base, i, data, &why);
+	*decoded = status == 0;
 	if (is_damage(status))
 		return note_corrupt(reuse, i, &why, err);
 	if (status && err)
