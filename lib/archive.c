@@ -61,11 +61,6 @@ int pp_archive_add_block(pp_archive *archive, const pp_block *block,
 
 /* ---- handles and what they share -------------------------------------- */
 
-struct pp_archive_shared {
-	atomic_uint handles;
-	atomic_ulong generation;
-};
-
 void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end)
 {
 	if (archive->shared)

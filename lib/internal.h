@@ -16,6 +16,7 @@
 #include "partpack.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -535,7 +536,10 @@ static inline bool pp_container_check_fixed(const pp_container_ops *c)
 }
 
 /* What the handles of one archive share (pp_dup); archive.c owns it. */
-typedef struct pp_archive_shared pp_archive_shared;
+typedef struct pp_archive_shared {
+	atomic_uint handles;
+	atomic_ulong generation;
+} pp_archive_shared;
 /* Each handle's reading state: read.c's cache, map.c's zero verdicts. */
 typedef struct pp_read_state pp_read_state;
 typedef struct pp_map_state pp_map_state;
