@@ -19,16 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- handles and what they share -------------------------------------- */
-
-void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end)
-{
-	if (archive->shared)
-		atomic_fetch_add(&archive->shared->generation, 1);
-	pp_read_invalidate(archive, first, end);
-	pp_map_invalidate(archive, first, end);
-}
-
 static int identify(pp_archive *archive, pp_error *err)
 {
 	uint8_t head[16] = { 0 };

@@ -119,6 +119,12 @@ int pp_archive_clip(const pp_archive *archive, uint64_t offset,
 	return 0;
 }
 
+void pp_archive_new_generation(pp_archive *archive)
+{
+	if (archive->shared)
+		atomic_fetch_add(&archive->shared->generation, 1);
+}
+
 unsigned long pp_archive_generation(const pp_archive *archive)
 {
 	return archive->shared ? atomic_load(&archive->shared->generation) : 0;

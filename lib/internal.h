@@ -627,13 +627,13 @@ int pp_archive_clip(const pp_archive *archive, uint64_t offset,
 		    uint64_t length, uint64_t *to, pp_error *err);
 
 /*
- * Blocks [first, end) have new bytes (a patch wrote them): every handle
- * of the archive forgets what it decoded or concluded about them.  Called
- * by the patcher before its first write.
+ * A patch is about to give some blocks new bytes: the generation moves,
+ * so that every handle of the archive whose reading state predates it
+ * drops that state (handles made by pp_dup see each other's patches).
+ * Called by the patcher before its first write, which then has its own
+ * handle forget those blocks (pp_read_invalidate, pp_map_invalidate).
  */
-void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end);
-/* Bumped by every invalidation: a handle whose state predates the current
- * generation drops it (handles made by pp_dup see each other's patches). */
+void pp_archive_new_generation(pp_archive *archive);
 unsigned long pp_archive_generation(const pp_archive *archive);
 
 /* ---- reading (read.c, cache.c, map.c, unpack.c) ------------------------ */
@@ -657,7 +657,8 @@ void pp_cache_set_budget(pp_cache *cache, uint64_t budget);
 uint64_t pp_cache_bytes(const pp_cache *cache);
 size_t pp_cache_count(const pp_cache *cache);
 
-/* Read.c's and map.c's part of pp_archive_invalidate and pp_close. */
+/* Blocks [first, end) of this handle have new bytes (the patcher's, after
+ * pp_archive_new_generation), and this handle's reading state goes. */
 void pp_read_invalidate(pp_archive *archive, size_t first, size_t end);
 void pp_read_release(pp_archive *archive);
 void pp_map_invalidate(pp_archive *archive, size_t first, size_t end);

@@ -23,7 +23,7 @@
  *
  * A handle remembers each verdict and the encodings it decoded, so a
  * block's verdict costs one small read once; a patch forgets the
- * verdicts of the blocks it touches (pp_archive_invalidate).
+ * verdicts of the blocks it touches (pp_map_invalidate).
  */
 #include "internal.h"
 

@@ -656,6 +656,16 @@ static int write_check(pp_archive *archive, const touched_block *t,
 	return 0;
 }
 
+/* Blocks [first, end) are about to change: every handle forgets them, this
+ * one's read cache and zero verdicts now, the others' when they see the
+ * new generation. */
+static void invalidate(pp_archive *archive, size_t first, size_t end)
+{
+	pp_archive_new_generation(archive);
+	pp_read_invalidate(archive, first, end);
+	pp_map_invalidate(archive, first, end);
+}
+
 static int write_all(pp_patch_txn *txn, pp_error *err)
 {
 	pp_archive *archive = txn->archive;
@@ -666,7 +676,7 @@ static int write_all(pp_patch_txn *txn, pp_error *err)
 		last = PP_MAX(last, txn->touched[i].block);
 	}
 	if (txn->touched_count > 0)
-		pp_archive_invalidate(archive, first, last + 1);
+		invalidate(archive, first, last + 1);
 	for (size_t i = 0; i < txn->touched_count; i++) {
 		const touched_block *t = &txn->touched[i];
 		const pp_block *b = &archive->blocks[t->block];

@@ -9,7 +9,7 @@
  *   anything else   the block is decoded whole, its check compared, and
  *                   kept in the handle's cache (cache.c), so that the next
  *                   read inside it is a copy
- * A patch drops the cached blocks it touches (pp_archive_invalidate); a
+ * A patch drops the cached blocks it touches (pp_read_invalidate); a
  * handle that finds the archive's generation moved (a patch through
  * another handle, see pp_dup) drops its whole cache.
  */
