@@ -235,8 +235,7 @@ int pp_dup(pp_archive *archive, pp_archive **out, pp_error *err)
 	copy->path = path;
 	copy->flags &= ~PP_OPEN_WRITE;
 	copy->commit_path = NULL;
-	copy->read = NULL;
-	copy->map = NULL;
+	memset(copy->state, 0, sizeof copy->state);
 	/* The io of a file refers to its descriptor field: the copy's. */
 	if (archive->io.opaque == &archive->fd)
 		copy->io.opaque = &copy->fd;
@@ -249,8 +248,9 @@ void pp_close(pp_archive *archive)
 {
 	if (!archive)
 		return;
-	pp_read_release(archive);
-	pp_map_release(archive);
+	for (size_t i = 0; i < PP_SLOT_COUNT; i++)
+		if (archive->state[i].release)
+			archive->state[i].release(archive);
 	if (archive->commit_path)  /* a copy never committed */
 		unlink(archive->path);
 	free(archive->commit_path);

@@ -540,9 +540,17 @@ typedef struct pp_archive_shared {
 	atomic_uint handles;
 	atomic_ulong generation;
 } pp_archive_shared;
-/* Each handle's reading state: read.c's cache, map.c's zero verdicts. */
-typedef struct pp_read_state pp_read_state;
-typedef struct pp_map_state pp_map_state;
+/*
+ * What a layer above the archive keeps per handle (read.c's cache, map.c's
+ * zero verdicts): made on first use and put in its slot with the function
+ * that frees it, so that pp_close frees it without archive.c naming its
+ * owner.  A handle made by pp_dup starts with empty slots.
+ */
+enum pp_handle_slot { PP_SLOT_READ, PP_SLOT_MAP, PP_SLOT_COUNT };
+typedef struct pp_handle_state {
+	void *data;
+	void (*release)(pp_archive *archive);
+} pp_handle_state;
 
 struct pp_archive {
 	char *path;                 /* names the archive in messages */
@@ -559,8 +567,7 @@ struct pp_archive {
 	size_t block_count;
 	size_t block_capacity;
 	pp_archive_shared *shared;  /* NULL: a bare archive of a unit test */
-	pp_read_state *read;        /* NULL until the first pp_pread */
-	pp_map_state *map;          /* NULL until the first pp_map */
+	pp_handle_state state[PP_SLOT_COUNT]; /* empty until first used */
 };
 
 /* A flag of pp_archive_open beside enum pp_open_flags, not offered to
@@ -657,8 +664,9 @@ void pp_cache_set_budget(pp_cache *cache, uint64_t budget);
 uint64_t pp_cache_bytes(const pp_cache *cache);
 size_t pp_cache_count(const pp_cache *cache);
 
-/* Blocks [first, end) of this handle have new bytes (the patcher's, after
- * pp_archive_new_generation), and this handle's reading state goes. */
+/* Read.c's and map.c's state of a handle: _invalidate forgets blocks
+ * [first, end), which the patcher is about to write; _release frees it
+ * all (at pp_close, through the handle's slot). */
 void pp_read_invalidate(pp_archive *archive, size_t first, size_t end);
 void pp_read_release(pp_archive *archive);
 void pp_map_invalidate(pp_archive *archive, size_t first, size_t end);

@@ -18,17 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pp_read_state {
+typedef struct pp_read_state {
 	pp_cache *cache;
 	unsigned long generation;   /* of the archive when cache was filled */
 	pp_extent_list *stored;     /* per block, once listed */
 	bool *stored_known;
-};
+} pp_read_state;
 
 static int read_state(pp_archive *archive, pp_read_state **out,
 		      pp_error *err)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state) {
 		state = calloc(1, sizeof *state);
 		if (state) {
@@ -39,7 +39,9 @@ static int read_state(pp_archive *archive, pp_read_state **out,
 						     sizeof *state->stored_known);
 			state->generation = pp_archive_generation(archive);
 		}
-		archive->read = state;
+		archive->state[PP_SLOT_READ] = (pp_handle_state){
+			.data = state, .release = pp_read_release,
+		};
 		if (!state || !state->cache || !state->stored ||
 		    !state->stored_known) {
 			pp_read_release(archive);
@@ -57,7 +59,7 @@ static int read_state(pp_archive *archive, pp_read_state **out,
 
 void pp_read_invalidate(pp_archive *archive, size_t first, size_t end)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state)
 		return;
 	pp_cache_invalidate(state->cache, first, end);
@@ -67,7 +69,7 @@ void pp_read_invalidate(pp_archive *archive, size_t first, size_t end)
 
 void pp_read_release(pp_archive *archive)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state)
 		return;
 	pp_cache_free(state->cache);
@@ -76,7 +78,7 @@ void pp_read_release(pp_archive *archive)
 	free(state->stored);
 	free(state->stored_known);
 	free(state);
-	archive->read = NULL;
+	archive->state[PP_SLOT_READ] = (pp_handle_state){ 0 };
 }
 
 int pp_set_cache_size(pp_archive *archive, uint64_t bytes, pp_error *err)
