@@ -6,7 +6,10 @@
  * containers and the undo record (journal.c), which use it, and above
  * nothing but io.c.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <inttypes.h>

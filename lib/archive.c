@@ -7,7 +7,11 @@
  * record's place beside the file.  Handles made by pp_dup share
  * everything opening produced; each has its own reading state.
  */
-#include "internal.h"
+#include "archive.h"
+#include "archio.h"
+#include "error.h"
+#include "format.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <stdatomic.h>

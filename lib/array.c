@@ -1,6 +1,6 @@
 /* array.c - the one way the library grows an array, and the one way it
  * searches a sorted one. */
-#include "internal.h"
+#include "array.h"
 
 #include <stdlib.h>
 

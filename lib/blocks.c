@@ -5,7 +5,10 @@
  * that tells a handle when a patch gave blocks new bytes.  Format-blind
  * and below the containers, which fill it as they open an archive.
  */
-#include "internal.h"
+#include "blocks.h"
+#include "archive.h"
+#include "array.h"
+#include "error.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -17,7 +17,11 @@
  * A mapped block is one meeting an extent the source file has allocated
  * (FIEMAP, see pp_data_extents), as bmaptool maps a raw image.
  */
-#include "internal.h"
+#include "bmap.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,9 @@
  * or calls a container but through its ops, so the containers depend on
  * this file and never on the pieces above them (pack.c, reuse.c, read.c).
  */
-#include "internal.h"
+#include "container.h"
+#include "archive.h"
+#include "blocks.h"
 
 #include <string.h>
 

@@ -29,8 +29,17 @@
  * stored block taken range by range borrows its framing from such a block.
  */
 #include "fetch.h"
+#include "archive.h"
+#include "array.h"
 #include "beside.h"
+#include "blocks.h"
+#include "bmap.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 #include "fetchplan.h"
+#include "io.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,6 +7,9 @@
 #ifndef PARTPACK_FETCH_H
 #define PARTPACK_FETCH_H
 
+#include "blocks.h"
+#include "bmap.h"
+#include "check.h"
 #include "fetchstate.h"
 #include "remote.h"
 #include "seed.h"

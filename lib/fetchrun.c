@@ -16,7 +16,21 @@
  * verification is not an error: the block is fetched in a second round.
  */
 #include "fetch.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 #include "fetchplan.h"
+#include "fetchstate.h"
+#include "http.h"
+#include "io.h"
+#include "pool.h"
+#include "remote.h"
+#include "seed.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,6 +5,10 @@
  * filesystem's kind (fs.h) and collects the changed runs.
  */
 #include "fs.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "error.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
 #ifndef PARTPACK_FS_H
 #define PARTPACK_FS_H
 
-#include "internal.h"
+#include "io.h"
 
 #include <sys/stat.h>
 

@@ -24,6 +24,10 @@
  */
 #include "fs.h"
 #include "overlay.h"
+#include "archive.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -27,6 +27,14 @@
 #include "gzmember.h"
 #include "gzread.h"
 #include "gzscan.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "container.h"
+#include "crc.h"
+#include "error.h"
+#include "io.h"
 
 #include <libdeflate.h>
 

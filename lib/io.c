@@ -1,5 +1,7 @@
 /* io.c - reads and writes that finish the job or say why not. */
-#include "internal.h"
+#include "io.h"
+#include "array.h"
+#include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,7 +25,14 @@
  * block's verdict costs one small read once; a patch forgets the
  * verdicts of the blocks it touches (pp_map_invalidate).
  */
-#include "internal.h"
+#include "map.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -21,7 +21,15 @@
  * stored when the block is written (bmap.c): the digests cost a worker's
  * time, not the pipeline's.
  */
-#include "internal.h"
+#include "array.h"
+#include "bmap.h"
+#include "container.h"
+#include "error.h"
+#include "format.h"
+#include "io.h"
+#include "plan.h"
+#include "pool.h"
+#include "reuse.h"
 #include "source.h"
 
 #include <errno.h>

@@ -31,7 +31,15 @@
  * A block whose check is also kept in a second place (check_copy_offset)
  * has both written, and both saved for undo.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "error.h"
+#include "journal.h"
+#include "map.h"
+#include "read.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,9 @@
  * block's end depends only on its start, the planner needs no image size
  * and works on a pipe.
  */
-#include "internal.h"
+#include "plan.h"
+#include "array.h"
+#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,11 @@
  * stored data runs from an offset (pp_stored_run).  Questions only: the
  * block table and the container's ops answer them, nothing is kept.
  */
-#include "internal.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "container.h"
+#include "error.h"
 
 #include <stdlib.h>
 

@@ -13,7 +13,14 @@
  * handle that finds the archive's generation moved (a patch through
  * another handle, see pp_dup) drops its whole cache.
  */
-#include "internal.h"
+#include "read.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "cache.h"
+#include "container.h"
+#include "error.h"
+#include "map.h"
 
 #include <stdlib.h>
 #include <string.h>

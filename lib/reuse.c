@@ -36,9 +36,18 @@
  * output.  All-zero blocks never get here: pack.c encodes one of each size
  * and kind and copies that.
  */
-#include "internal.h"
+#include "reuse.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "crc.h"
+#include "error.h"
+#include "plan.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -7,7 +7,7 @@
  * time), blocks go through them instead, about five times as fast: bmap
  * files and digests hash whole images.
  */
-#include "internal.h"
+#include "sha256.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,6 +10,12 @@
  * zeros, listed once on first use.
  */
 #include "source.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
+#include "nbdsource.h"
+#include "pool.h"
+#include "qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>

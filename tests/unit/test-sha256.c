@@ -1,5 +1,5 @@
 /* test-sha256.c - SHA-256 against the FIPS 180-4 examples and padding edges. */
-#include "internal.h"
+#include "sha256.h"
 #include "unit.h"
 
 #include <string.h>
