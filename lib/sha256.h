@@ -17,4 +17,14 @@ void pp_sha256_final(pp_sha256 *ctx, uint8_t digest[32]);
 /* Hashes len zero bytes (a hole, an all-zero block). */
 void pp_sha256_zeros(pp_sha256 *ctx, uint64_t len);
 
+/*
+ * The portable compression (FIPS 180-4 6.2.2) of `blocks` whole 64-byte
+ * blocks at p into state, which the functions above use where the
+ * processor lacks the SHA extensions (pp_sha256_accelerated: it has them
+ * here).  For test-sha256, which holds the two paths to the same answers.
+ */
+void pp_sha256_compress_portable(uint32_t state[8], const uint8_t *p,
+				 size_t blocks);
+bool pp_sha256_accelerated(void);
+
 #endif
