@@ -89,7 +89,8 @@ typedef struct fetch {
  * whole in memory once per worker): it is fetched and decoded as a stream. */
 #define PP_FETCH_BUFFERED_MAX ((uint64_t)64 << 20)
 
-/* Where a block's bytes are in the output, and how many (fetch.c). */
+/* Where a block's bytes are in the output, and how many (fetchrun.c,
+ * which writes them; fetch.c asks too, to check an earlier run's). */
 void pp_fetch_output_span(const fetch *f, size_t block, uint64_t *at,
 			  uint64_t *len);
 

@@ -435,6 +435,21 @@ static int take_image(fetch *f, job *j, pp_error *err)
 	return status;
 }
 
+void pp_fetch_output_span(const fetch *f, size_t i, uint64_t *at,
+			  uint64_t *len)
+{
+	const pp_block *b = &f->target->blocks[i];
+	if (f->archive_out) {
+		*at = b->foffset;
+		*len = b->fsize;
+		return;
+	}
+	uint64_t start = PP_MAX(b->uoffset, f->from);
+	uint64_t end = PP_MIN(b->uoffset + b->usize, f->to);
+	*at = start - f->from;
+	*len = end > start ? end - start : 0;
+}
+
 /* Writes the block's share of the image range, holes where the plan knows
  * zeros, and its digest for the state file. */
 static int put_image(fetch *f, job *j, pp_error *err)
