@@ -1,10 +1,9 @@
 /*
- * archio.c - the archive's bytes: every read and write of an archive, by
- * the containers, the undo record, the patcher and the readers, goes
- * through the pp_io it was opened on, the caller's (pp_open_io) or that
- * of its file descriptor (here too), and nothing else.  It sits below the
- * containers and the undo record (journal.c), which use it, and above
- * nothing but io.c.
+ * archio.c - the archive's bytes: every read and write of an archive (by
+ * the containers, the undo record, the patcher, the readers) goes through
+ * the pp_io it was opened on, the caller's (pp_open_io) or that of its
+ * file descriptor, made here (pp_archive_use_fd).  In the table layer of
+ * lib/LAYERS: under the containers and the undo record, over io.c alone.
  */
 #include "archio.h"
 #include "archive.h"

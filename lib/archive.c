@@ -1,11 +1,16 @@
 /*
- * archive.c - opening an archive and the format-blind block table.
+ * archive.c - an archive handle's lifetime: open (by path, or on the
+ * caller's pp_io), dup, close.
  *
- * An archive's bytes are reached through a pp_io: the caller's callbacks
- * (pp_open_io), or those of a file descriptor when it is opened by path
- * (pp_open), which adds only what a path has: the lock and the undo
- * record's place beside the file.  Handles made by pp_dup share
- * everything opening produced; each has its own reading state.
+ * Opening finds the size, finishes or refuses an interrupted patch through
+ * the undo record (journal.c), asks the registry which container the
+ * first bytes mean (format.c) and has it read the index into the block
+ * table.  A file opened by path adds only what a path has: the lock and
+ * the undo record's place beside the file.  Handles made by pp_dup share
+ * everything opening produced; each has its own reading state, which the
+ * layers above keep in the handle's slots (archive.h) and pp_close frees
+ * through them.  In the archive layer of lib/LAYERS: it calls the
+ * registry, the undo record and the layers below, never read.c or map.c.
  */
 #include "archive.h"
 #include "archio.h"

@@ -1,9 +1,10 @@
 /*
- * blocks.c - the block table: the archive's blocks as its container
- * listed them (uncompressed range, place in the file, check), the stored
- * extents of a block as the container lists them, and the generation
- * that tells a handle when a patch gave blocks new bytes.  Format-blind
- * and below the containers, which fill it as they open an archive.
+ * blocks.c - the block table: an archive's blocks as its container listed
+ * them (uncompressed range, place in the file, check), the stored extents
+ * of a block as the container lists them, and the generation that tells a
+ * handle when a patch gave blocks new bytes.  Format-blind, in the table
+ * layer of lib/LAYERS: the containers fill it as they open an archive,
+ * and every layer above them reads it.
  */
 #include "blocks.h"
 #include "archive.h"

@@ -1,10 +1,11 @@
 /*
  * container.c - what the containers share below the seam
- * (pp_container_ops): helpers a container may call in its ops, and the
- * one way to decode a whole block, which every reader of whole blocks
- * (read.c, unpack.c, reuse.c) goes through.  Nothing here names a format
- * or calls a container but through its ops, so the containers depend on
- * this file and never on the pieces above them (pack.c, reuse.c, read.c).
+ * (pp_container_ops, container.h): helpers a container may put in its
+ * ops, and the one way to decode a whole block, which every reader of
+ * whole blocks (read.c, unpack.c, reuse.c) goes through.  In the formats
+ * layer of lib/LAYERS, under every container: nothing here names a format
+ * or calls a container but through its ops, so the containers never
+ * depend on the pieces that use them (pack.c, reuse.c, read.c).
  */
 #include "container.h"
 #include "archive.h"

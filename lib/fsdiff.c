@@ -1,8 +1,8 @@
 /*
  * fsdiff.c - the runs where a filesystem's new bytes differ from its old
  * ones, which both engines (fsext.c, fsbytes.c) hand back as the changes
- * of an edit.  Below the engines and fs.c, which collects the runs: it
- * calls nothing of theirs.
+ * of an edit.  In the editing layer of lib/LAYERS, under the engines and
+ * fs.c, which collects the runs: it calls nothing of theirs.
  */
 #include "fs.h"
 

@@ -3,7 +3,8 @@
  * sizes and stored ranges (pp_get_info), its blocks (pp_list_blocks),
  * whether every block decodes with a good check (pp_verify), and how far
  * stored data runs from an offset (pp_stored_run).  Questions only: the
- * block table and the container's ops answer them, nothing is kept.
+ * block table and the container's ops answer them and nothing is kept.
+ * In the archive layer of lib/LAYERS, beside the handle's lifetime.
  */
 #include "archive.h"
 #include "array.h"
