@@ -11,7 +11,7 @@
 #ifndef PARTPACK_APPLIANCE_H
 #define PARTPACK_APPLIANCE_H
 
-#include "internal.h"
+#include "base.h"
 
 typedef struct pp_guestfs pp_guestfs;
 

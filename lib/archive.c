@@ -1,16 +1,24 @@
 /*
- * archive.c - opening an archive and the format-blind block table.
+ * archive.c - an archive handle's lifetime: open (by path, or on the
+ * caller's pp_io), dup, close.
  *
- * An archive's bytes are reached through a pp_io: the caller's callbacks
- * (pp_open_io), or those of a file descriptor when it is opened by path
- * (pp_open), which adds only what a path has: the lock and the undo
- * record's place beside the file.  Handles made by pp_dup share
- * everything opening produced; each has its own reading state.
+ * Opening finds the size, finishes or refuses an interrupted patch through
+ * the undo record (journal.c), asks the registry which container the
+ * first bytes mean (format.c) and has it read the index into the block
+ * table.  A file opened by path adds only what a path has: the lock and
+ * the undo record's place beside the file.  Handles made by pp_dup share
+ * everything opening produced; each has its own reading state, which the
+ * layers above keep in the handle's slots (archive.h) and pp_close frees
+ * through them.  In the archive layer of lib/LAYERS: it calls the
+ * registry, the undo record and the layers below, never read.c or map.c.
  */
-#include "internal.h"
+#include "archive.h"
+#include "archio.h"
+#include "error.h"
+#include "format.h"
+#include "journal.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,227 +26,7 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
-
-int pp_extent_append(pp_extent_list *list, uint64_t uoffset, uint64_t length,
-		     uint64_t foffset, pp_error *err)
-{
-	if (list->count > 0) {
-		/* Adjacent in both spaces: one extent, so callers see runs. */
-		pp_extent *last = &list->items[list->count - 1];
-		if (last->uoffset + last->length == uoffset &&
-		    last->foffset + last->length == foffset) {
-			last->length += length;
-			return 0;
-		}
-	}
-	pp_extent *items = pp_grow(list->items, list->count, &list->capacity,
-				   sizeof *items, 16);
-	if (!items)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	list->items = items;
-	list->items[list->count++] =
-		(pp_extent){ .uoffset = uoffset, .length = length, .foffset = foffset };
-	return 0;
-}
-
-void pp_extent_list_free(pp_extent_list *list)
-{
-	free(list->items);
-	*list = (pp_extent_list){ 0 };
-}
-
-int pp_archive_add_block(pp_archive *archive, const pp_block *block,
-			 pp_error *err)
-{
-	pp_block *blocks = pp_grow(archive->blocks, archive->block_count,
-				   &archive->block_capacity, sizeof *blocks, 64);
-	if (!blocks)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	archive->blocks = blocks;
-	archive->blocks[archive->block_count++] = *block;
-	return 0;
-}
-
-int pp_archive_read(const pp_archive *archive, void *buf, size_t len,
-		    uint64_t offset)
-{
-	return archive->io.pread(archive->io.opaque, buf, len, offset);
-}
-
-int pp_archive_read_or_fail(const pp_archive *archive, void *buf, size_t len,
-			    uint64_t offset, pp_error *err)
-{
-	if (pp_archive_read(archive, buf, len, offset))
-		return pp_fail_errno(err, PP_ERR_IO, "%s: cannot read byte %"
-				     PRIu64, archive->path, offset);
-	return 0;
-}
-
-int pp_archive_write(pp_archive *archive, const void *buf, size_t len,
-		     uint64_t offset)
-{
-	if (!archive->io.pwrite) {
-		errno = EBADF;
-		return -1;
-	}
-	return archive->io.pwrite(archive->io.opaque, buf, len, offset);
-}
-
-int pp_archive_sync(pp_archive *archive)
-{
-	return archive->io.flush ? archive->io.flush(archive->io.opaque) : 0;
-}
-
-int pp_archive_file_id(const pp_archive *archive, pp_file_id *id,
-		       pp_error *err)
-{
-	*id = (pp_file_id){ .owner = (uint32_t)geteuid() };
-	if (archive->fd < 0)
-		return 0;  /* on callbacks: no file */
-	struct stat st;
-	struct statfs fs;
-	if (fstat(archive->fd, &st))
-		return pp_fail_errno(err, PP_ERR_IO, "%s", archive->path);
-	*id = (pp_file_id){
-		.device = (uint64_t)st.st_dev,
-		.inode = (uint64_t)st.st_ino,
-		.owner = (uint32_t)st.st_uid,
-	};
-	if (fstatfs(archive->fd, &fs) == 0)
-		id->filesystem = (uint64_t)(uint32_t)fs.f_fsid.__val[0] |
-			(uint64_t)(uint32_t)fs.f_fsid.__val[1] << 32;
-	return 0;
-}
-
-/* ---- the I/O of a file descriptor ------------------------------------- */
-
-static int fd_pread(void *opaque, void *buf, size_t len, uint64_t offset)
-{
-	return pp_pread_full(*(const int *)opaque, buf, len, offset);
-}
-
-static int fd_pwrite(void *opaque, const void *buf, size_t len,
-		     uint64_t offset)
-{
-	return pp_pwrite_full(*(const int *)opaque, buf, len, offset);
-}
-
-static int fd_flush(void *opaque)
-{
-	return fdatasync(*(const int *)opaque);
-}
-
-static int fd_size(void *opaque, uint64_t *size)
-{
-	struct stat st;
-	if (fstat(*(const int *)opaque, &st))
-		return -1;
-	*size = (uint64_t)st.st_size;
-	return 0;
-}
-
-void pp_archive_use_fd(pp_archive *archive, int fd)
-{
-	archive->fd = fd;
-	archive->io = (pp_io){
-		.version = PP_IO_VERSION,
-		.opaque = &archive->fd,
-		.pread = fd_pread,
-		.pwrite = fd_pwrite,
-		.flush = fd_flush,
-		.size = fd_size,
-	};
-}
-
-/* ---- handles and what they share -------------------------------------- */
-
-struct pp_archive_shared {
-	atomic_uint handles;
-	atomic_ulong generation;
-};
-
-void pp_archive_invalidate(pp_archive *archive, size_t first, size_t end)
-{
-	if (archive->shared)
-		atomic_fetch_add(&archive->shared->generation, 1);
-	pp_read_invalidate(archive, first, end);
-	pp_map_invalidate(archive, first, end);
-}
-
-unsigned long pp_archive_generation(const pp_archive *archive)
-{
-	return archive->shared ? atomic_load(&archive->shared->generation) : 0;
-}
-
-uint64_t pp_archive_image_size(const pp_archive *archive)
-{
-	if (archive->block_count == 0)
-		return 0;
-	const pp_block *last = &archive->blocks[archive->block_count - 1];
-	return last->uoffset + last->usize;
-}
-
-size_t pp_archive_find_block(const pp_archive *archive, uint64_t offset)
-{
-	size_t low = 0, high = archive->block_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		const pp_block *b = &archive->blocks[mid];
-		if (offset < b->uoffset)
-			high = mid;
-		else if (offset - b->uoffset >= b->usize)
-			low = mid + 1;
-		else
-			return mid;
-	}
-	return archive->block_count;
-}
-
-int pp_archive_stored_extents(pp_archive *archive, size_t block,
-			      pp_extent_list *list, bool *all, pp_error *err)
-{
-	const pp_block *b = &archive->blocks[block];
-	int status = archive->ops->stored_extents(archive, block, list, err);
-	/* Extents come in order, inside the block, never overlapping. */
-	uint64_t covered = 0;
-	for (size_t i = 0; status == 0 && i < list->count; i++)
-		covered += list->items[i].length;
-	*all = status == 0 && covered == b->usize;
-	return status;
-}
-
-int pp_archive_wholly_stored(pp_archive *archive, size_t block, bool *all,
-			     pp_error *err)
-{
-	pp_extent_list list = { 0 };
-	int status = pp_archive_stored_extents(archive, block, &list, all,
-					       err);
-	pp_extent_list_free(&list);
-	return status;
-}
-
-int pp_archive_clip(const pp_archive *archive, uint64_t offset,
-		    uint64_t length, uint64_t *to, pp_error *err)
-{
-	uint64_t image_size = pp_archive_image_size(archive);
-	if (offset > image_size)
-		return pp_fail(err, PP_ERR_USAGE, "%s: offset %llu is past the "
-			       "end of the image (%llu bytes)", archive->path,
-			       (unsigned long long)offset,
-			       (unsigned long long)image_size);
-	*to = offset + PP_MIN(length, image_size - offset);
-	return 0;
-}
-
-void pp_archive_drop_blocks(pp_archive *archive)
-{
-	free(archive->blocks);
-	archive->blocks = NULL;
-	archive->block_count = 0;
-	archive->block_capacity = 0;
-}
 
 static int identify(pp_archive *archive, pp_error *err)
 {
@@ -456,8 +244,7 @@ int pp_dup(pp_archive *archive, pp_archive **out, pp_error *err)
 	copy->path = path;
 	copy->flags &= ~PP_OPEN_WRITE;
 	copy->commit_path = NULL;
-	copy->read = NULL;
-	copy->map = NULL;
+	memset(copy->state, 0, sizeof copy->state);
 	/* The io of a file refers to its descriptor field: the copy's. */
 	if (archive->io.opaque == &archive->fd)
 		copy->io.opaque = &copy->fd;
@@ -470,8 +257,9 @@ void pp_close(pp_archive *archive)
 {
 	if (!archive)
 		return;
-	pp_read_release(archive);
-	pp_map_release(archive);
+	for (size_t i = 0; i < PP_SLOT_COUNT; i++)
+		if (archive->state[i].release)
+			archive->state[i].release(archive);
 	if (archive->commit_path)  /* a copy never committed */
 		unlink(archive->path);
 	free(archive->commit_path);
@@ -486,161 +274,4 @@ void pp_close(pp_archive *archive)
 		free(archive->shared);
 	}
 	free(archive);
-}
-
-/* Appends the stored extents of blocks [first, end) to list. */
-static int collect_stored(pp_archive *archive, size_t first, size_t end,
-			  pp_extent_list *list, pp_error *err)
-{
-	for (size_t i = first; i < end; i++) {
-		int status = archive->ops->stored_extents(archive, i, list, err);
-		if (status)
-			return status;
-	}
-	return 0;
-}
-
-static int append_range(pp_info *info, uint64_t offset, uint64_t length,
-			size_t *capacity, pp_error *err)
-{
-	if (info->stored_count > 0) {
-		pp_range *last = &info->stored[info->stored_count - 1];
-		if (last->offset + last->length == offset) {
-			last->length += length;
-			return 0;
-		}
-	}
-	pp_range *ranges = pp_grow(info->stored, info->stored_count, capacity,
-				   sizeof *ranges, 16);
-	if (!ranges)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	info->stored = ranges;
-	info->stored[info->stored_count++] =
-		(pp_range){ .offset = offset, .length = length };
-	return 0;
-}
-
-int pp_get_format(pp_archive *archive, enum pp_format *format, pp_error *err)
-{
-	(void)err;
-	*format = archive->ops->format;
-	return 0;
-}
-
-int pp_get_info(pp_archive *archive, pp_info *info, pp_error *err)
-{
-	*info = (pp_info){
-		.format = archive->ops->format,
-		.compressed_size = archive->file_size,
-		.block_count = archive->block_count,
-		/* With no block, only a format of one check kind knows it. */
-		.check = archive->block_count ? archive->blocks[0].check :
-			pp_container_check_fixed(archive->ops) ?
-			archive->ops->default_check : PP_CHECK_NONE,
-	};
-	info->uncompressed_size = pp_archive_image_size(archive);
-	for (size_t i = 0; i < archive->block_count; i++) {
-		const pp_block *b = &archive->blocks[i];
-		info->block_size = PP_MAX(info->block_size, b->usize);
-		if (b->check != info->check)
-			info->mixed_checks = true;
-	}
-	pp_extent_list extents = { 0 };
-	size_t capacity = 0;
-	int status = collect_stored(archive, 0, archive->block_count, &extents,
-				    err);
-	for (size_t i = 0; status == 0 && i < extents.count; i++)
-		status = append_range(info, extents.items[i].uoffset,
-				      extents.items[i].length, &capacity, err);
-	pp_extent_list_free(&extents);
-	if (status)
-		pp_info_free(info);
-	return status;
-}
-
-int pp_list_blocks(pp_archive *archive, pp_block_info **blocks,
-		   size_t *count, pp_error *err)
-{
-	*blocks = calloc(archive->block_count ? archive->block_count : 1,
-			 sizeof **blocks);
-	*count = 0;
-	if (!*blocks)
-		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < archive->block_count; i++) {
-		const pp_block *b = &archive->blocks[i];
-		pp_block_info *info = &(*blocks)[i];
-		*info = (pp_block_info){
-			.uoffset = b->uoffset, .usize = b->usize,
-			.foffset = b->foffset, .fsize = b->fsize,
-			.check = b->check,
-		};
-		pp_extent_list extents = { 0 };
-		int status = collect_stored(archive, i, i + 1, &extents, err);
-		for (size_t e = 0; status == 0 && e < extents.count; e++)
-			info->stored_bytes += extents.items[e].length;
-		pp_extent_list_free(&extents);
-		if (status) {
-			free(*blocks);
-			*blocks = NULL;
-			return status;
-		}
-	}
-	*count = archive->block_count;
-	return 0;
-}
-
-void pp_info_free(pp_info *info)
-{
-	free(info->stored);
-	info->stored = NULL;
-	info->stored_count = 0;
-}
-
-static int discard_sink(void *opaque, const uint8_t *data, size_t len,
-			pp_error *err)
-{
-	(void)opaque, (void)data, (void)len, (void)err;
-	return 0;
-}
-
-int pp_verify(pp_archive *archive, pp_progress_fn progress, void *opaque,
-	      pp_error *err)
-{
-	uint64_t total = pp_archive_image_size(archive), done = 0;
-	for (size_t i = 0; i < archive->block_count; i++) {
-		int status = archive->ops->decode(archive, i, UINT64_MAX,
-						  discard_sink, NULL, err);
-		if (status)
-			return status;
-		done += archive->blocks[i].usize;
-		if (progress)
-			progress(opaque, done, total);
-	}
-	return 0;
-}
-
-int pp_stored_run(pp_archive *archive, uint64_t offset, uint64_t *length,
-		  pp_error *err)
-{
-	*length = 0;
-	for (size_t i = pp_archive_find_block(archive, offset);
-	     i < archive->block_count; i++) {
-		pp_extent_list extents = { 0 };
-		int status = collect_stored(archive, i, i + 1, &extents, err);
-		uint64_t reached = offset + *length;
-		for (size_t e = 0; status == 0 && e < extents.count; e++) {
-			const pp_extent *x = &extents.items[e];
-			if (x->uoffset <= reached &&
-			    reached < x->uoffset + x->length)
-				reached = x->uoffset + x->length;
-		}
-		pp_extent_list_free(&extents);
-		if (status)
-			return status;
-		*length = reached - offset;
-		const pp_block *b = &archive->blocks[i];
-		if (reached < b->uoffset + b->usize)
-			break;  /* the run stops inside this block */
-	}
-	return 0;
 }

@@ -7,6 +7,9 @@
  * that what bmaptool would use for an image is what partcat uses for it.
  */
 #include "beside.h"
+#include "bmap.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 #ifndef PARTPACK_BESIDE_H
 #define PARTPACK_BESIDE_H
 
-#include "internal.h"
+#include "bmap.h"
 
 /* The largest bmap read: a range line is about 100 bytes. */
 #define PP_BMAP_TEXT_MAX ((size_t)256 << 20)

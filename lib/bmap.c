@@ -17,7 +17,11 @@
  * A mapped block is one meeting an extent the source file has allocated
  * (FIEMAP, see pp_data_extents), as bmaptool maps a raw image.
  */
-#include "internal.h"
+#include "bmap.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,19 +73,22 @@ void pp_bmap_release(pp_bmap *bmap)
 	bmap->count = bmap->capacity = 0;
 }
 
+static bool range_reaches(const void *item, const void *key)
+{
+	return ((const pp_bmap_range *)item)->last >= *(const uint64_t *)key;
+}
+
+/* The first range whose last block is at or after block. */
+static size_t first_range_from(const pp_bmap *bmap, uint64_t block)
+{
+	return pp_search_first(bmap->ranges, bmap->count, sizeof *bmap->ranges,
+			       range_reaches, &block);
+}
+
 bool pp_bmap_is_mapped(const pp_bmap *bmap, uint64_t block)
 {
-	size_t low = 0, high = bmap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (block < bmap->ranges[mid].first)
-			high = mid;
-		else if (block > bmap->ranges[mid].last)
-			low = mid + 1;
-		else
-			return true;
-	}
-	return false;
+	size_t i = first_range_from(bmap, block);
+	return i < bmap->count && bmap->ranges[i].first <= block;
 }
 
 /* ---- building while packing --------------------------------------------- */
@@ -281,20 +288,6 @@ static int by_first(const void *a, const void *b)
 {
 	const pp_bmap_range *x = a, *y = b;
 	return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* The first range whose last block is at or after block. */
-static size_t first_range_from(const pp_bmap *bmap, uint64_t block)
-{
-	size_t low = 0, high = bmap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (bmap->ranges[mid].last < block)
-			low = mid + 1;
-		else
-			high = mid;
-	}
-	return low;
 }
 
 /* New ranges over unmapped blocks [first, end), cut where archive blocks

@@ -7,7 +7,12 @@
  * Only a one-block range that reaches into a compressed neighbour decodes
  * (part of) that block.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "bmap.h"
+#include "error.h"
+#include "io.h"
 
 #include <fcntl.h>
 #include <inttypes.h>

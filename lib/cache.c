@@ -8,7 +8,7 @@
  * of them, so the entries are a list in use order, searched from the most
  * recently used end: the block just read is found first.
  */
-#include "internal.h"
+#include "cache.h"
 
 #include <stdlib.h>
 

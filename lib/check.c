@@ -20,7 +20,9 @@
  * kind.  A container whose field differs from this would say so in its own
  * file.
  */
-#include "internal.h"
+#include "check.h"
+#include "crc.h"
+#include "sha256.h"
 
 #include <stddef.h>
 #include <stdlib.h>

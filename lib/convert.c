@@ -12,7 +12,8 @@
  * the start (O_TMPFILE): nothing is left behind by a crash, and qemu-img
  * opens it as /dev/fd/3.
  */
-#include "internal.h"
+#include "archive.h"
+#include "error.h"
 #include "qemu.h"
 
 #include <errno.h>

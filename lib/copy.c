@@ -10,7 +10,9 @@
  * write that keeps the source's holes.  Until the rename nobody sees a half-made file,
  * and the clone needs no undo record: a crash leaves the base untouched.
  */
-#include "internal.h"
+#include "archive.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

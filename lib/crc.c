@@ -20,7 +20,7 @@
  * multiplication by x is a right shift with a conditional xor of the
  * reversed polynomial.
  */
-#include "internal.h"
+#include "crc.h"
 
 #include <lzma.h>
 #include <pthread.h>

@@ -7,7 +7,12 @@
  * are decoded on the workers of pp_decode_blocks (unpack.c) and hashed in
  * order as they come back; zero blocks are hashed without decoding.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "error.h"
+#include "sha256.h"
+#include "unpack.h"
 
 #include <pthread.h>
 #include <stdlib.h>

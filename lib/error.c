@@ -1,9 +1,10 @@
 /* error.c - what the library tells its caller besides return values:
  * one-line errors, notices, and progress of long work inside a call. */
-#include "internal.h"
+#include "error.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -29,8 +29,17 @@
  * stored block taken range by range borrows its framing from such a block.
  */
 #include "fetch.h"
+#include "archive.h"
+#include "array.h"
 #include "beside.h"
+#include "blocks.h"
+#include "bmap.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 #include "fetchplan.h"
+#include "io.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -663,21 +672,6 @@ static void identity_of(const fetch *f, uint8_t digest[32])
 		pp_sha256_update(&sha, row, sizeof row);
 	}
 	pp_sha256_final(&sha, digest);
-}
-
-void pp_fetch_output_span(const fetch *f, size_t i, uint64_t *at,
-			  uint64_t *len)
-{
-	const pp_block *b = &f->target->blocks[i];
-	if (f->archive_out) {
-		*at = b->foffset;
-		*len = b->fsize;
-		return;
-	}
-	uint64_t start = PP_MAX(b->uoffset, f->from);
-	uint64_t end = PP_MIN(b->uoffset + b->usize, f->to);
-	*at = start - f->from;
-	*len = end > start ? end - start : 0;
 }
 
 /* The SHA-256 of bytes [at, at + len) of the output, read in pieces

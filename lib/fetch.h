@@ -7,6 +7,9 @@
 #ifndef PARTPACK_FETCH_H
 #define PARTPACK_FETCH_H
 
+#include "blocks.h"
+#include "bmap.h"
+#include "check.h"
 #include "fetchstate.h"
 #include "remote.h"
 #include "seed.h"
@@ -86,7 +89,8 @@ typedef struct fetch {
  * whole in memory once per worker): it is fetched and decoded as a stream. */
 #define PP_FETCH_BUFFERED_MAX ((uint64_t)64 << 20)
 
-/* Where a block's bytes are in the output, and how many (fetch.c). */
+/* Where a block's bytes are in the output, and how many (fetchrun.c,
+ * which writes them; fetch.c asks too, to check an earlier run's). */
 void pp_fetch_output_span(const fetch *f, size_t block, uint64_t *at,
 			  uint64_t *len);
 

@@ -8,6 +8,9 @@
  * less than another request, and cut only to give an idle connection work.
  */
 #include "fetchplan.h"
+#include "array.h"
+#include "blocks.h"
+#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #ifndef PARTPACK_FETCHPLAN_H
 #define PARTPACK_FETCHPLAN_H
 
-#include "internal.h"
+#include "blocks.h"
 
 /*
  * A request costs a round trip and a few hundred bytes of headers both

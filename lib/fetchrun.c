@@ -16,7 +16,21 @@
  * verification is not an error: the block is fetched in a second round.
  */
 #include "fetch.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 #include "fetchplan.h"
+#include "fetchstate.h"
+#include "http.h"
+#include "io.h"
+#include "pool.h"
+#include "remote.h"
+#include "seed.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -419,6 +433,21 @@ static int take_image(fetch *f, job *j, pp_error *err)
 	}
 	j->demoted = status == 0 && bad;
 	return status;
+}
+
+void pp_fetch_output_span(const fetch *f, size_t i, uint64_t *at,
+			  uint64_t *len)
+{
+	const pp_block *b = &f->target->blocks[i];
+	if (f->archive_out) {
+		*at = b->foffset;
+		*len = b->fsize;
+		return;
+	}
+	uint64_t start = PP_MAX(b->uoffset, f->from);
+	uint64_t end = PP_MIN(b->uoffset + b->usize, f->to);
+	*at = start - f->from;
+	*len = end > start ? end - start : 0;
 }
 
 /* Writes the block's share of the image range, holes where the plan knows

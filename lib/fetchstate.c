@@ -17,6 +17,9 @@
  * numbers are bounded, anything malformed ends the list.
  */
 #include "fetchstate.h"
+#include "check.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -11,7 +11,7 @@
 #ifndef PARTPACK_FETCHSTATE_H
 #define PARTPACK_FETCHSTATE_H
 
-#include "internal.h"
+#include "check.h"
 
 typedef struct pp_fetch_state pp_fetch_state;
 

@@ -3,11 +3,12 @@
  * formats, and every question about a format that is not the container's
  * own (which one a name, a file name or a file's first bytes means).
  *
- * A container is one object (pp_container_ops, internal.h) defined in its
+ * A container is one object (pp_container_ops, container.h) defined in its
  * own file.  Adding a format adds its line below; nothing else in the
  * library or the tools names a format.
  */
-#include "internal.h"
+#include "format.h"
+#include "container.h"
 
 #include <stdio.h>
 #include <string.h>

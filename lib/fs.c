@@ -5,6 +5,10 @@
  * filesystem's kind (fs.h) and collects the changed runs.
  */
 #include "fs.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "error.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -236,35 +240,6 @@ int pp_fs_copy_in(pp_fs *fs, const char *local, const char *remotedir,
 }
 
 /* ---- the changes ------------------------------------------------------- */
-
-int pp_fs_emit_diff(const uint8_t *old, const uint8_t *new_bytes, size_t len,
-		    uint64_t offset, pp_fs_change_fn emit, void *opaque,
-		    pp_error *err)
-{
-	size_t i = 0;
-	while (i < len) {
-		while (i < len && old[i] == new_bytes[i])
-			i++;
-		if (i == len)
-			break;
-		size_t start = i, end = i + 1, equal = 0;
-		/* Extend over differences and short equal gaps. */
-		for (i = end; i < len && equal < PP_FS_DIFF_GAP; i++) {
-			if (old[i] == new_bytes[i]) {
-				equal++;
-			} else {
-				equal = 0;
-				end = i + 1;
-			}
-		}
-		int status = emit(opaque, offset + start, new_bytes + start,
-				  end - start, err);
-		if (status)
-			return status;
-		i = end;
-	}
-	return 0;
-}
 
 /* Collects the ranges emitted, and passes each run on. */
 typedef struct collector {

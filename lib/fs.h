@@ -8,11 +8,13 @@
  *   fsbytes.c  the partition's bytes in a temporary file, and the runs
  *              where that file now differs from the archive
  *   probe.c    what libblkid says a partition holds
+ *   fsdiff.c   the runs where new bytes differ from old ones, for both
+ *              engines
  */
 #ifndef PARTPACK_FS_H
 #define PARTPACK_FS_H
 
-#include "internal.h"
+#include "io.h"
 
 #include <sys/stat.h>
 
@@ -56,6 +58,8 @@ extern const pp_fs_engine pp_fs_vfat_engine;
 extern const pp_fs_engine pp_fs_bytes_engine;
 /* The file the vfat and bytes engines edit. */
 const char *pp_fs_vfat_file(const pp_fs *fs);
+
+/* ---- fsdiff.c: the runs that differ ------------------------------------ */
 
 /*
  * Compares new bytes with old ones, both len bytes at image offset, and

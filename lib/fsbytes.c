@@ -9,6 +9,9 @@
  * partition costs little disk, and reading a hole back is free.
  */
 #include "fs.h"
+#include "archive.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -24,6 +24,10 @@
  */
 #include "fs.h"
 #include "overlay.h"
+#include "archive.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -569,9 +573,7 @@ static int copy_fd(ext_state *state, ext2_file_t file, int fd,
 		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	int status = 0;
 	for (;;) {
-		ssize_t n = read(fd, buf, size);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = pp_pread_upto(fd, buf, size, -1);
 		if (n < 0)
 			status = pp_fail_errno(err, PP_ERR_IO, "%s", local);
 		if (n <= 0 || status)

@@ -13,6 +13,9 @@
  * partition image need not pass (MTOOLS_SKIP_CHECK=1).
  */
 #include "fs.h"
+#include "archive.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

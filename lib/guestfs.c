@@ -21,6 +21,7 @@
  * once, in the one table below.
  */
 #include "appliance.h"
+#include "error.h"
 
 #include <dlfcn.h>
 #include <guestfs.h>

@@ -27,6 +27,14 @@
 #include "gzmember.h"
 #include "gzread.h"
 #include "gzscan.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "container.h"
+#include "crc.h"
+#include "error.h"
+#include "io.h"
 
 #include <libdeflate.h>
 
@@ -589,19 +597,18 @@ static int append_stored_member(const pp_block *block, pp_extent_list *list,
 	return 0;
 }
 
+static bool extent_starts_from(const void *item, const void *key)
+{
+	return ((const pp_extent *)item)->uoffset >= *(const uint64_t *)key;
+}
+
 /* The scanned stored blocks that lie in block's uncompressed range. */
 static int append_scanned(const gz_state *state, const pp_block *block,
 			  pp_extent_list *list, pp_error *err)
 {
 	const pp_extent_list *all = &state->stored;
-	size_t low = 0, high = all->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (all->items[mid].uoffset < block->uoffset)
-			low = mid + 1;
-		else
-			high = mid;
-	}
+	size_t low = pp_search_first(all->items, all->count, sizeof *all->items,
+				     extent_starts_from, &block->uoffset);
 	uint64_t end = block->uoffset + block->usize;
 	for (size_t i = low; i < all->count && all->items[i].uoffset < end;
 	     i++) {

@@ -7,6 +7,9 @@
  * only the fixed header, and reads any: files come from anywhere.
  */
 #include "gzmember.h"
+#include "archive.h"
+#include "error.h"
+#include "gzread.h"
 
 #include <inttypes.h>
 #include <string.h>

@@ -6,6 +6,10 @@
  * knows the file offset of every deflate block.
  */
 #include "gzread.h"
+#include "archio.h"
+#include "archive.h"
+#include "crc.h"
+#include "error.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #ifndef PARTPACK_GZREAD_H
 #define PARTPACK_GZREAD_H
 
-#include "internal.h"
+#include "base.h"
 
 /* Here because gz_inflater holds a z_stream; ZLIB_CONST must come first. */
 #define ZLIB_CONST

@@ -19,6 +19,10 @@
 #include "gzscan.h"
 #include "gzmember.h"
 #include "gzread.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "error.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

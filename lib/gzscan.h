@@ -5,7 +5,7 @@
 #ifndef PARTPACK_GZSCAN_H
 #define PARTPACK_GZSCAN_H
 
-#include "internal.h"
+#include "blocks.h"
 
 /*
  * One pass over the whole file: adds one block per member to the

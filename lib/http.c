@@ -22,6 +22,8 @@
  * twice at most.
  */
 #include "http.h"
+#include "error.h"
+#include "io.h"
 
 #include <curl/curl.h>
 #include <errno.h>

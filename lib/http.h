@@ -25,7 +25,7 @@
 #ifndef PARTPACK_HTTP_H
 #define PARTPACK_HTTP_H
 
-#include "internal.h"
+#include "base.h"
 
 typedef struct pp_http pp_http;
 

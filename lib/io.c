@@ -1,5 +1,7 @@
 /* io.c - reads and writes that finish the job or say why not. */
-#include "internal.h"
+#include "io.h"
+#include "array.h"
+#include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,36 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The one loop of every read and write here: moves len bytes into `into`
+ * (reading) or from `from` (writing) at offset, or at the file position
+ * if offset is negative, going on after a signal or a short transfer.
+ * Returns the bytes moved, fewer than len only where the file ended (a
+ * read) or took nothing (a write), or -1 with errno set.
+ */
+static ssize_t transfer(int fd, uint8_t *into, const uint8_t *from,
+			size_t len, off_t offset)
+{
+	size_t done = 0;
+	while (done < len) {
+		size_t left = len - done;
+		off_t at = offset + (off_t)done;
+		ssize_t n = into ?
+			(offset < 0 ? read(fd, into + done, left) :
+				      pread(fd, into + done, left, at)) :
+			(offset < 0 ? write(fd, from + done, left) :
+				      pwrite(fd, from + done, left, at));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
 int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 {
 	ssize_t got = pp_pread_upto(fd, buf, len, (off_t)offset);
@@ -26,17 +58,10 @@ int pp_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 /* Writes all of buf at offset, or at the file position if it is negative. */
 static int write_all(int fd, const uint8_t *p, size_t len, off_t offset)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = offset < 0 ? write(fd, p + done, len - done) :
-			pwrite(fd, p + done, len - done, offset + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
+	ssize_t put = transfer(fd, NULL, p, len, offset);
+	if (put >= 0 && (size_t)put < len)
+		errno = EIO;  /* nothing more was taken */
+	return put >= 0 && (size_t)put == len ? 0 : -1;
 }
 
 int pp_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
@@ -51,20 +76,7 @@ int pp_write_full(int fd, const void *buf, size_t len)
 
 ssize_t pp_pread_upto(int fd, void *buf, size_t len, off_t offset)
 {
-	uint8_t *p = buf;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = offset < 0 ? read(fd, p + done, len - done) :
-			pread(fd, p + done, len - done, offset + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
+	return transfer(fd, buf, NULL, len, offset);
 }
 
 int pp_open_directory_of(const char *path)

@@ -85,7 +85,14 @@
  *   trailer:  le64 0xFFFFFFFFFFFFFFFF, le32 entry count, the SHA-256 of
  *             the ends (32 bytes), le32 CRC-32 of every byte before it
  */
-#include "internal.h"
+#include "journal.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "crc.h"
+#include "error.h"
+#include "io.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

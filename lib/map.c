@@ -23,9 +23,16 @@
  *
  * A handle remembers each verdict and the encodings it decoded, so a
  * block's verdict costs one small read once; a patch forgets the
- * verdicts of the blocks it touches (pp_archive_invalidate).
+ * verdicts of the blocks it touches (pp_map_invalidate).
  */
-#include "internal.h"
+#include "map.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,18 +61,18 @@ typedef struct zero_digest {
 	uint8_t digest[PP_CHECK_SIZE_MAX];
 } zero_digest;
 
-struct pp_map_state {
+typedef struct pp_map_state {
 	unsigned long generation;
 	uint8_t *verdicts;          /* enum verdict per block */
 	known_encoding known[KNOWN_ENCODINGS_MAX];
 	size_t known_count;
 	zero_digest digests[KNOWN_ENCODINGS_MAX];
 	size_t digest_count;
-};
+} pp_map_state;
 
 static int map_state(pp_archive *archive, pp_map_state **out, pp_error *err)
 {
-	pp_map_state *state = archive->map;
+	pp_map_state *state = archive->state[PP_SLOT_MAP].data;
 	if (!state) {
 		state = calloc(1, sizeof *state);
 		if (state && !(state->verdicts = calloc(archive->block_count + 1,
@@ -76,7 +83,9 @@ static int map_state(pp_archive *archive, pp_map_state **out, pp_error *err)
 		if (!state)
 			return pp_fail(err, PP_ERR_NOMEM, "out of memory");
 		state->generation = pp_archive_generation(archive);
-		archive->map = state;
+		archive->state[PP_SLOT_MAP] = (pp_handle_state){
+			.data = state, .release = pp_map_release,
+		};
 	}
 	unsigned long generation = pp_archive_generation(archive);
 	if (state->generation != generation) {
@@ -91,7 +100,7 @@ static int map_state(pp_archive *archive, pp_map_state **out, pp_error *err)
 
 void pp_map_invalidate(pp_archive *archive, size_t first, size_t end)
 {
-	pp_map_state *state = archive->map;
+	pp_map_state *state = archive->state[PP_SLOT_MAP].data;
 	if (!state)
 		return;
 	for (size_t i = first; i < end && i < archive->block_count; i++)
@@ -101,14 +110,14 @@ void pp_map_invalidate(pp_archive *archive, size_t first, size_t end)
 
 void pp_map_release(pp_archive *archive)
 {
-	pp_map_state *state = archive->map;
+	pp_map_state *state = archive->state[PP_SLOT_MAP].data;
 	if (!state)
 		return;
 	for (size_t i = 0; i < state->known_count; i++)
 		free(state->known[i].bytes);
 	free(state->verdicts);
 	free(state);
-	archive->map = NULL;
+	archive->state[PP_SLOT_MAP] = (pp_handle_state){ 0 };
 }
 
 /* ---- the check of usize zero bytes ---------------------------------- */

@@ -23,6 +23,8 @@
  */
 #include "nbdsource.h"
 #include "qemu.h"
+#include "array.h"
+#include "error.h"
 
 #include <libnbd.h>
 #include <pthread.h>

@@ -11,7 +11,7 @@
 #ifndef PARTPACK_NBDSOURCE_H
 #define PARTPACK_NBDSOURCE_H
 
-#include "internal.h"
+#include "base.h"
 
 typedef struct pp_nbd pp_nbd;
 

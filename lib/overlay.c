@@ -7,6 +7,7 @@
  * large upload some tens of thousands: both are a table of a few pages.
  */
 #include "overlay.h"
+#include "error.h"
 
 #include <stdlib.h>
 

@@ -8,7 +8,7 @@
 #ifndef PARTPACK_OVERLAY_H
 #define PARTPACK_OVERLAY_H
 
-#include "internal.h"
+#include "base.h"
 
 /* The unit of the overlay: ext's smallest block, and the superblock's
  * size and offset, so a write of any block size covers whole units. */

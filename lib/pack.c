@@ -21,7 +21,15 @@
  * stored when the block is written (bmap.c): the digests cost a worker's
  * time, not the pipeline's.
  */
-#include "internal.h"
+#include "array.h"
+#include "bmap.h"
+#include "container.h"
+#include "error.h"
+#include "format.h"
+#include "io.h"
+#include "plan.h"
+#include "pool.h"
+#include "reuse.h"
 #include "source.h"
 
 #include <errno.h>
@@ -338,16 +346,6 @@ static int check_options(const pp_pack_options *options,
 	    options->block_size > PP_MAX_BLOCK_SIZE)
 		return pp_fail(err, PP_ERR_USAGE,
 			       "block size must be between 4 KiB and 1 GiB");
-	return 0;
-}
-
-int pp_write_no_header(const pp_pack_options *options, int fd,
-		       const char *name, pp_error *err)
-{
-	(void)options;
-	(void)fd;
-	(void)name;
-	(void)err;
 	return 0;
 }
 

@@ -31,7 +31,15 @@
  * A block whose check is also kept in a second place (check_copy_offset)
  * has both written, and both saved for undo.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "array.h"
+#include "blocks.h"
+#include "check.h"
+#include "error.h"
+#include "journal.h"
+#include "map.h"
+#include "read.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,18 +188,18 @@ static int refuse(pp_archive *archive, uint64_t offset, pp_error *err)
 		       archive->path, (unsigned long long)offset, nearest);
 }
 
+static bool extents_reach(const void *item, const void *key)
+{
+	return ((const block_extents *)item)->block >= *(const size_t *)key;
+}
+
 /* The stored extents of a block, listed on first use. */
 static int stored_extents(pp_patch_txn *txn, size_t block,
 			  const pp_extent_list **list, pp_error *err)
 {
-	size_t low = 0, high = txn->extents_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (txn->extents[mid].block < block)
-			low = mid + 1;
-		else
-			high = mid;
-	}
+	size_t low = pp_search_first(txn->extents, txn->extents_count,
+				     sizeof *txn->extents, extents_reach,
+				     &block);
 	if (low == txn->extents_count || txn->extents[low].block != block) {
 		pp_extent_list stored = { 0 };
 		int status = txn->archive->ops->stored_extents(txn->archive,
@@ -256,21 +264,21 @@ static int walk_stored(pp_patch_txn *txn, uint64_t offset, uint64_t end,
 	return 0;
 }
 
+static bool run_ends_after(const void *item, const void *key)
+{
+	const layer_run *r = item;
+	return r->uoffset + r->length > *(const uint64_t *)key;
+}
+
 /* Lays [offset, offset + len) over the layer: what it covers of earlier
  * runs goes, what sticks out on either side stays. */
 static int lay_over(pp_patch_txn *txn, uint64_t offset, const uint8_t *data,
 		    uint64_t len, pp_error *err)
 {
 	uint64_t end = offset + len;
-	size_t first = 0, high = txn->run_count;
-	while (first < high) {  /* the first run ending after offset */
-		size_t mid = first + (high - first) / 2;
-		const layer_run *r = &txn->runs[mid];
-		if (r->uoffset + r->length <= offset)
-			first = mid + 1;
-		else
-			high = mid;
-	}
+	size_t first = pp_search_first(txn->runs, txn->run_count,
+				       sizeof *txn->runs, run_ends_after,
+				       &offset);
 	size_t last = first;    /* one past the last run starting before end */
 	while (last < txn->run_count && txn->runs[last].uoffset < end)
 		last++;
@@ -656,6 +664,16 @@ static int write_check(pp_archive *archive, const touched_block *t,
 	return 0;
 }
 
+/* Blocks [first, end) are about to change: every handle forgets them, this
+ * one's read cache and zero verdicts now, the others' when they see the
+ * new generation. */
+static void invalidate(pp_archive *archive, size_t first, size_t end)
+{
+	pp_archive_new_generation(archive);
+	pp_read_invalidate(archive, first, end);
+	pp_map_invalidate(archive, first, end);
+}
+
 static int write_all(pp_patch_txn *txn, pp_error *err)
 {
 	pp_archive *archive = txn->archive;
@@ -666,7 +684,7 @@ static int write_all(pp_patch_txn *txn, pp_error *err)
 		last = PP_MAX(last, txn->touched[i].block);
 	}
 	if (txn->touched_count > 0)
-		pp_archive_invalidate(archive, first, last + 1);
+		invalidate(archive, first, last + 1);
 	for (size_t i = 0; i < txn->touched_count; i++) {
 		const touched_block *t = &txn->touched[i];
 		const pp_block *b = &archive->blocks[t->block];

@@ -8,7 +8,9 @@
  * block's end depends only on its start, the planner needs no image size
  * and works on a pipe.
  */
-#include "internal.h"
+#include "plan.h"
+#include "array.h"
+#include "error.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,15 +72,8 @@ void pp_plan_block(const pp_plan *plan, uint64_t pos, uint64_t *length,
 		   bool *stored)
 {
 	/* The first kept range that ends after pos. */
-	size_t low = 0, high = plan->stored_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		const pp_range *r = &plan->stored[mid];
-		if (r->offset + r->length <= pos)
-			low = mid + 1;
-		else
-			high = mid;
-	}
+	size_t low = pp_first_range_after(plan->stored, plan->stored_count,
+					  pos);
 	uint64_t limit = UINT64_MAX;
 	*stored = false;
 	if (low < plan->stored_count) {

@@ -8,7 +8,8 @@
  * the input is, and because each job's result depends only on its own
  * input, the output is the same for any number of workers.
  */
-#include "internal.h"
+#include "pool.h"
+#include "error.h"
 
 #include <pthread.h>
 #include <stdlib.h>

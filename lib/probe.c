@@ -15,6 +15,8 @@
  * first cluster, found from the boot sector.
  */
 #include "fs.h"
+#include "error.h"
+#include "io.h"
 
 #include <blkid/blkid.h>
 #include <errno.h>

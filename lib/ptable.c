@@ -18,7 +18,11 @@
  * References: UEFI Specification 2.10, section 5 (GPT), and the classic
  * IBM PC partition table layout for MBR and EBR chains.
  */
-#include "internal.h"
+#include "ptable.h"
+#include "array.h"
+#include "crc.h"
+#include "error.h"
+#include "io.h"
 
 #include <stdlib.h>
 #include <string.h>

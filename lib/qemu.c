@@ -15,6 +15,8 @@
  * whole of it.
  */
 #include "qemu.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #ifndef PARTPACK_QEMU_H
 #define PARTPACK_QEMU_H
 
-#include "internal.h"
+#include "base.h"
 
 /* The longest format name taken (qemu's driver names are short words). */
 #define PP_QEMU_FORMAT_MAX 32

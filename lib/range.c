@@ -13,6 +13,11 @@
 #include "appliance.h"
 #include "fs.h"
 #include "source.h"
+#include "archive.h"
+#include "blocks.h"
+#include "error.h"
+#include "io.h"
+#include "ptable.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -9,26 +9,33 @@
  *   anything else   the block is decoded whole, its check compared, and
  *                   kept in the handle's cache (cache.c), so that the next
  *                   read inside it is a copy
- * A patch drops the cached blocks it touches (pp_archive_invalidate); a
+ * A patch drops the cached blocks it touches (pp_read_invalidate); a
  * handle that finds the archive's generation moved (a patch through
  * another handle, see pp_dup) drops its whole cache.
  */
-#include "internal.h"
+#include "read.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "cache.h"
+#include "container.h"
+#include "error.h"
+#include "map.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct pp_read_state {
+typedef struct pp_read_state {
 	pp_cache *cache;
 	unsigned long generation;   /* of the archive when cache was filled */
 	pp_extent_list *stored;     /* per block, once listed */
 	bool *stored_known;
-};
+} pp_read_state;
 
 static int read_state(pp_archive *archive, pp_read_state **out,
 		      pp_error *err)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state) {
 		state = calloc(1, sizeof *state);
 		if (state) {
@@ -39,7 +46,9 @@ static int read_state(pp_archive *archive, pp_read_state **out,
 						     sizeof *state->stored_known);
 			state->generation = pp_archive_generation(archive);
 		}
-		archive->read = state;
+		archive->state[PP_SLOT_READ] = (pp_handle_state){
+			.data = state, .release = pp_read_release,
+		};
 		if (!state || !state->cache || !state->stored ||
 		    !state->stored_known) {
 			pp_read_release(archive);
@@ -57,7 +66,7 @@ static int read_state(pp_archive *archive, pp_read_state **out,
 
 void pp_read_invalidate(pp_archive *archive, size_t first, size_t end)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state)
 		return;
 	pp_cache_invalidate(state->cache, first, end);
@@ -67,7 +76,7 @@ void pp_read_invalidate(pp_archive *archive, size_t first, size_t end)
 
 void pp_read_release(pp_archive *archive)
 {
-	pp_read_state *state = archive->read;
+	pp_read_state *state = archive->state[PP_SLOT_READ].data;
 	if (!state)
 		return;
 	pp_cache_free(state->cache);
@@ -76,7 +85,7 @@ void pp_read_release(pp_archive *archive)
 	free(state->stored);
 	free(state->stored_known);
 	free(state);
-	archive->read = NULL;
+	archive->state[PP_SLOT_READ] = (pp_handle_state){ 0 };
 }
 
 int pp_set_cache_size(pp_archive *archive, uint64_t bytes, pp_error *err)
@@ -86,28 +95,6 @@ int pp_set_cache_size(pp_archive *archive, uint64_t bytes, pp_error *err)
 	if (status == 0)
 		pp_cache_set_budget(state->cache, bytes);
 	return status;
-}
-
-int pp_fill_sink_fn(void *opaque, const uint8_t *data, size_t len,
-		    pp_error *err)
-{
-	pp_fill_sink *f = opaque;
-	(void)err;
-	size_t piece = PP_MIN(len, f->room - f->filled);
-	memcpy(f->dest + f->filled, data, piece);
-	f->filled += piece;
-	return 0;
-}
-
-int pp_decode_block(pp_archive *archive, size_t block, uint8_t *buf,
-		    pp_error *err)
-{
-	if (archive->ops->decode_whole)
-		return archive->ops->decode_whole(archive, block, buf, err);
-	pp_fill_sink f = { .dest = buf,
-			   .room = (size_t)archive->blocks[block].usize };
-	return archive->ops->decode(archive, block, UINT64_MAX,
-				    pp_fill_sink_fn, &f, err);
 }
 
 static int stored_extents(pp_archive *archive, pp_read_state *state,

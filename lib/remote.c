@@ -12,7 +12,13 @@
  * anything else the archive owns.
  */
 #include "remote.h"
+#include "archive.h"
+#include "array.h"
 #include "beside.h"
+#include "container.h"
+#include "error.h"
+#include "format.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

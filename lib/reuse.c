@@ -36,9 +36,18 @@
  * output.  All-zero blocks never get here: pack.c encodes one of each size
  * and kind and copies that.
  */
-#include "internal.h"
+#include "reuse.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "crc.h"
+#include "error.h"
+#include "plan.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -141,25 +150,6 @@ static int compare_bytes(void *opaque, const uint8_t *data, size_t len,
 		/* Any status stops the decoder; differs says it was this. */
 		return pp_fail(err, PP_ERR_CHECK, "the bytes differ");
 	}
-	c->seen += len;
-	return 0;
-}
-
-/* Collects a block's decoded bytes. */
-typedef struct collect_sink {
-	uint8_t *dest;
-	size_t room;
-	size_t seen;
-} collect_sink;
-
-static int collect_bytes(void *opaque, const uint8_t *data, size_t len,
-			 pp_error *err)
-{
-	collect_sink *c = opaque;
-	if (len > c->room - c->seen)
-		return pp_fail(err, PP_ERR_FORMAT, "a block decodes to more "
-			       "bytes than its size");
-	memcpy(c->dest + c->seen, data, len);
 	c->seen += len;
 	return 0;
 }
@@ -339,12 +329,9 @@ static int compare_probes(const void *a, const void *b)
 static int decode_probe(pp_reuse *reuse, size_t i, uint8_t *data,
 			bool *decoded, pp_error *err)
 {
-	const pp_block *b = &reuse->base->blocks[i];
-	collect_sink sink = { .dest = data, .room = (size_t)b->usize };
 	pp_error why;
-	int status = reuse->base->ops->decode(reuse->base, i, UINT64_MAX,
-					      collect_bytes, &sink, &why);
-	*decoded = status == 0 && sink.seen == b->usize;
+	int status = pp_decode_block(reuse->base, i, data, &why);
+	*decoded = status == 0;
 	if (is_damage(status))
 		return note_corrupt(reuse, i, &why, err);
 	if (status && err)
@@ -495,19 +482,6 @@ static int await_verdict(pp_reuse *reuse, bool *trusted, pp_error *err)
 }
 
 /* ---- the pack's side --------------------------------------------------- */
-
-int pp_reuse_fits_as_is(const pp_block *block, pp_block_record *record,
-			enum pp_reuse_fit *fit)
-{
-	*record = (pp_block_record){
-		.usize = block->usize,
-		.fsize = block->fsize,
-		.index_size = block->fsize,
-		.stored = false,
-	};
-	*fit = PP_REUSE_YES;
-	return 0;
-}
 
 int pp_reuse_finish(pp_reuse *reuse, bool *trusted, pp_error *err)
 {

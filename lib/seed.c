@@ -9,7 +9,15 @@
  * a handle's block cache is for one thread at a time.
  */
 #include "seed.h"
+#include "archio.h"
+#include "archive.h"
 #include "beside.h"
+#include "blocks.h"
+#include "bmap.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,8 @@
 #ifndef PARTPACK_SEED_H
 #define PARTPACK_SEED_H
 
-#include "internal.h"
+#include "bmap.h"
+#include "check.h"
 
 typedef struct pp_seed pp_seed;
 

@@ -7,9 +7,8 @@
  * time), blocks go through them instead, about five times as fast: bmap
  * files and digests hash whole images.
  */
-#include "internal.h"
+#include "sha256.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -191,13 +190,28 @@ static bool have_sha_ni(void)
 			(c & (1u << 9)) && (c & (1u << 19)) &&
 			__get_cpuid_count(7, 0, &a, &b, &c, &d) &&
 			(b & (1u << 29));
-		/* PARTPACK_NO_SHA_NI=1 takes the portable path, to compare. */
-		answer = yes && !getenv("PARTPACK_NO_SHA_NI") ? 2 : 1;
+		answer = yes ? 2 : 1;
 		__atomic_store_n(&known, answer, __ATOMIC_RELAXED);
 	}
 	return answer == 2;
 }
 #endif
+
+void pp_sha256_compress_portable(uint32_t state[8], const uint8_t *p,
+				 size_t blocks)
+{
+	for (; blocks > 0; blocks--, p += 64)
+		compress(state, p);
+}
+
+bool pp_sha256_accelerated(void)
+{
+#ifdef HAVE_SHA_NI
+	return have_sha_ni();
+#else
+	return false;
+#endif
+}
 
 /* Folds whole 64-byte blocks into the state. */
 static void compress_blocks(uint32_t state[8], const uint8_t *p, size_t blocks)
@@ -208,8 +222,7 @@ static void compress_blocks(uint32_t state[8], const uint8_t *p, size_t blocks)
 		return;
 	}
 #endif
-	for (; blocks > 0; blocks--, p += 64)
-		compress(state, p);
+	pp_sha256_compress_portable(state, p, blocks);
 }
 
 void pp_sha256_init(pp_sha256 *ctx)

@@ -10,6 +10,12 @@
  * zeros, listed once on first use.
  */
 #include "source.h"
+#include "array.h"
+#include "error.h"
+#include "io.h"
+#include "nbdsource.h"
+#include "pool.h"
+#include "qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -179,15 +185,8 @@ uint64_t pp_source_next_data(pp_source *source, uint64_t pos)
 	if (load_data(source, NULL))
 		return pos;
 	/* The first extent that ends after pos (they are sorted). */
-	size_t low = 0, high = source->data_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		const pp_range *r = &source->data[mid];
-		if (r->offset + r->length <= pos)
-			low = mid + 1;
-		else
-			high = mid;
-	}
+	size_t low = pp_first_range_after(source->data, source->data_count,
+					  pos);
 	if (low == source->data_count)
 		return source->size;
 	return PP_MAX(pos, source->data[low].offset);

@@ -10,9 +10,10 @@
 #ifndef PARTPACK_SOURCE_H
 #define PARTPACK_SOURCE_H
 
-#include "internal.h"
 #include "nbdsource.h"
 #include "qemu.h"
+
+#include <sys/types.h>
 
 struct pp_source {
 	char *name;                 /* names the image in messages */

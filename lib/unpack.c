@@ -19,7 +19,17 @@
  * member.  Such a block is decoded on the calling thread, its bytes going
  * to the sink as they come: no random access into it, but bounded memory.
  */
-#include "internal.h"
+#include "unpack.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
+#include "io.h"
+#include "map.h"
+#include "pool.h"
+#include "read.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* version.c - the version of the library loaded at run time, for programs
  * that compare it with the header they were built with. */
-#include "internal.h"
+#include "base.h"
 
 const char *pp_version(void)
 {

@@ -23,7 +23,12 @@
  * Every chunk says how long it is, so the stored bytes of any block can be
  * found by hopping from chunk header to chunk header without decoding.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "container.h"
+#include "error.h"
+#include "io.h"
 
 #include <lzma.h>
 #include <stdlib.h>

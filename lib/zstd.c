@@ -55,7 +55,13 @@
  * carry its content size (zstd reading a pipe) is decoded then to learn
  * it, and offers nothing to patch.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "check.h"
+#include "container.h"
+#include "error.h"
+#include "io.h"
 
 #include <zstd.h>
 #include <zstd_errors.h>

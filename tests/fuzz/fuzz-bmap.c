@@ -14,7 +14,10 @@
  * what it read is written back with pp_bmap_save (a temporary file beside
  * it, renamed) and read again, giving the same ranges.
  */
-#include "internal.h"
+#include "archive.h"
+#include "blocks.h"
+#include "bmap.h"
+#include "sha256.h"
 #include "fuzz.h"
 
 #include <errno.h>

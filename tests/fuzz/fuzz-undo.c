@@ -24,7 +24,9 @@
  * archive, as pp_recover does not parse it.
  * tests/fuzz/make-seeds.sh writes seed records for that size.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "journal.h"
 #include "fuzz.h"
 
 #include <errno.h>

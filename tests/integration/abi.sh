@@ -35,6 +35,10 @@ check "the version node PARTPACK_0.1 is defined" grep -q ' A PARTPACK_0\.1$' nm.
 check "no test hook in the library or the tools" \
 	bash -c '! grep -l PARTPACK_FAULT_AFTER "$@"' _ "$LIB" \
 	"$PARTPACK_BUILD/partpack" "$PARTPACK_BUILD/partpatch" "$PARTPACK_BUILD/partinfo"
+# The portable SHA-256 is tested through the static library (test-sha256),
+# not by an environment variable the shipped library would read.
+check_eq "the library reads no PARTPACK_ variable" "" \
+	"$(grep -a -o 'PARTPACK_[A-Z][A-Z_]*' "$LIB" | sort -u | tr '\n' ' ')"
 
 # A program linked with the shared library: the runtime version is the
 # header's, and the public open flags are all pp_open takes.

@@ -1,7 +1,8 @@
 /* test-api.c - the public interface's promises that need no archive:
  * statuses and their names, the version, the open flags a caller may pass,
  * and handlers that threads may set and use at the same time. */
-#include "internal.h"
+#include "archive.h"
+#include "error.h"
 #include "unit.h"
 
 #include <pthread.h>

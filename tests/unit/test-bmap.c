@@ -1,7 +1,8 @@
 /* test-bmap.c - the bmap document: ranges placed and hashed block by block
  * as packing does (unaligned archive blocks, data extents meeting inside a
  * 4 KiB block, a pipe), written and parsed back, updated after a patch. */
-#include "internal.h"
+#include "bmap.h"
+#include "sha256.h"
 #include "unit.h"
 
 #include <stdlib.h>

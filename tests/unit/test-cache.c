@@ -6,7 +6,11 @@
  * partpack archives of every check kind, including a zero block whose
  * bytes were tampered with, which must never be called zero.
  */
-#include "internal.h"
+#include "archive.h"
+#include "cache.h"
+#include "check.h"
+#include "crc.h"
+#include "io.h"
 #include "unit.h"
 
 #include <errno.h>

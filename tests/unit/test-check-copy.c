@@ -9,7 +9,10 @@
  * of no kind partpack computes (a reserved xz check ID) must be refused
  * with nothing written.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "io.h"
 #include "unit.h"
 
 #include <fcntl.h>

@@ -2,7 +2,9 @@
  * test-check.c - the check kinds: sizes as liblzma has them, and the update
  * each kind offers producing exactly the bytes a fresh check would store.
  */
-#include "internal.h"
+#include "check.h"
+#include "crc.h"
+#include "sha256.h"
 #include "unit.h"
 
 #include <lzma.h>

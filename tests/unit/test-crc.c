@@ -1,5 +1,5 @@
 /* test-crc.c - CRC update arithmetic against brute force on random data. */
-#include "internal.h"
+#include "crc.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -4,7 +4,9 @@
  * and fetches from a local archive with seeds of every kind, judged by the
  * report (what was seeded, fetched, verified) and by the bytes written.
  */
-#include "internal.h"
+#include "archive.h"
+#include "blocks.h"
+#include "sha256.h"
 #include "unit.h"
 
 #define MIB (1u << 20)

@@ -4,7 +4,12 @@
  * damaged files refused with the right status.  Stock gzip must accept
  * what we write.
  */
-#include "internal.h"
+#include "archio.h"
+#include "archive.h"
+#include "blocks.h"
+#include "container.h"
+#include "error.h"
+#include "io.h"
 #include "unit.h"
 
 #include <zlib.h>

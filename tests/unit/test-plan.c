@@ -1,5 +1,5 @@
 /* test-plan.c - the block layout planner. */
-#include "internal.h"
+#include "plan.h"
 #include "unit.h"
 
 /* Walks the plan over size bytes; returns the block count, fills starts. */

@@ -2,10 +2,13 @@
  * test-ptable.c - GPT and MBR reading, on images built in memory, and
  * against sfdisk's own reading of tables it wrote, when sfdisk is there.
  */
-#include "internal.h"
+#include "crc.h"
+#include "io.h"
+#include "ptable.h"
 #include "unit.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -3,7 +3,8 @@
  * about formats without naming one gets the answer the containers give,
  * and the answers agree with each other.
  */
-#include "internal.h"
+#include "container.h"
+#include "format.h"
 #include "unit.h"
 
 #include <string.h>

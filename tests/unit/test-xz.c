@@ -1,6 +1,7 @@
 /* test-xz.c - the xz container reader on our files, stock xz files with
  * several streams, padding and filters, and corrupt files. */
-#include "internal.h"
+#include "archive.h"
+#include "crc.h"
 #include "unit.h"
 
 #include <fcntl.h>

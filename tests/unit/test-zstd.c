@@ -1,7 +1,8 @@
 /* test-zstd.c - the zstd container: our files' layout, seek table and
  * patches; hand-made foreign frames (raw blocks before and after compressed
  * ones, RLE, no seek table); and corrupt files. */
-#include "internal.h"
+#include "archive.h"
+#include "blocks.h"
 #include "unit.h"
 
 #include <fcntl.h>
