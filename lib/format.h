@@ -12,7 +12,7 @@
 const pp_container_ops *pp_container_of(enum pp_format format);
 /* The container whose probe accepts the first bytes of a file, or NULL. */
 const pp_container_ops *pp_container_probe(const uint8_t *head, size_t len);
-/* "xz or gzip": every format's name, for messages. */
+/* "xz, gzip or zstd": every format's name, for messages. */
 void pp_container_names(char *text, size_t size);
 
 #endif
