@@ -65,12 +65,15 @@ for a in $(printf 'img.%s ' $FORMATS); do
 			test "$(stat -c %b redirect.raw)" -lt "$(stat -c %b never.raw)"' _ "$a" img
 	check "$a: a partition to a file" partcat -p part1 "$a" -o p1.raw
 	check_cmp "$a: ... is the partition" part1.img p1.raw
+	check "$a: a range across blocks and kinds to a file, -T3" \
+		partcat -T3 --offset "$off" --length "$len" "$a" -o range.raw
+	check_cmp "$a: ... is the range" range.img range.raw
 	for t in 1 2 3; do
 		check "$a: -T$t" partcat -T$t --sparse=never "$a" -o t$t.raw
 	done
 	check_cmp "$a: -T1 and -T2 write the same bytes" t1.raw t2.raw
 	check_cmp "$a: -T1 and -T3 write the same bytes" t1.raw t3.raw
-	rm -f out.raw never.raw always.raw redirect.raw p1.raw t1.raw t2.raw t3.raw
+	rm -f out.raw never.raw always.raw redirect.raw p1.raw range.raw t1.raw t2.raw t3.raw
 
 	# ---- the map and pp_pread through the examples ------------------------
 	"$MAP" "$a" >map.txt
@@ -180,6 +183,16 @@ check_fails "a flipped byte in stored data: status 4, one line" 4 \
 no_output bad.raw
 rm -f bad.xz
 
+# A write that fails (a file size limit; SIGXFSZ ignored, so pwrite says
+# EFBIG) on the thread that writes the workers' pieces: it stops the
+# workers, and is the error.
+for a in $(printf 'img.%s ' $FORMATS); do
+	check_fails "$a: a write error: status 1, one line" 1 \
+		bash -c 'trap "" XFSZ; ulimit -f 1024; partcat -q -T2 "$1" -o limited.raw' _ "$a"
+	check "... naming OUT" grep -q "limited.raw" <<<"$CHECK_STDERR"
+	no_output limited.raw
+done
+
 # ---- foreign files ------------------------------------------------------------
 # Each format's own tool, in one block (xz from 5.6 on uses threads, and
 # so blocks, unless told -T1).
@@ -201,3 +214,22 @@ check_cmp "an xz -T2 file of 4 MiB blocks: the image" img foreign.raw
 check_eq "... decoded block by block, no notice" "" "$(cat foreign.err)"
 check_stdout_cmp "... and a partition out of it" part2.img partcat -p part2 multi.xz
 rm -f foreign.raw foreign.err single.* multi.xz
+
+# ---- memory: no buffer of a block's size per worker --------------------------
+# Into a regular file the workers hand each decoded piece to one writer
+# thread, which holds at most 8 MiB of pieces per worker: three 16 MiB
+# blocks decoded by two workers take much less than the three block
+# buffers of decoding whole blocks (48 MiB, 57 MiB of RSS in all).
+peak_rss_kib() {
+	python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+}
+yes 'partpack: no buffer of a block per worker' | head -c 48M >big.img
+check "pack 48 MiB in 16 MiB blocks" partpack -q -0 -T2 -B 16MiB -o big.xz big.img
+rss=$(peak_rss_kib partcat -q -T2 big.xz -o big.raw)
+check_cmp "partcat -T2 -o: the image" big.img big.raw
+check "... in less memory than three blocks take (${rss} KiB < 40960 KiB)" \
+	test "${rss:-99999999}" -lt 40960
+rm -f big.img big.xz big.raw
