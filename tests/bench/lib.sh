@@ -25,14 +25,6 @@ timed() {
 }
 ratio() { printf '%.3f' "$(calc "$1 / $2")"; }
 size_of() { stat -c %s "$1"; }
-# peak_rss_kib CMD...: runs CMD and prints its peak resident set in KiB.
-peak_rss_kib() {
-	python3 -c '
-import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
-}
-
 # timed_rss VAR RSS_VAR CMD...: as timed, and CMD's peak resident set in
 # KiB into RSS_VAR, from the same run (the clock starts and stops around
 # CMD alone, not the interpreter that waits for it).
@@ -50,6 +42,14 @@ sys.exit(status)' "$measured" "$@" || return 1
 	read -r out <"$measured"
 	printf -v "$var" '%s' "${out% *}"
 	printf -v "$rss_var" '%s' "${out#* }"
+}
+
+# peak_rss_kib CMD...: runs CMD (its output discarded) and prints its peak
+# resident set in KiB.
+peak_rss_kib() {
+	local t rss
+	timed_rss t rss "$@" >/dev/null || return 1
+	echo "$rss"
 }
 
 # remember NAME VALUE / recall NAME: measurements kept for later rows.
