@@ -399,8 +399,12 @@ static int write_zeros_at(const extract *x, uint64_t len, uint64_t at,
 	return 0;
 }
 
-/* Writes data at `at`, leaving holes for the all-zero HOLE_GRAIN pieces
- * that are aligned in the output file (--sparse=always). */
+/* Writes data at `at`, leaving holes for its all-zero HOLE_GRAIN pieces
+ * aligned in the output file.  Only with holes: the file was cut first, so
+ * it reads zeros wherever nothing is written, and a zero piece shorter
+ * than a grain (a decoder's piece need not end on a grain) is skipped
+ * too; the grain it shares with a neighbour's data is then allocated by
+ * that write alone, and the filesystem fills the rest with zeros. */
 static int write_sparse_at(const extract *x, const uint8_t *data, size_t len,
 			   uint64_t at, pp_error *err)
 {
@@ -409,14 +413,13 @@ static int write_sparse_at(const extract *x, const uint8_t *data, size_t len,
 		/* Up to the next grain boundary of the file. */
 		size_t piece = (size_t)PP_MIN((uint64_t)len - pos,
 					      HOLE_GRAIN - at % HOLE_GRAIN);
-		bool zero = piece == HOLE_GRAIN && pp_all_zero(data + pos, piece);
+		bool zero = pp_all_zero(data + pos, piece);
 		size_t run = piece;
 		/* Gather a run of the same kind, for one write. */
 		while (pos + run < len) {
 			size_t next = (size_t)PP_MIN((uint64_t)len - pos - run,
 						     HOLE_GRAIN);
-			bool next_zero = next == HOLE_GRAIN &&
-				pp_all_zero(data + pos + run, next);
+			bool next_zero = pp_all_zero(data + pos + run, next);
 			if (next_zero != zero)
 				break;
 			run += next;
