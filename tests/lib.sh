@@ -330,6 +330,20 @@ python_with() {
 # (qemu's coroutines hang under a preloaded ASan): a --run command should
 # start with `env -u LD_PRELOAD`.
 nbdkit_() {
+	nbdkit_preload
+	LD_PRELOAD=$NBDKIT_PRELOAD nbdkit "$@"
+}
+# nbdkit_exec ARGS...: as nbdkit_, in place of the shell that runs it.
+# Started as `nbdkit_exec ... &`, $! is then nbdkit's own PID: with
+# nbdkit_ it is a subshell's, and killing that leaves nbdkit running,
+# holding its archive's lock against the next server.
+nbdkit_exec() {
+	nbdkit_preload
+	LD_PRELOAD=$NBDKIT_PRELOAD exec nbdkit "$@"
+}
+# nbdkit_preload: NBDKIT_PRELOAD, the LD_PRELOAD for nbdkit_ (the
+# caller's, after the sanitizer runtime when there is one).
+nbdkit_preload() {
 	local preload=
 	case ${PP_TEST_CFLAGS:-} in
 	*fsanitize=address*)
@@ -337,7 +351,7 @@ nbdkit_() {
 		export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
 		;;
 	esac
-	LD_PRELOAD="$preload${LD_PRELOAD:+${preload:+:}$LD_PRELOAD}" nbdkit "$@"
+	NBDKIT_PRELOAD="$preload${LD_PRELOAD:+${preload:+:}$LD_PRELOAD}"
 }
 
 # nbdkit_on_path: for tools of the build that start nbdkit themselves
