@@ -23,7 +23,7 @@ with_appliance() {
 
 row_stamp() {
 	need_pp_xz
-	local t t_ours t_app t_inplace t_cp times=() i
+	local t t_ours t_app t_inplace t_cp t_cpsync times=() i
 	make_grub_cfg grub.cfg
 	for i in 1 2 3 4 5; do
 		timed t stamp_grub ours.xz
@@ -40,15 +40,22 @@ row_stamp() {
 		"$(ratio "$(changed_bytes pp.xz ours.xz)" 262144)" "<= 1.0"
 	rm -f ours.xz app.xz
 	# Where the time of --output goes without reflinks: the same stamp in
-	# place, and a copy of the archive alone.
+	# place (on a copy already on disk, or its fsyncs would write the
+	# whole copy), a copy of the archive alone, and a copy made durable,
+	# as --output must before the new name appears.
 	cp pp.xz inplace.xz
+	sync inplace.xz
 	timed t_inplace partpatch -q inplace.xz --partition part1 --mkdir /grub \
 		--upload grub.cfg:/grub/grub.cfg
 	sync
 	timed t_cp cp --reflink=auto pp.xz copy.xz
+	rm -f copy.xz
+	timed t_cpsync sh -c 'cp --reflink=auto pp.xz copy.xz && sync copy.xz'
 	rm -f inplace.xz copy.xz
 	emit "... the same stamp in place (no --output)" "$t_inplace s" \
 		"cp --reflink=auto of the archive: $t_cp s" "" ""
+	emit "... --output against a durable copy of the archive" "$t_ours s" \
+		"cp --reflink=auto and sync: $t_cpsync s" "$(ratio "$t_ours" "$t_cpsync")" ""
 }
 
 row_stamp_variants() {

@@ -1,6 +1,6 @@
 # tests/bench/image.sh - the inputs the rows share, each made once.
 #
-# The bench image: a GPT disk of BENCH_IMG_MIB (1024) MiB with an ext4
+# The bench image: a GPT disk of BENCH_IMG_MIB (512) MiB with an ext4
 # /boot of BENCH_BOOT_MIB (128) MiB holding the machine's /boot, and an
 # ext4 root filled with real binaries (/usr/bin, /usr/lib/x86_64-linux-gnu,
 # /usr/share) up to about 80 % of the partition.
