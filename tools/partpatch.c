@@ -640,7 +640,7 @@ static int update_bmap(patch_args *args, pp_bmap *bmap, pp_archive *archive)
 			  args->bmap_output : "", target);
 		return EXIT_ERROR;
 	}
-	if (args->bmap_found)
+	if (args->bmap_found && !args->quiet)
 		fprintf(stderr, "%s: %s: updated to match %s (the bmap "
 			"bmaptool finds for it; --no-bmap leaves it)\n",
 			cli_program, saved, target);

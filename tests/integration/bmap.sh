@@ -207,6 +207,11 @@ for fmt in xz gz; do
 		bash -c "rm -f target.raw && bmaptool -q copy auto.$fmt target.raw && cmp target.raw holes-new.img"
 	cp h.$fmt none.$fmt
 	cp h.$fmt.bmap none.$fmt.bmap
+	cp h.$fmt quiet.$fmt
+	cp h.$fmt.bmap quiet.bmap
+	check_eq "$fmt: ... and with -q keeps it true saying nothing, as the man page says" "" \
+		"$(partpatch -q quiet.$fmt --offset $AT --input patch.bin 2>&1)"
+	check "$fmt: ... (it did keep it true)" bash -c "! cmp -s h.$fmt.bmap quiet.bmap"
 	check "$fmt: --no-bmap leaves it" partpatch --no-bmap none.$fmt --offset $AT --input patch.bin
 	check_cmp "$fmt: ... as it was" h.$fmt.bmap none.$fmt.bmap
 	cp h.$fmt bad.$fmt
