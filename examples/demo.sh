@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # examples/demo.sh BUILD_DIR - what `make demo` shows: build a GPT disk image
-# in ./demo/, pack it to .xz keeping partition 1 (/boot) raw, stamp a new
+# in BUILD_DIR/demo/, pack it to .xz keeping partition 1 (/boot) raw, stamp a new
 # /boot into the archive in place with partpatch, and show that stock xz
 # still reads it and that it decodes to the image with the new /boot.
 # Every command is printed before it runs.
@@ -22,10 +22,12 @@ for t in partpack partpatch partinfo; do
 done
 export PATH="$build:$PATH"
 
-demo=demo
+# Beside the build, not in the source tree's top level.
+demo=${1%/}/demo
 rm -rf -- "$demo"
 mkdir -p "$demo"
-export TESTDIR=$PWD/$demo
+TESTDIR=$(cd "$demo" && pwd)
+export TESTDIR
 PP_LIB_TAP=0
 # shellcheck source=tests/lib.sh
 . "$srcdir/tests/lib.sh"
