@@ -362,8 +362,7 @@ typedef struct extract {
 	const char *name;
 	uint64_t from, to;          /* the image range wanted */
 	bool direct;                /* a regular file, written with pwrite */
-	bool holes;                 /* ... skipping zeros instead of writing */
-	bool find_zeros;            /* ... also those found in decoded data */
+	bool holes;                 /* ... skipping zeros, decoded ones too */
 	uint64_t base;              /* file offset of image byte `from` */
 	uint64_t done;              /* image bytes delivered, in order */
 	struct writer *writer;      /* direct: takes the workers' pieces */
@@ -399,12 +398,13 @@ static int write_zeros_at(const extract *x, uint64_t len, uint64_t at,
 	return 0;
 }
 
-/* Writes data at `at`, leaving holes for its all-zero HOLE_GRAIN pieces
- * aligned in the output file.  Only with holes: the file was cut first, so
- * it reads zeros wherever nothing is written, and a zero piece shorter
- * than a grain (a decoder's piece need not end on a grain) is skipped
- * too; the grain it shares with a neighbour's data is then allocated by
- * that write alone, and the filesystem fills the rest with zeros. */
+/* Writes the data at `at` but its all-zero HOLE_GRAIN pieces aligned in
+ * the output file, which stay holes.  Only with holes: the file was cut
+ * first, so it reads zeros wherever nothing is written, and a zero piece
+ * shorter than a grain (a decoder's piece need not end on a grain) is
+ * skipped too; the grain it shares with a neighbour's data is then
+ * allocated by that write alone, and the filesystem fills the rest with
+ * zeros. */
 static int write_sparse_at(const extract *x, const uint8_t *data, size_t len,
 			   uint64_t at, pp_error *err)
 {
@@ -424,8 +424,7 @@ static int write_sparse_at(const extract *x, const uint8_t *data, size_t len,
 				break;
 			run += next;
 		}
-		int status = zero ? write_zeros_at(x, run, at, err) :
-			write_at(x, data + pos, run, at, err);
+		int status = zero ? 0 : write_at(x, data + pos, run, at, err);
 		if (status)
 			return status;
 		pos += run;
@@ -458,7 +457,7 @@ static int write_piece(const extract *x, uint64_t uoffset, const uint8_t *data,
 	uint64_t at = x->base + (uoffset + skip - x->from);
 	if (!data)
 		return write_zeros_at(x, kept, at, err);
-	if (x->find_zeros)
+	if (x->holes)  /* zeros found in decoded data too, as cp --sparse=auto */
 		return write_sparse_at(x, data + skip, kept, at, err);
 	return write_at(x, data + skip, kept, at, err);
 }
@@ -686,7 +685,6 @@ static int prepare_output(extract *x, pp_error *err)
 		return 0;
 	x->base = (uint64_t)pos;
 	x->holes = x->options->sparse != PP_SPARSE_NEVER;
-	x->find_zeros = x->holes;  /* as cp --sparse=auto does */
 	if (x->holes && (uint64_t)st.st_size > x->base && ftruncate(x->fd, pos))
 		return pp_fail_errno(err, PP_ERR_IO, "%s", x->name);
 	return 0;
