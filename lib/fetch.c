@@ -37,6 +37,7 @@
 #include "check.h"
 #include "container.h"
 #include "error.h"
+#include "fetchdigest.h"
 #include "fetchplan.h"
 #include "io.h"
 #include "sha256.h"
@@ -674,24 +675,6 @@ static void identity_of(const fetch *f, uint8_t digest[32])
 	pp_sha256_final(&sha, digest);
 }
 
-/* The SHA-256 of bytes [at, at + len) of the output, read in pieces
- * through buf. */
-static int hash_output(fetch *f, uint64_t at, uint64_t len, uint8_t *buf,
-		       size_t buf_size, uint8_t digest[32], pp_error *err)
-{
-	pp_sha256 sha;
-	pp_sha256_init(&sha);
-	for (uint64_t k = 0; k < len;) {
-		size_t step = (size_t)PP_MIN((uint64_t)buf_size, len - k);
-		if (pp_pread_full(f->out_fd, buf, step, at + k))
-			return pp_fail_errno(err, PP_ERR_IO, "output: read error");
-		pp_sha256_update(&sha, buf, step);
-		k += step;
-	}
-	pp_sha256_final(&sha, digest);
-	return 0;
-}
-
 /* An earlier run's block is taken when its bytes still hash to what that
  * run recorded. */
 static int verify_done(fetch *f, size_t i, pp_error *err)
@@ -802,17 +785,33 @@ static int parse_sha256(const char *hex, uint8_t digest[32], pp_error *err)
 	return 0;
 }
 
+/* The output's spans, one per block of [first, end), go to a thread that
+ * hashes them in order as the run marks them written (fetchdigest.c);
+ * blocks an earlier run left are written already. */
+static int start_digest(fetch *f, pp_error *err)
+{
+	size_t n = f->end - f->first;
+	pp_range *spans = calloc(n + 1, sizeof *spans);
+	if (!spans)
+		return pp_fail(err, PP_ERR_NOMEM, "out of memory");
+	for (size_t i = f->first; i < f->end; i++)
+		pp_fetch_output_span(f, i, &spans[i - f->first].offset,
+				     &spans[i - f->first].length);
+	int status = pp_fetch_digest_start(f->out_fd, f->out_size, spans, n,
+					   &f->digest, err);
+	free(spans);
+	for (size_t i = f->first; status == 0 && i < f->end; i++)
+		if (f->plans[i].take == TAKE_DONE)
+			pp_fetch_digest_written(f->digest, i - f->first);
+	return status;
+}
+
 static int verify_digest(fetch *f, const char *name, pp_error *err)
 {
 	uint8_t want[32], have[32];
 	int status = parse_sha256(f->options->sha256, want, err);
-	enum { PIECE = 1 << 20 };
-	uint8_t *buf = malloc(PIECE);
-	if (status == 0 && !buf)
-		status = pp_fail(err, PP_ERR_NOMEM, "out of memory");
 	if (status == 0)
-		status = hash_output(f, 0, f->out_size, buf, PIECE, have, err);
-	free(buf);
+		status = pp_fetch_digest_finish(f->digest, have, err);
 	if (status)
 		return status;
 	if (memcmp(want, have, 32) != 0) {
@@ -876,6 +875,7 @@ static void fetch_free(fetch *f)
 	free(f->seeds);
 	if (f->have_bmap)
 		pp_bmap_release(&f->bmap);
+	pp_fetch_digest_free(f->digest);
 	if (f->spill_fd >= 0 && f->spill_fd != f->out_fd)
 		close(f->spill_fd);
 	pp_close(f->target);
@@ -916,6 +916,8 @@ static int assemble(fetch *f, const char *location, const char *out_path,
 		status = open_output(f, out_path, dir, err);
 	if (status == 0)
 		status = plan_blocks(f, err);
+	if (status == 0 && f->options->sha256)
+		status = start_digest(f, err);
 	if (status == 0)
 		status = pp_fetch_run(f, err);
 	if (status == 0 && f->options->sha256)

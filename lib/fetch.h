@@ -83,6 +83,7 @@ typedef struct fetch {
 	atomic_uint_fast64_t done_bytes, seeded_bytes, zero_bytes,
 		resumed_bytes, fetched_blocks, seeded_blocks;
 	bool digest_failed;         /* complete, and not what was asked */
+	struct pp_fetch_digest *digest;  /* --sha256: hashing as blocks land */
 } fetch;
 
 /* A block larger than this is never taken from a seed (it would be held

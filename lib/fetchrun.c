@@ -23,6 +23,7 @@
 #include "check.h"
 #include "container.h"
 #include "error.h"
+#include "fetchdigest.h"
 #include "fetchplan.h"
 #include "fetchstate.h"
 #include "http.h"
@@ -721,11 +722,15 @@ static int fill(void *opaque, size_t job_number, void *slot, pp_error *err)
 		if (status)
 			return status;
 	}
-	if (r->local_next < r->local_count) {
+	/* A fetched block that is here goes first: the output's digest
+	 * (fetchdigest.c) follows the written prefix, and waits at the first
+	 * block not written. */
+	pthread_mutex_lock(&r->lock);
+	if (r->ready_next == r->ready_count && r->local_next < r->local_count) {
 		j->block = r->local[r->local_next++];
+		pthread_mutex_unlock(&r->lock);
 		return 0;
 	}
-	pthread_mutex_lock(&r->lock);
 	while (r->ready_next == r->ready_count && !r->fetched_all) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -765,10 +770,13 @@ static int drain(void *opaque, size_t job_number, void *slot, pp_error *err)
 	(void)err;
 	if (p->take == TAKE_DONE)
 		return 0;
-	if (j->demoted)
+	if (j->demoted) {
 		p->demoted = true;
-	else
+	} else {
 		p->take = TAKE_DONE;
+		if (f->digest)
+			pp_fetch_digest_written(f->digest, j->block - f->first);
+	}
 	pp_fetch_report_progress(f);
 	return 0;
 }
