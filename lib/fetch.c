@@ -155,6 +155,15 @@ static int list_layouts(fetch *f, pp_error *err)
 
 /* ---- identity by the bmap ---------------------------------------------------- */
 
+/* An archive seed's block of the same encoding, size and kind of check. */
+static bool same_encoding(fetch *f, size_t i, size_t s, size_t sbi)
+{
+	const pp_block *b = &f->target->blocks[i];
+	pp_archive *sa = pp_seed_archive(f->seeds[s]);
+	return sa && sbi != SIZE_MAX && sa->ops->format == f->target->ops->format &&
+	       sa->blocks[sbi].fsize == b->fsize && sa->blocks[sbi].check == b->check;
+}
+
 static uint64_t range_start(const pp_bmap *bmap, const pp_bmap_range *r)
 {
 	return r->first * bmap->block_size;
@@ -320,13 +329,10 @@ static bool find_donor(fetch *f, size_t i)
 static bool encoded_copy(fetch *f, size_t i, int seed)
 {
 	const pp_block *b = &f->target->blocks[i];
-	block_plan *p = &f->plans[i];
-	pp_archive *sa = pp_seed_archive(f->seeds[seed]);
 	size_t sbi = pp_seed_block_at(f->seeds[seed], b->uoffset, b->usize);
-	if (!sa || sbi == SIZE_MAX || sa->ops->format != f->target->ops->format ||
-	    sa->blocks[sbi].fsize != b->fsize || sa->blocks[sbi].check != b->check)
+	if (!same_encoding(f, i, (size_t)seed, sbi))
 		return false;
-	p->seed_block = sbi;
+	f->plans[i].seed_block = sbi;
 	return true;
 }
 
@@ -553,15 +559,6 @@ static bool check_says_zeros(const pp_block *b, const block_plan *p)
 	return memcmp(zeros, p->check, kind->size) == 0;
 }
 
-/* An archive seed's block of the same encoding holding the check. */
-static bool same_encoding(fetch *f, size_t i, size_t s, size_t sbi)
-{
-	const pp_block *b = &f->target->blocks[i];
-	pp_archive *sa = pp_seed_archive(f->seeds[s]);
-	return sa && sbi != SIZE_MAX && sa->ops->format == f->target->ops->format &&
-	       sa->blocks[sbi].fsize == b->fsize && sa->blocks[sbi].check == b->check;
-}
-
 static int plan_by_check(fetch *f, size_t i, pp_error *err)
 {
 	const pp_block *b = &f->target->blocks[i];
@@ -614,6 +611,23 @@ static int plan_by_check(fetch *f, size_t i, pp_error *err)
 
 /* ---- the plan ------------------------------------------------------------------ */
 
+/*
+ * Archive output takes a compressed block from a seed only as that seed's
+ * own encoded bytes (a raw seed's, or other encodings', would have to be
+ * encoded again, and need not come out the same).  A block no seed holds
+ * in its encoding is fetched without hashing any seed's bytes for it.
+ */
+static bool may_copy_encoded(fetch *f, size_t i)
+{
+	const pp_block *b = &f->target->blocks[i];
+	for (size_t s = 0; s < f->seed_count; s++)
+		if (same_encoding(f, i, s, pp_seed_block_at(f->seeds[s],
+							    b->uoffset,
+							    b->usize)))
+			return true;
+	return false;
+}
+
 static bool checkable(const pp_block *b)
 {
 	const pp_check_kind *kind = pp_check_kind_of(b->check);
@@ -634,7 +648,9 @@ static int plan_blocks(fetch *f, pp_error *err)
 		block_plan *p = &f->plans[i];
 		/* A block too large to hold is fetched as a stream. */
 		bool decided = p->take == TAKE_DONE ||
-			f->target->blocks[i].usize > PP_FETCH_BUFFERED_MAX;
+			f->target->blocks[i].usize > PP_FETCH_BUFFERED_MAX ||
+			(f->archive_out && !f->wholly_stored[i] &&
+			 !may_copy_encoded(f, i));
 		if (!decided && f->have_bmap &&
 		    (compare || (f->wholly_stored[i] && !f->archive_out)))
 			status = plan_by_bmap(f, i, buf, HASH_PIECE, &decided,
