@@ -42,6 +42,7 @@
 #define AHEAD_MIN ((uint64_t)64 << 10)    /* read-ahead of a lone read */
 #define AHEAD_MAX ((uint64_t)8 << 20)     /* ... doubling while reads follow */
 #define WINDOWS 4                         /* read-ahead windows kept */
+#define ADVISED_MAX ((uint64_t)64 << 20)  /* read at once when advised */
 #define RETRIES 2
 #define ERROR_BODY_MAX 1024
 
@@ -72,6 +73,7 @@ struct pp_http {
 	window windows[WINDOWS];
 	unsigned long clock;
 	uint64_t last_end, last_ahead;
+	uint64_t advised_offset, advised_end;   /* pp_http_advise */
 	int spill_fd;               /* the whole body; -1 while Range works */
 	char *spill_dir;
 	atomic_uint_fast64_t requests, bytes;
@@ -841,6 +843,9 @@ static size_t ahead_for(pp_http *http, size_t len, uint64_t offset)
 		PP_MIN(2 * http->last_ahead, AHEAD_MAX) : AHEAD_MIN;
 	ahead = PP_MAX(ahead, AHEAD_MIN);
 	http->last_ahead = ahead;
+	if (offset >= http->advised_offset && offset < http->advised_end)
+		ahead = PP_MAX(ahead, PP_MIN(http->advised_end - offset,
+					     ADVISED_MAX));
 	uint64_t want = PP_MAX((uint64_t)len, ahead);
 	return (size_t)PP_MIN(want, http->size - offset);
 }
@@ -856,6 +861,14 @@ static void keep_window(pp_http *http, window *fresh)
 	*victim = *fresh;
 	victim->used = ++http->clock;
 	http->last_end = fresh->offset + fresh->len;
+	pthread_mutex_unlock(&http->lock);
+}
+
+void pp_http_advise(pp_http *http, uint64_t offset, uint64_t len)
+{
+	pthread_mutex_lock(&http->lock);
+	http->advised_offset = offset;
+	http->advised_end = offset + len;
 	pthread_mutex_unlock(&http->lock);
 }
 

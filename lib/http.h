@@ -64,6 +64,11 @@ int pp_http_read(pp_http *http, void *buf, size_t len, uint64_t offset,
 /* Copies bytes kept from earlier requests (opening, read-ahead, a server
  * that ignores Range), if they are all there: no request is made. */
 bool pp_http_cached(pp_http *http, void *buf, size_t len, uint64_t offset);
+/* The caller is about to read [offset, offset + len) through: a read
+ * missing inside it asks for the rest of it in one request (up to 64 MiB)
+ * instead of read-ahead windows doubling from 64 KiB.  A hint: one is
+ * kept, the latest. */
+void pp_http_advise(pp_http *http, uint64_t offset, uint64_t len);
 
 /*
  * Fetches ranges, one request each, up to the connection count at once,

@@ -154,6 +154,15 @@ partinfo "$WWW/v1.img.xz" | sed 1d >info.local
 check_stdout_cmp "partinfo URL prints what it prints for the file" info.local \
 	bash -c "partinfo '$URL/v1.img.xz' | sed 1d"
 check_eq "... in two range requests (the first and last 64 KiB)" 2 "$(log_requests)"
+# Without a kept partition the partition table is in the first block,
+# compressed: the .zst's first frame is decoded, asked for in one request
+# (not 128 KiB at a time, as libzstd reads it, through read-ahead windows).
+partpack -q -1 -F zst -o "$WWW/whole.img.zst" v1.img || bail "partpack -F zst"
+partinfo "$WWW/whole.img.zst" | sed 1d >info.zst.local
+log_reset
+check_stdout_cmp "partinfo URL of a .zst whose partition table is compressed" \
+	info.zst.local bash -c "partinfo '$URL/whole.img.zst' | sed 1d"
+check_eq "... in three requests (the ends, the first frame)" 3 "$(log_requests)"
 partinfo --json "$WWW/v1.img.xz" | sed 's/"file": "[^"]*"//' >json.local
 check_stdout_cmp "partinfo --json URL too" json.local \
 	bash -c "partinfo --json '$URL/v1.img.xz' | sed 's/\"file\": \"[^\"]*\"//'"
