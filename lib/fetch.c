@@ -325,12 +325,63 @@ static bool find_donor(fetch *f, size_t i)
 	return false;
 }
 
-/* All pieces from one seed whose block there has the same encoding. */
+/* Whether a bmap's ranges over the block are cut as the pieces are:
+ * the same ranges, whatever their digests. */
+static bool cut_alike(const pp_bmap *bmap, const block_plan *p)
+{
+	size_t ranges = 0, alike = 0;
+	for (size_t k = 0; k < p->piece_count; k++) {
+		const piece *pc = &p->pieces[k];
+		if (!pc->sha256)
+			continue;
+		size_t r = range_from(bmap, pc->offset);
+		ranges++;
+		alike += r < bmap->count &&
+			range_start(bmap, &bmap->ranges[r]) == pc->offset &&
+			range_end(bmap, &bmap->ranges[r]) == pc->offset + pc->length;
+	}
+	/* ... and no range of the seed's between them. */
+	uint64_t start = p->piece_count ? p->pieces[0].offset : 0;
+	uint64_t end = p->piece_count ? p->pieces[p->piece_count - 1].offset +
+		p->pieces[p->piece_count - 1].length : 0;
+	size_t seed_ranges = 0;
+	for (size_t r = range_from(bmap, start);
+	     r < bmap->count && range_start(bmap, &bmap->ranges[r]) < end; r++)
+		seed_ranges++;
+	return alike == ranges && seed_ranges == ranges;
+}
+
+/* Whether seed s's bmap maps nothing where the block's pieces are gaps:
+ * the seed's bytes there are zeros, as the target's are. */
+static bool seed_maps_no_gap(fetch *f, int s, const block_plan *p)
+{
+	const pp_bmap *sb = pp_seed_bmap(f->seeds[s]);
+	if (!sb)
+		return false;
+	for (size_t k = 0; k < p->piece_count; k++) {
+		const piece *gap = &p->pieces[k];
+		if (gap->sha256)
+			continue;
+		size_t r = range_from(sb, gap->offset);
+		if (r < sb->count &&
+		    range_start(sb, &sb->ranges[r]) < gap->offset + gap->length)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * All pieces from one seed whose block there has the same encoding, and
+ * whose bmap maps nothing in the block's gaps: a seed holding every range
+ * the target maps may still hold other bytes where the target has a hole,
+ * and its block is the target's only if it does not.
+ */
 static bool encoded_copy(fetch *f, size_t i, int seed)
 {
 	const pp_block *b = &f->target->blocks[i];
 	size_t sbi = pp_seed_block_at(f->seeds[seed], b->uoffset, b->usize);
-	if (!same_encoding(f, i, (size_t)seed, sbi))
+	if (!same_encoding(f, i, (size_t)seed, sbi) ||
+	    !seed_maps_no_gap(f, seed, &f->plans[i]))
 		return false;
 	f->plans[i].seed_block = sbi;
 	return true;
@@ -361,32 +412,6 @@ static void settle_pieces(fetch *f, size_t i, size_t matched, size_t mapped,
 		p->piece_count = 0;
 		p->by_bmap = false;
 	}
-}
-
-/* Whether a bmap's ranges over the block are cut as the pieces are:
- * the same ranges, whatever their digests. */
-static bool cut_alike(const pp_bmap *bmap, const block_plan *p)
-{
-	size_t ranges = 0, alike = 0;
-	for (size_t k = 0; k < p->piece_count; k++) {
-		const piece *pc = &p->pieces[k];
-		if (!pc->sha256)
-			continue;
-		size_t r = range_from(bmap, pc->offset);
-		ranges++;
-		alike += r < bmap->count &&
-			range_start(bmap, &bmap->ranges[r]) == pc->offset &&
-			range_end(bmap, &bmap->ranges[r]) == pc->offset + pc->length;
-	}
-	/* ... and no range of the seed's between them. */
-	uint64_t start = p->piece_count ? p->pieces[0].offset : 0;
-	uint64_t end = p->piece_count ? p->pieces[p->piece_count - 1].offset +
-		p->pieces[p->piece_count - 1].length : 0;
-	size_t seed_ranges = 0;
-	for (size_t r = range_from(bmap, start);
-	     r < bmap->count && range_start(bmap, &bmap->ranges[r]) < end; r++)
-		seed_ranges++;
-	return alike == ranges && seed_ranges == ranges;
 }
 
 /*
@@ -440,7 +465,12 @@ static int plan_by_bmap(fetch *f, size_t i, uint8_t *buf, size_t buf_size,
 		return status;
 	/* A compressed block some of whose ranges no seed holds is fetched
 	 * whole anyway, unless its check finds it whole in an archive seed. */
-	if (!stored && matched < mapped && untried_seeds(f, p)) {
+	/* So is one whose ranges a seed all holds, with more mapped in the
+	 * gaps: the seed's block is the target's if its check is. */
+	bool more_in_seed = f->archive_out && matched == mapped &&
+		only_seed >= 0 && !seed_maps_no_gap(f, only_seed, p);
+	if (!stored && ((matched < mapped && untried_seeds(f, p)) ||
+			more_in_seed)) {
 		free(p->pieces);
 		p->pieces = NULL;
 		p->piece_count = 0;

@@ -309,6 +309,39 @@ check_fails "a wrong --sha256: status 4, one line" 4 partcat "$URL/v2.img.xz" \
 check "... nothing at OUT, nothing beside it" bash -c \
 	'! ls -a | grep -q "wrong.img"'
 
+# A seed whose kept /boot has bytes in a 256 KiB cell the target's bmap
+# leaves unmapped (a hole in the target: zeros), both neighbours unmapped
+# too: every range the target maps is the seed's, cut alike, yet the
+# seed's block is not the target's.  --archive must not copy it.
+cell=$(python3 - "$WWW/v1.img.bmap" "$P1" "$S1" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+p1, s1, grid = int(sys.argv[2]), int(sys.argv[3]), 256 * 1024
+mapped = set()
+for first, last in re.findall(r'<Range[^>]*>\s*(\d+)(?:-(\d+))?\s*</Range>', text):
+    for b in range(int(first), int(last or first) + 1):
+        mapped.add(b * 4096 // grid)
+for c in range(p1 // grid + 1, (p1 + s1) // grid - 1):
+    if not {c - 1, c, c + 1} & mapped:
+        print(c * grid)
+        break
+EOF
+)
+[ -n "$cell" ] || bail "no unmapped cell in /boot's free space"
+mkdir -p dirty
+cp --sparse=always v1.img dirty.img
+head -c 4096 /dev/urandom | dd of=dirty.img bs=4096 seek=$((cell / 4096)) \
+	conv=notrunc status=none
+partpack -q -1 --keep-raw part1 --bmap dirty/v1.img.xz.bmap -o dirty/v1.img.xz \
+	dirty.img || bail "partpack dirty"
+for sum in "" "$(sha256sum <"$WWW/v1.img.xz" | cut -d' ' -f1)"; do
+	check "--archive${sum:+ --sha256}, a seed with bytes in the target's hole" \
+		partcat "$URL/v1.img.xz" --seed dirty/v1.img.xz --archive \
+		${sum:+--sha256 "$sum"} -o dirty.xz
+	check_cmp "... equals the served file" "$WWW/v1.img.xz" dirty.xz
+	rm -f dirty.xz
+done
+
 # ---- a server without Range, 404, a damaged block -------------------------------------
 PYPORT=$((20000 + RANDOM % 30000))
 python3 -m http.server "$PYPORT" --bind 127.0.0.1 --directory "$WWW" \
