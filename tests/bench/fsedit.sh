@@ -29,7 +29,7 @@ row_stamp() {
 		timed t stamp_grub ours.xz
 		times+=("$t")
 	done
-	t_ours=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+	t_ours=$(median "${times[@]}")
 	xz -t ours.xz
 	timed t_app with_appliance stamp_grub app.xz
 	xz -t app.xz

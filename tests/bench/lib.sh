@@ -24,6 +24,8 @@ timed() {
 	printf -v "$var" '%.3f' "$(calc "$end - $start")"
 }
 ratio() { printf '%.3f' "$(calc "$1 / $2")"; }
+# median N...: the middle of the numbers (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 size_of() { stat -c %s "$1"; }
 # timed_rss VAR RSS_VAR CMD...: as timed, and CMD's peak resident set in
 # KiB into RSS_VAR, from the same run (the clock starts and stops around
