@@ -243,6 +243,37 @@ static int cut_pieces(fetch *f, size_t i, bool *inside, pp_error *err)
 	return status;
 }
 
+/* Whether a bmap maps any of [offset, offset + length). */
+static bool bmap_maps_any(const pp_bmap *bmap, uint64_t offset,
+			  uint64_t length)
+{
+	size_t r = range_from(bmap, offset);
+	return r < bmap->count &&
+	       range_start(bmap, &bmap->ranges[r]) < offset + length;
+}
+
+/*
+ * Whether a range holds zeros: its digest is that of zeros of its length.
+ * A patch maps all it wrote, zeros too, where a seed's bmap left the
+ * same zeros unmapped; a seed whose bmap maps nothing there holds them,
+ * with nothing read.  Ranges of the stored grid's size and less are
+ * tried (one digest of zeros is kept, for the last length asked), as a
+ * longer one would cost its length in hashing.
+ */
+static bool range_of_zeros(fetch *f, const piece *pc)
+{
+	if (pc->length > PP_BMAP_STORED_GRID)
+		return false;
+	if (f->zeros_length != pc->length) {
+		pp_sha256 sha;
+		pp_sha256_init(&sha);
+		pp_sha256_zeros(&sha, pc->length);
+		pp_sha256_final(&sha, f->zeros_sha256);
+		f->zeros_length = pc->length;
+	}
+	return memcmp(f->zeros_sha256, pc->sha256, 32) == 0;
+}
+
 /* Whether the seed's bmap has the very range [offset, length) with sha. */
 static bool seed_bmap_has(const pp_bmap *bmap, uint64_t offset,
 			  uint64_t length, const uint8_t *sha256)
@@ -283,10 +314,12 @@ static int hash_seed(pp_seed *seed, uint64_t offset, uint64_t length,
 static int find_piece_seed(fetch *f, const piece *pc, bool stored,
 			   uint8_t *buf, size_t buf_size, pp_error *err)
 {
+	bool zeros = range_of_zeros(f, pc);
 	for (size_t s = 0; s < f->seed_count; s++) {
 		pp_seed *seed = f->seeds[s];
 		const pp_bmap *sb = pp_seed_bmap(seed);
-		if (sb && seed_bmap_has(sb, pc->offset, pc->length, pc->sha256))
+		if (sb && (seed_bmap_has(sb, pc->offset, pc->length, pc->sha256) ||
+			   (zeros && !bmap_maps_any(sb, pc->offset, pc->length))))
 			return (int)s;
 		/* Ranges cut otherwise (a patch maps all it wrote) are
 		 * hashed, where that costs no decoding. */
@@ -360,11 +393,7 @@ static bool seed_maps_no_gap(fetch *f, int s, const block_plan *p)
 		return false;
 	for (size_t k = 0; k < p->piece_count; k++) {
 		const piece *gap = &p->pieces[k];
-		if (gap->sha256)
-			continue;
-		size_t r = range_from(sb, gap->offset);
-		if (r < sb->count &&
-		    range_start(sb, &sb->ranges[r]) < gap->offset + gap->length)
+		if (!gap->sha256 && bmap_maps_any(sb, gap->offset, gap->length))
 			return false;
 	}
 	return true;

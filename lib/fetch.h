@@ -65,6 +65,8 @@ typedef struct fetch {
 	size_t seed_count;
 	pp_bmap bmap;
 	bool have_bmap;
+	uint64_t zeros_length;      /* range_of_zeros: a length, and */
+	uint8_t zeros_sha256[32];   /* ... the digest of that many zeros */
 	/* What is wanted: blocks [first, end); raw output: image [from, to). */
 	size_t first, end;
 	uint64_t from, to;
