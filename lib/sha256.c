@@ -4,8 +4,9 @@
  * Portable C with no dependencies: the message is read as big-endian words
  * byte by byte, so neither alignment nor host byte order matters.  Where
  * the processor has the SHA extensions (x86 SHA-NI, found with CPUID at run
- * time), blocks go through them instead, about five times as fast: bmap
- * files and digests hash whole images.
+ * time), blocks go through them instead, about seven times as fast (1.23
+ * GB/s against 0.12-0.17 portable; 2026-12-03, AMD EPYC): bmap files,
+ * digests and --sha256 hash whole images.
  */
 #include "sha256.h"
 
